@@ -1,0 +1,303 @@
+"""Plain, frozen records that every layer shares.
+
+host.py and offline.py produce ``HostFacts``; knowledge.py and checks/ turn facts into
+``Verdict``/``CheckResult``/``Report`` without touching the OS; fixes/ produce ``FilePlan``s that
+apply.py writes. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Status = Literal["ok", "warn", "fail", "skip", "unknown"]
+EngineName = Literal["docker", "podman", "rootlesskit"]
+
+
+class DoctorError(Exception):
+    """An expected failure: bad input, unreadable file, refused write.
+
+    The CLI prints ``str(err)`` as one line on stderr and exits with ``exit_code``.
+    The message names the file or value and says what to do.
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --------------------------------------------------------------------------- host access
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostPaths:
+    """Where host.py looks. Tests point ``root`` and ``home`` at a temp dir."""
+
+    root: Path = Path("/")
+    home: Path = Path.home()
+    uid: int = 0
+    user: str = ""
+    runtime_dir: Path | None = None  # $XDG_RUNTIME_DIR as the engines would see it
+    config_home: Path | None = None  # $XDG_CONFIG_HOME, else home/.config
+    env: tuple[tuple[str, str], ...] = ()  # the environment that matters (DOCKER_HOST, ...)
+
+    def at(self, path: str | Path) -> Path:
+        """An absolute host path under ``root`` (``/proc/1/cmdline`` → ``root/proc/1/cmdline``)."""
+        p = Path(path)
+        return self.root / p.relative_to("/") if p.is_absolute() else self.root / p
+
+    @property
+    def config_dir(self) -> Path:
+        return self.config_home or self.home / ".config"
+
+    def getenv(self, key: str) -> str | None:
+        return dict(self.env).get(key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CmdOutput:
+    """What one subprocess gave. Never raised: a missing binary or a timeout is data."""
+
+    argv: tuple[str, ...]
+    code: int | None = None  # None: it did not run to an exit (missing, timed out)
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""  # "not installed", "timed out after 5 s", ...
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def why(self) -> str:
+        """One line saying why this output cannot be used."""
+        cmd = " ".join(self.argv)
+        if self.error:
+            return f"`{cmd}`: {self.error}"
+        last = (self.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"`{cmd}` exited {self.code}: {last}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proc:
+    pid: int
+    ppid: int
+    uid: int | None
+    cmdline: tuple[str, ...]
+
+    @property
+    def exe_name(self) -> str:
+        return Path(self.cmdline[0]).name if self.cmdline else ""
+
+
+# --------------------------------------------------------------------------- engine facts
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootlessKitFacts:
+    """One RootlessKit instance (Docker's, or a standalone one)."""
+
+    pid: int | None = None
+    version: str | None = None
+    network_driver: str | None = None  # slirp4netns, pasta, vpnkit, gvisor-tap-vsock, ...
+    port_driver: str | None = None  # builtin, slirp4netns, implicit, pesto, gvisor-tap-vsock
+    state_dir: str | None = None
+    child: str | None = None  # what it runs: "dockerd-rootless.sh", "dockerd", "python3", ...
+    source: str = ""  # how these were learned: "api.sock", "command line", "docker version", ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedPort:
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interface:
+    name: str
+    addresses: tuple[str, ...] = ()  # CIDR strings, e.g. "10.0.2.100/24"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerFacts:
+    engine: Literal["docker", "podman"]
+    name: str
+    id: str = ""
+    network_mode: str | None = None  # pasta, slirp4netns[:opts], bridge, host, none, container:ID, <net>
+    port_handler: str | None = None  # rootlesskit, slirp4netns, pasta, rootlessport
+    networks: tuple[str, ...] = ()  # networks joined (user-defined ones matter)
+    ports: tuple[PublishedPort, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None  # PID of the container's init on the host
+    create_command: tuple[str, ...] = ()
+    interfaces: tuple[Interface, ...] | None = None  # read from its netns; None = not read
+    interfaces_error: str = ""  # why not read
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerFacts:
+    cli: str | None = None  # path of the docker CLI, None when not installed
+    reachable: bool | None = None  # did the daemon answer
+    rootless: bool | None = None
+    rootless_reason: str = ""  # how rootless-ness was decided
+    version: str | None = None  # Engine (server) version
+    running: RootlessKitFacts | None = None  # the RootlessKit of the running daemon
+    configured_net: str | None = None  # from unit + drop-ins (DOCKERD_ROOTLESS_ROOTLESSKIT_NET)
+    configured_port_driver: str | None = None  # ..._PORT_DRIVER
+    configured_env: dict[str, str] = field(default_factory=dict)  # all DOCKERD_ROOTLESS_* seen
+    unit_files: tuple[str, ...] = ()  # unit + drop-ins read, in systemd order
+    userland_proxy: bool | None = None  # daemon.json; None = not set (dockerd default: on)
+    daemon_json: str | None = None  # path read
+    containers: tuple[ContainerFacts, ...] = ()
+    notes: tuple[str, ...] = ()  # what could not be read, and why
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodmanFacts:
+    cli: str | None = None
+    version: str | None = None
+    rootless: bool | None = None
+    network_backend: str | None = None  # netavark / cni
+    rootless_network_cmd: str | None = None  # effective default: slirp4netns / pasta
+    rootless_port_forwarder: str | None = None  # 6.0+: rootlessport / pasta
+    pasta_version: str | None = None
+    slirp4netns_version: str | None = None
+    conf: dict[str, object] = field(default_factory=dict)  # merged containers.conf, "table.key"
+    conf_files: tuple[str, ...] = ()  # files read, in load order
+    containers: tuple[ContainerFacts, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tool:
+    name: str
+    path: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposeService:
+    name: str
+    image: str = ""
+    network_mode: str | None = None
+    networks: tuple[str, ...] = ()
+    ports: tuple[PublishedPort, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposeFacts:
+    path: str
+    services: tuple[ComposeService, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostFacts:
+    """Everything the checks need, read once. ``None`` always means "not known"."""
+
+    user: str = ""
+    uid: int | None = None
+    offline: bool = False  # built from --from files, not from this host
+    sources: tuple[str, ...] = ()  # files and commands the facts came from
+    docker: DockerFacts | None = None  # None: no trace of Docker at all
+    podman: PodmanFacts | None = None
+    rootlesskits: tuple[RootlessKitFacts, ...] = ()  # standalone ones (not Docker's)
+    tools: dict[str, Tool] = field(default_factory=dict)  # newuidmap, slirp4netns, pasta, ...
+    subuid: tuple[tuple[int, int], ...] | None = None  # (start, count) ranges for this user
+    subgid: tuple[tuple[int, int], ...] | None = None
+    max_user_namespaces: int | None = None
+    userns_clone: int | None = None  # kernel.unprivileged_userns_clone where it exists
+    dev_net_tun: Literal["ok", "missing", "no-access"] | None = None
+    unprivileged_port_start: int | None = None
+    systemd_user: bool | None = None  # user manager reachable (systemctl --user)
+    linger: bool | None = None
+    xdg_runtime_dir: str | None = None
+    firewall: str | None = None  # "nftables", "iptables-nft", "iptables-legacy"
+    compose: ComposeFacts | None = None
+    notes: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    preserved: bool | None  # None: cannot tell from what is known
+    reason: str  # one line naming the driver and version that decide it
+    fix: str = ""  # the command or change that would keep source IPs ("" when none needed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    id: str  # stable, e.g. "DOCKER-PORT-DRIVER"; documented in the README
+    title: str
+    status: Status
+    detail: str = ""  # the values seen, and why it matters
+    remedy: str = ""  # what to run, or which `rootless-doctor fix ...` writes it
+    engine: str | None = None  # the engine this belongs to, for grouping
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerReport:
+    name: str
+    network_mode: str | None
+    port_handler: str | None
+    source_ip_preserved: bool | None
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineReport:
+    engine: EngineName
+    rootless: bool | None
+    version: str | None
+    rootlesskit_version: str | None
+    network_driver: str | None
+    port_driver: str | None
+    source_ip_preserved: bool | None
+    reason: str
+    containers: tuple[ContainerReport, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeResult:
+    engine: EngineName
+    ran: bool  # False: could not run (see error)
+    source: str = ""  # address the client connected from
+    observed: str = ""  # address the listener inside saw
+    preserved: bool | None = None
+    elapsed_ms: float = 0.0
+    used: str = ""  # what it started: image/rootfs, port, network mode
+    error: str = ""
+    expected: bool | None = None  # check's static verdict, for comparison
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    engines: tuple[EngineReport, ...]
+    checks: tuple[CheckResult, ...]
+    probes: tuple[ProbeResult, ...] = ()
+    offline: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == "fail" for c in self.checks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilePlan:
+    """One file a fix would write. ``before == after`` means nothing to do."""
+
+    path: Path
+    before: str | None  # None: the file does not exist yet
+    after: str
+    what: str  # one line: what the change does and why
+    next_steps: tuple[str, ...] = ()  # commands to run afterwards (restart, recreate)
+    mode: int | None = None  # for new files; existing files keep theirs
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
