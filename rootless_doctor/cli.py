@@ -1,0 +1,102 @@
+"""The command line: options → one core call → render. Nothing else lives here.
+
+Exit codes: 0 no failing check (warnings allowed), 1 at least one failing check, 2 bad usage or
+unreadable input. A ``DoctorError`` becomes one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_fix import fix_app
+from .cli_probe import probe_command
+from .model import DoctorError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Do rootless Docker and Podman containers see real client IPs here? Find out, and fix it.",
+)
+app.add_typer(fix_app, name="fix")
+app.command("probe")(probe_command)
+
+
+@app.command()
+def check(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    from_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="Diagnose only these pasted files (podman info, docker version/info, ps, "
+            "journal, inspect, containers.conf, drop-in, daemon.json, compose), not this host.",
+        ),
+    ] = None,
+    compose: Annotated[
+        Path | None,
+        typer.Option(help="Compose file to lint (default: compose.yaml/docker-compose.yml here)."),
+    ] = None,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Also prove it with real traffic for each engine.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each engine command.", min=0.1)
+    ] = 5.0,
+) -> None:
+    """Detect engines and drivers, say whether client source IPs reach containers, and why."""
+    from . import render
+    from .checks import diagnose
+
+    if from_files:
+        from . import offline
+
+        files = list(from_files) + ([compose] if compose else [])
+        facts = offline.gather_offline(files)
+    else:
+        from . import host
+
+        if compose is not None and not compose.is_file():
+            raise DoctorError(f"{compose}: no such compose file; pass an existing file to --compose")
+        facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
+    report = diagnose(facts)
+    if probe and not facts.offline:
+        from .probe import probe_all
+
+        report = dataclasses.replace(report, probes=tuple(probe_all(facts, report)))
+    if json_out:
+        render.print_json(render.to_json(report))
+    else:
+        render.print_report(report)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def version() -> None:
+    """Print the rootless-doctor version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except DoctorError as err:
+        print(f"rootless-doctor: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("rootless-doctor: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # a bug: one line, the traceback only on request
+        if os.environ.get("RD_DEBUG"):
+            raise
+        print(f"rootless-doctor: internal error: {type(err).__name__}: {err} "
+              "(set RD_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        sys.exit(3)

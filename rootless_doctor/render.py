@@ -1,0 +1,185 @@
+"""Report → text for people (Rich on a terminal, plain otherwise) or JSON for machines.
+
+The JSON shape is the documented, stable schema (README "JSON output"); ``JsonReport`` writes it
+down. Rich is imported only when colours are wanted, so piped and ``--json`` output stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO, Any, TypedDict
+
+from .model import CheckResult, EngineReport, ProbeResult, Report
+
+SCHEMA_VERSION = 1
+
+
+class JsonContainer(TypedDict):
+    name: str
+    network_mode: str | None
+    port_handler: str | None
+    source_ip_preserved: bool | None
+    reason: str
+
+
+class JsonEngine(TypedDict):
+    engine: str
+    rootless: bool | None
+    version: str | None
+    rootlesskit_version: str | None
+    network_driver: str | None
+    port_driver: str | None
+    source_ip_preserved: bool | None
+    reason: str
+    containers: list[JsonContainer]
+
+
+class JsonCheck(TypedDict):
+    id: str
+    status: str
+    title: str
+    detail: str
+    remedy: str
+
+
+class JsonReport(TypedDict, total=False):
+    schema_version: int
+    engines: list[JsonEngine]
+    checks: list[JsonCheck]
+    probes: list[dict[str, Any]]  # only with --probe
+
+
+def to_json(report: Report) -> JsonReport:
+    out: JsonReport = {
+        "schema_version": SCHEMA_VERSION,
+        "engines": [_engine(e) for e in report.engines],
+        "checks": [
+            {"id": c.id, "status": c.status, "title": c.title, "detail": c.detail,
+             "remedy": c.remedy}
+            for c in report.checks
+        ],
+    }
+    if report.probes:
+        out["probes"] = [probe_json(p) for p in report.probes]
+    return out
+
+
+def _engine(e: EngineReport) -> JsonEngine:
+    return {
+        "engine": e.engine,
+        "rootless": e.rootless,
+        "version": e.version,
+        "rootlesskit_version": e.rootlesskit_version,
+        "network_driver": e.network_driver,
+        "port_driver": e.port_driver,
+        "source_ip_preserved": e.source_ip_preserved,
+        "reason": e.reason,
+        "containers": [
+            {"name": c.name, "network_mode": c.network_mode, "port_handler": c.port_handler,
+             "source_ip_preserved": c.source_ip_preserved, "reason": c.reason}
+            for c in e.containers
+        ],
+    }
+
+
+def probe_json(p: ProbeResult) -> dict[str, Any]:
+    return {
+        "engine": p.engine, "ran": p.ran, "source": p.source, "observed": p.observed,
+        "source_ip_preserved": p.preserved, "elapsed_ms": round(p.elapsed_ms, 1),
+        "used": p.used, "error": p.error, "expected": p.expected,
+    }
+
+
+def print_json(data: object, out: IO[str] | None = None) -> None:
+    stream = out or sys.stdout
+    stream.write(json.dumps(data, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- people
+
+_MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip", "unknown": "??"}
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "unknown": "magenta"}
+
+
+def _yes_no(v: bool | None) -> str:
+    return {True: "kept", False: "LOST", None: "unknown"}[v]
+
+
+def want_colour(stream: IO[str]) -> bool:
+    """Colours only on a terminal and never with NO_COLOR set (https://no-color.org)."""
+    if "NO_COLOR" in os.environ:
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def report_lines(report: Report) -> list[tuple[str, str]]:
+    """The human report as (style, text) lines; styles are Rich style names or ""."""
+    lines: list[tuple[str, str]] = []
+    if report.offline:
+        lines.append(("dim", "Diagnosis of the given files only (not this host)."))
+    if not report.engines:
+        lines.append(("bold", "No Docker, Podman or RootlessKit found."))
+    by_engine: dict[str | None, list[CheckResult]] = {}
+    for c in report.checks:
+        by_engine.setdefault(c.engine, []).append(c)
+    for e in report.engines:
+        mode = {True: "rootless", False: "rootful", None: "rootless?"}[e.rootless]
+        head = f"{e.engine} {e.version or '(version unknown)'} ({mode})"
+        if e.rootlesskit_version or e.network_driver or e.port_driver:
+            head += (f" — RootlessKit {e.rootlesskit_version or '?'}, network "
+                     f"{e.network_driver or '?'}, port driver {e.port_driver or '?'}")
+        lines.append(("bold", head))
+        style = {True: "green", False: "bold red", None: "magenta"}[e.source_ip_preserved]
+        lines.append((style, f"  client source IP: {_yes_no(e.source_ip_preserved)} — {e.reason}"))
+        for c in e.containers:
+            st = {True: "green", False: "red", None: "magenta"}[c.source_ip_preserved]
+            lines.append((st, f"  · {c.name} [{c.network_mode or '?'}, handler "
+                              f"{c.port_handler or '?'}]: {_yes_no(c.source_ip_preserved)} — "
+                              f"{c.reason}"))
+        lines.extend(_checks(by_engine.pop(e.engine, [])))
+    for p in report.probes:
+        if p.ran:
+            txt = (f"probe {p.engine}: connected from {p.source}, listener saw {p.observed} → "
+                   f"{_yes_no(p.preserved)} ({p.elapsed_ms:.0f} ms; {p.used})")
+        else:
+            txt = f"probe {p.engine}: could not run — {p.error}"
+        lines.append(("bold" if p.ran else "magenta", txt))
+    rest = [c for group in by_engine.values() for c in group]
+    if rest:
+        lines.append(("bold", "Host"))
+        lines.extend(_checks(rest))
+    n = {s: sum(1 for c in report.checks if c.status == s) for s in _MARK}
+    lines.append(("bold red" if n["fail"] else "bold green",
+                  f"{n['fail']} failed, {n['warn']} warnings, {n['ok']} ok, "
+                  f"{n['skip']} skipped, {n['unknown']} unknown"))
+    return lines
+
+
+def _checks(checks: list[CheckResult]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for c in checks:
+        out.append((_STYLE[c.status], f"  [{_MARK[c.status]:>4}] {c.id}: {c.title}"))
+        if c.detail and c.status != "ok":
+            out.append(("", f"         {c.detail}"))
+        if c.remedy and c.status in ("fail", "warn", "unknown"):
+            out.append(("cyan", f"         fix: {c.remedy}"))
+    return out
+
+
+def print_lines(lines: list[tuple[str, str]], out: IO[str] | None = None) -> None:
+    stream = out or sys.stdout
+    if want_colour(stream):
+        from rich.console import Console
+        from rich.text import Text
+
+        console = Console(file=stream, highlight=False)
+        for style, text in lines:
+            console.print(Text(text, style=style or ""))
+    else:
+        stream.write("".join(text + "\n" for _, text in lines))
+
+
+def print_report(report: Report, out: IO[str] | None = None) -> None:
+    print_lines(report_lines(report), out)
