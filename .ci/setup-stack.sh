@@ -24,8 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # --no-install-recommends keeps it fast; everything the stack needs is a hard dependency or listed.
-  apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  # With Recommends, as on the machine real-stack.md was verified on (podman's pause process is
+  # catatonit, a Recommends).
+  apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
 else
   say "packages already installed"
 fi

@@ -175,6 +175,7 @@ class Tool:
     name: str
     path: str | None = None
     version: str | None = None
+    setid: str | None = None  # newuidmap/newgidmap: "setuid", "file caps" or "neither"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,20 +4,31 @@ Used by host.py (live: it runs the command / reads the file and hands the text h
 offline.py (``check --from``: the text a user pasted). Nothing here touches the OS.
 Every parser raises ``ParseError`` (a DoctorError) with a one-line reason on text it cannot read.
 
-CONTRACT (signatures are fixed; bodies are being written):
+Unknown stays ``None``: a parser never fills a value the text does not show, except where upstream
+documents a fixed default (RootlessKit: net "host", port driver "none"; pasta with no port driver
+is "implicit").
+
+Only stdlib at import time: ``check --from`` must start fast. tomllib and ruamel.yaml are imported
+inside the functions that need them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from .model import (
     ComposeFacts,
+    ComposeService,
     ContainerFacts,
     DockerFacts,
     DoctorError,
     PodmanFacts,
     Proc,
+    PublishedPort,
     RootlessKitFacts,
 )
 
@@ -27,73 +38,1331 @@ class ParseError(DoctorError):
     callers add the file name."""
 
 
+# --------------------------------------------------------------------------- small helpers
+
+
+def _strip_bom(text: str) -> str:
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _json(text: str) -> Any:
+    """The JSON value of ``text``, or ``None`` when it is not JSON."""
+    t = _strip_bom(text).strip()
+    if not t or t[0] not in "{[":
+        return None
+    try:
+        return json.loads(t)
+    except ValueError:
+        return None
+
+
+def _get(d: Any, *path: str) -> Any:
+    """``d[path[0]][path[1]]...`` with case-insensitive keys; ``None`` where anything is missing.
+
+    Podman and Docker changed key casing over the years (``Version``/``version``,
+    ``cpu_utilization``/``cpuUtilization``); matching without case covers both."""
+    cur = d
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        if key in cur:
+            cur = cur[key]
+            continue
+        low = key.lower().replace("_", "")
+        for k, v in cur.items():
+            if isinstance(k, str) and k.lower().replace("_", "") == low:
+                cur = v
+                break
+        else:
+            return None
+    return cur
+
+
+def _str(v: Any) -> str | None:
+    """A non-empty string value, else None (``""``/null/absent mean "not known")."""
+    if v is None or isinstance(v, (dict, list)):
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def _bool(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    return None
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v.strip())
+    return None
+
+
+def _major(version: str | None) -> int | None:
+    m = re.match(r"\s*v?(\d+)", version or "")
+    return int(m.group(1)) if m else None
+
+
+# --------------------------------------------------------------------------- mini YAML
+
+_YAML_KEY = r"""^(?P<key>"[^"]*"|'[^']*'|[^\s#'"\-?:][^:#]*?|-[^\s:][^:]*?)\s*:(?:\s+|$)"""
+
+
+class _YamlError(ValueError):
+    pass
+
+
+def _yaml_scalar(raw: str) -> Any:
+    s = raw.strip()
+    if not s:
+        return None
+    if s[0] in "\"'":
+        q = s[0]
+        end = s.find(q, 1)
+        while q == "'" and end != -1 and s[end + 1 : end + 2] == "'":
+            end = s.find(q, end + 2)
+        if end == -1:
+            raise _YamlError("unterminated quoted string")
+        body = s[1:end]
+        if q == '"':
+            try:
+                return json.loads('"' + body + '"')
+            except ValueError:
+                return body
+        return body.replace("''", "'")
+    # a comment after a plain scalar
+    s = re.split(r"\s+#", s, maxsplit=1)[0].rstrip()
+    if s in ("{}",):
+        return {}
+    if s == "[]":
+        return []
+    if s.startswith("[") and s.endswith("]"):
+        return [_yaml_scalar(p) for p in _split_flow(s[1:-1])]
+    if s.startswith("{") and s.endswith("}"):
+        out: dict[str, Any] = {}
+        for part in _split_flow(s[1:-1]):
+            k, sep, v = part.partition(":")
+            if not sep:
+                raise _YamlError("bad flow mapping")
+            out[str(_yaml_scalar(k))] = _yaml_scalar(v)
+        return out
+    if s in ("null", "~", "Null", "NULL"):
+        return None
+    if s in ("true", "True", "TRUE"):
+        return True
+    if s in ("false", "False", "FALSE"):
+        return False
+    if re.fullmatch(r"[-+]?\d+", s):
+        return int(s)
+    if re.fullmatch(r"[-+]?\d+\.\d+", s):
+        return float(s)
+    if s[0] in "&*!|>%@`":
+        raise _YamlError(f"unsupported YAML construct {s[:10]!r}")
+    return s
+
+
+def _split_flow(body: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    quote = ""
+    cur = ""
+    for ch in body:
+        if quote:
+            cur += ch
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _mini_yaml(text: str) -> Any:
+    """A reader for the block YAML that Go's yaml libraries print (``podman info``) and for
+    plain compose files: mappings, ``- `` sequences, quoted/plain scalars, ``|``/``>`` blocks,
+    one-line flow collections. Anything else (anchors, tags, odd indentation) raises
+    ``_YamlError`` so the caller can fall back to a full YAML library or give up."""
+    raw_lines = _strip_bom(text).split("\n")
+    # (indent, stripped content, raw line); raw lines are kept for block scalars
+    entries: list[tuple[int, str, str]] = []
+    for raw in raw_lines:
+        line = raw.rstrip("\r")
+        stripped = line.strip()
+        if stripped in ("---", "...") and not line.startswith(" "):
+            continue
+        if "\t" in line[: len(line) - len(line.lstrip())]:
+            raise _YamlError("tab in indentation")
+        entries.append((len(line) - len(line.lstrip(" ")), stripped, line))
+
+    def skip_blank(j: int) -> int:
+        while j < len(entries) and (not entries[j][1] or entries[j][1].startswith("#")):
+            j += 1
+        return j
+
+    def block_scalar(j: int, parent_indent: int, style: str) -> tuple[str, int]:
+        body: list[str] = []
+        ind: int | None = None
+        while j < len(entries):
+            indent, stripped, line = entries[j]
+            if stripped and indent <= parent_indent:
+                break
+            if stripped and ind is None:
+                ind = indent
+            body.append(line[ind:] if ind is not None and stripped else "")
+            j += 1
+        while body and not body[-1]:
+            body.pop()
+        s = " ".join(body) if style.startswith(">") else "\n".join(body)
+        if "-" not in style:
+            s += "\n"
+        return s, j
+
+    def node(j: int, indent: int) -> tuple[Any, int]:
+        j = skip_blank(j)
+        if j >= len(entries):
+            return None, j
+        ind, stripped, _ = entries[j]
+        if ind != indent:
+            raise _YamlError(f"unexpected indentation at line {j + 1}")
+        if stripped.startswith("- ") or stripped == "-":
+            return seq(j, indent)
+        return mapping(j, indent)
+
+    def value_after(rest: str, j: int, indent: int, key_indent: int) -> tuple[Any, int]:
+        """The value of a key whose text after ``:`` is ``rest``; ``j`` is the next line."""
+        rest = rest.strip()
+        if rest and rest[0] in "|>":
+            return block_scalar(j, key_indent, rest.split()[0])
+        if rest and not rest.startswith("#"):
+            return _yaml_scalar(rest), j
+        nj = skip_blank(j)
+        if nj < len(entries):
+            nind, nstripped, _ = entries[nj]
+            if nind > key_indent:
+                return node(nj, nind)
+            if nind == key_indent and (nstripped.startswith("- ") or nstripped == "-"):
+                # "key:\n- a\n- b" (sequence at the key's own indentation)
+                return seq(nj, nind)
+        return None, j
+
+    def mapping(j: int, indent: int) -> tuple[dict[str, Any], int]:
+        out: dict[str, Any] = {}
+        while True:
+            j = skip_blank(j)
+            if j >= len(entries):
+                return out, j
+            ind, stripped, _ = entries[j]
+            if ind < indent:
+                return out, j
+            if ind > indent:
+                raise _YamlError(f"unexpected indentation at line {j + 1}")
+            if stripped.startswith("- "):
+                return out, j
+            m = re.match(_YAML_KEY, stripped + " ")
+            if not m:
+                raise _YamlError(f"not a key at line {j + 1}")
+            key = m.group("key")
+            if key[0] in "\"'":
+                key = str(_yaml_scalar(key))
+            rest = (stripped + " ")[m.end() :]
+            out[key], j = value_after(rest, j + 1, indent, indent)
+
+    def seq(j: int, indent: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        while True:
+            j = skip_blank(j)
+            if j >= len(entries):
+                return out, j
+            ind, stripped, _line = entries[j]
+            if ind != indent or not (stripped.startswith("- ") or stripped == "-"):
+                if ind > indent:
+                    raise _YamlError(f"unexpected indentation at line {j + 1}")
+                return out, j
+            item = stripped[1:].lstrip()
+            item_indent = indent + (len(stripped) - len(item))
+            if not item:
+                v, j = value_after("", j + 1, indent, indent)
+                out.append(v)
+                continue
+            m = re.match(_YAML_KEY, item + " ")
+            if (m and not item.startswith(("'", '"', "[", "{"))) or (
+                m and item.startswith(("'", '"')) and m.end() < len(item) + 1
+            ):
+                # "- key: value" opens a mapping whose keys sit at item_indent
+                entries[j] = (item_indent, item, " " * item_indent + item)
+                v, j = mapping(j, item_indent)
+                out.append(v)
+                continue
+            if item[0] in "|>":
+                v, j = block_scalar(j + 1, indent, item.split()[0])
+                out.append(v)
+                continue
+            out.append(_yaml_scalar(item))
+            j += 1
+
+    j = skip_blank(0)
+    if j >= len(entries):
+        return None
+    first_indent = entries[j][0]
+    result, j = node(j, first_indent)
+    j = skip_blank(j)
+    if j < len(entries):
+        raise _YamlError(f"unexpected indentation at line {j + 1}")
+    return result
+
+
+def _yaml(text: str) -> Any:
+    """YAML → Python value. The mini reader first (fast, covers Go-printed YAML and plain compose
+    files); ruamel.yaml (imported only here) for anything richer. Raises ``_YamlError``."""
+    try:
+        return _mini_yaml(text)
+    except _YamlError:
+        pass
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise _YamlError(first) from None
+    except Exception as e:  # ruamel raises a few non-YAMLError types on odd input
+        raise _YamlError(type(e).__name__) from None
+
+
+def _data(text: str, what: str) -> Any:
+    """JSON or YAML text → value, or ParseError("not JSON or YAML")."""
+    if not text.strip():
+        raise ParseError("empty")
+    v = _json(text)
+    if v is not None:
+        return v
+    t = _strip_bom(text).lstrip()
+    if t[:1] in "{[":
+        try:
+            json.loads(t)
+        except json.JSONDecodeError as e:
+            raise ParseError(f"not valid JSON ({e.msg} at line {e.lineno})") from None
+    try:
+        return _yaml(text)
+    except _YamlError as e:
+        raise ParseError(f"not JSON or YAML ({e})") from None
+
+
+# --------------------------------------------------------------------------- podman info
+
+
 def podman_info(text: str) -> PodmanFacts:
-    """`podman info` as JSON (``--format json``) or YAML, also the remote ``Client:``/``host:`` form."""
-    raise NotImplementedError
+    """`podman info` as JSON (``--format json``) or YAML, also the remote ``Client:``/``host:``
+    form."""
+    data = _data(text, "podman info")
+    if not isinstance(data, Mapping):
+        raise ParseError("not a podman info mapping")
+    host = _get(data, "host")
+    version = _get(data, "version")
+    if not isinstance(host, Mapping) and not isinstance(version, Mapping):
+        raise ParseError("no host or version section")
+    host = host if isinstance(host, Mapping) else {}
+    # Podman ≥ 1.x: host.security.rootless; Podman 1.x also had host.rootless.
+    rootless = _bool(_get(host, "security", "rootless"))
+    if rootless is None:
+        rootless = _bool(_get(host, "rootless"))
+    ver = _str(_get(version, "Version")) if isinstance(version, Mapping) else None
+    backend = _str(_get(host, "networkBackend")) or _str(
+        _get(host, "networkBackendInfo", "backend")
+    )
+    notes: list[str] = []
+    if _bool(_get(host, "serviceIsRemote")) or _get(data, "Client") is not None:
+        notes.append("podman info from a remote service (podman machine / --remote)")
+    return PodmanFacts(
+        version=ver,
+        rootless=rootless,
+        network_backend=backend,
+        rootless_network_cmd=_str(_get(host, "rootlessNetworkCmd")),
+        rootless_port_forwarder=_str(_get(host, "rootlessPortForwarder")),
+        pasta_version=tool_version("pasta", _str(_get(host, "pasta", "version")) or ""),
+        slirp4netns_version=tool_version(
+            "slirp4netns", _str(_get(host, "slirp4netns", "version")) or ""
+        ),
+        notes=tuple(notes),
+    )
+
+
+def podman_effective(p: PodmanFacts) -> PodmanFacts:
+    """Fill Podman's *effective* defaults from what is known: the rootless network command from
+    ``podman info`` if shown (5.1+), else containers.conf ``network.default_rootless_network_cmd``,
+    else the version default (< 5: slirp4netns, ≥ 5: pasta); the 6.0 port forwarder likewise
+    (default rootlessport). Containers: a slirp4netns container without its own port_handler
+    option takes containers.conf ``engine.network_cmd_options``; bridge containers forward through
+    pasta when Podman 6's ``rootless_port_forwarder`` is pasta; none when Podman runs as root."""
+    major = _major(p.version)
+    cmd = p.rootless_network_cmd or _str(p.conf.get("network.default_rootless_network_cmd"))
+    if cmd is None and major is not None:
+        cmd = "slirp4netns" if major < 5 else "pasta"
+    fwd = p.rootless_port_forwarder
+    if fwd is None and major is not None and major >= 6:
+        fwd = _str(p.conf.get("network.rootless_port_forwarder")) or "rootlessport"
+    opts = p.conf.get("engine.network_cmd_options")
+    conf_handler: str | None = None
+    if isinstance(opts, list):
+        for o in opts:
+            if isinstance(o, str) and o.strip().startswith("port_handler="):
+                conf_handler = o.split("=", 1)[1].strip() or None
+    containers = []
+    for c in p.containers:
+        mode = c.network_mode or ""
+        if (
+            mode == "slirp4netns"
+            and conf_handler
+            and not any("port_handler=" in a for a in c.create_command)
+        ):
+            c = replace(c, port_handler=conf_handler)
+        if c.port_handler == "rootlessport":
+            if p.rootless is False:
+                c = replace(c, port_handler=None)
+            elif fwd == "pasta":
+                c = replace(c, port_handler="pasta")
+        containers.append(c)
+    return replace(
+        p, rootless_network_cmd=cmd, rootless_port_forwarder=fwd, containers=tuple(containers)
+    )
+
+
+# --------------------------------------------------------------------------- docker version / info
+
+
+def _indented_sections(text: str) -> list[tuple[int, str, str]]:
+    """``Key: value`` lines of Docker's text output as (indent, key, value)."""
+    out = []
+    for line in _strip_bom(text).splitlines():
+        if not line.strip():
+            continue
+        m = re.match(r"^(\s*)([^:]+?):(?:\s+(.*))?$", line.rstrip())
+        if m:
+            out.append((len(m.group(1)), m.group(2).strip(), (m.group(3) or "").strip()))
+        else:
+            out.append((len(line) - len(line.lstrip()), line.strip(), ""))
+    return out
+
+
+def _kit_from_component(details: Mapping[str, Any], version: str | None) -> RootlessKitFacts:
+    net = _str(_get(details, "NetworkDriver"))
+    port = _str(_get(details, "PortDriver"))
+    if port is None and net == "pasta":
+        # Docker omits PortDriver when RootlessKit runs without one: with pasta that is the
+        # implicit driver (moby api/server/router/system: rootlesskit component).
+        port = "implicit"
+    return RootlessKitFacts(
+        version=version,
+        network_driver=net,
+        port_driver=port,
+        state_dir=_str(_get(details, "StateDir")),
+        source="docker version",
+    )
+
+
+def _docker_rootless_from_components(
+    engine_version: str | None, kit: RootlessKitFacts | None
+) -> tuple[bool | None, str]:
+    if kit is not None:
+        return True, "docker version lists a rootlesskit component"
+    major = _major(engine_version)
+    if major is not None and major >= 23:
+        return False, f"docker version (Engine {engine_version}) lists no rootlesskit component"
+    return None, ""
 
 
 def docker_version(text: str) -> DockerFacts:
     """`docker version` text or ``--format '{{json .}}'`` JSON. Engine version, rootless (a
     ``rootlesskit`` component present), ``running`` RootlessKitFacts from that component."""
-    raise NotImplementedError
+    if not text.strip():
+        raise ParseError("empty")
+    data = _json(text)
+    if isinstance(data, Mapping):
+        if _get(data, "Client") is None and _get(data, "Server") is None:
+            raise ParseError("no Client or Server section")
+        server = _get(data, "Server")
+        if not isinstance(server, Mapping):
+            return DockerFacts(reachable=False, notes=("docker version: no Server section",))
+        engine_version = _str(_get(server, "Version"))
+        kit: RootlessKitFacts | None = None
+        comp_list = _get(server, "Components")
+        for comp in comp_list if isinstance(comp_list, list) else []:
+            name = (_str(_get(comp, "Name")) or "").lower()
+            if name == "engine":
+                engine_version = _str(_get(comp, "Version")) or engine_version
+            elif name == "rootlesskit":
+                details = _get(comp, "Details")
+                kit = _kit_from_component(
+                    details if isinstance(details, Mapping) else {}, _str(_get(comp, "Version"))
+                )
+        rootless, why = _docker_rootless_from_components(engine_version, kit)
+        return DockerFacts(
+            reachable=True,
+            version=engine_version,
+            rootless=rootless,
+            rootless_reason=why,
+            running=kit,
+        )
+    if data is not None:
+        raise ParseError("JSON but not docker version output")
+
+    rows = _indented_sections(text)
+    if not any(i == 0 and k.startswith(("Client", "Server")) for i, k, _ in rows):
+        raise ParseError("no Client or Server section")
+    if not any(k in ("API version", "Engine", "Version") and i > 0 for i, k, _ in rows):
+        raise ParseError("no Version field")
+    if any(k in ("Server Version", "Storage Driver") for _, k, _ in rows):
+        raise ParseError("docker info output, not docker version")
+    section = ""
+    component = ""
+    comp_indent = 0
+    comps: dict[str, dict[str, str]] = {}
+    server_seen = False
+    for indent, key, value in rows:
+        if indent == 0:
+            section = key.split(":")[0]
+            component = ""
+            if section.startswith("Server"):
+                server_seen = True
+            continue
+        if not section.startswith("Server"):
+            continue
+        if not value and (component == "" or indent <= comp_indent):
+            component = key.lower()
+            comp_indent = indent
+            comps.setdefault(component, {})
+            continue
+        if component and indent > comp_indent:
+            comps[component][key.lower()] = value
+    unreachable = bool(
+        re.search(r"Cannot connect to the Docker daemon|Is the docker daemon running", text)
+    )
+    if not server_seen:
+        return DockerFacts(
+            reachable=False if unreachable else None,
+            notes=("docker version: no Server section",),
+        )
+    engine_version = _str(comps.get("engine", {}).get("version"))
+    kit = None
+    if "rootlesskit" in comps:
+        c = comps["rootlesskit"]
+        kit = _kit_from_component(
+            {
+                "NetworkDriver": c.get("networkdriver"),
+                "PortDriver": c.get("portdriver"),
+                "StateDir": c.get("statedir"),
+            },
+            _str(c.get("version")),
+        )
+    rootless, why = _docker_rootless_from_components(engine_version, kit)
+    return DockerFacts(
+        reachable=True,
+        version=engine_version,
+        rootless=rootless,
+        rootless_reason=why,
+        running=kit,
+    )
 
 
 def docker_info(text: str) -> DockerFacts:
     """`docker info` text or JSON: server version, ``rootless`` in Security Options."""
-    raise NotImplementedError
+    if not text.strip():
+        raise ParseError("empty")
+    data = _json(text)
+    if isinstance(data, Mapping):
+        if not any(
+            _get(data, k) is not None
+            for k in ("ServerVersion", "SecurityOptions", "ClientInfo", "ServerErrors", "ID")
+        ):
+            raise ParseError("no ServerVersion or SecurityOptions field")
+        version = _str(_get(data, "ServerVersion"))
+        opts = _get(data, "SecurityOptions")
+        errors = _get(data, "ServerErrors")
+        rootless: bool | None = None
+        if isinstance(opts, list):
+            names = set()
+            for o in opts:
+                for part in str(o).split(","):
+                    k, _, v = part.partition("=")
+                    names.add((v if k == "name" else k).strip().lower())
+            rootless = "rootless" in names
+        reachable: bool | None = True if version else None
+        if errors and not version:
+            reachable = False
+        return DockerFacts(
+            reachable=reachable,
+            version=version,
+            rootless=rootless,
+            rootless_reason="docker info Security Options" if rootless is not None else "",
+        )
+    if data is not None:
+        raise ParseError("JSON but not docker info output")
+    rows = _indented_sections(text)
+    keys = {k for _, k, _ in rows}
+    if not keys & {"Server Version", "Security Options", "Storage Driver", "Containers"}:
+        raise ParseError("no Server Version or Security Options field")
+    version = None
+    rootless = None
+    in_sec = False
+    sec_indent = 0
+    item_indent: int | None = None
+    sec_names: list[str] = []
+    for indent, key, value in rows:
+        if key == "Server Version":
+            version = _str(value)
+        if key == "Security Options":
+            in_sec, sec_indent, item_indent = True, indent, None
+            continue
+        if in_sec:
+            if indent <= sec_indent:
+                in_sec = False
+                continue
+            if item_indent is None:
+                item_indent = indent
+            if indent == item_indent:  # "  rootless"; "   Profile: builtin" is a detail
+                sec_names.append(key.lower())
+    if any(k == "Security Options" for _, k, _ in rows):
+        rootless = "rootless" in sec_names
+    unreachable = bool(re.search(r"Cannot connect to the Docker daemon", text))
+    return DockerFacts(
+        reachable=False if unreachable and not version else (True if version else None),
+        version=version,
+        rootless=rootless,
+        rootless_reason="docker info Security Options" if rootless is not None else "",
+    )
+
+
+# --------------------------------------------------------------------------- rootlesskit
+
+# Flags of rootlesskit (v0.14 … v3) that take no value; every other flag takes one.
+_RK_BOOL_FLAGS = {
+    "debug",
+    "pidns",
+    "cgroupns",
+    "utsns",
+    "ipcns",
+    "disable-host-loopback",
+    "ipv6",
+    "detach-netns",
+    "help",
+    "h",
+    "version",
+    "v",
+    "source-ip-transparent",
+}
 
 
 def rootlesskit_argv(argv: Sequence[str]) -> RootlessKitFacts:
     """Flags of one rootlesskit command line (``--net=``, ``--port-driver``, ``--state-dir``, the
     child command). Defaults as rootlesskit applies them (net host, port driver none)."""
-    raise NotImplementedError
+    args = list(argv)
+    start = 0
+    for i, a in enumerate(args):
+        if a.rsplit("/", 1)[-1] == "rootlesskit":
+            start = i + 1
+            break
+    else:
+        start = 1 if args else 0
+    flags: dict[str, str] = {}
+    child: str | None = None
+    i = start
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            if i + 1 < len(args):
+                child = args[i + 1]
+            break
+        if not a.startswith("-") or a == "-":
+            child = a
+            break
+        name, eq, value = a.lstrip("-").partition("=")
+        if not eq:
+            if name in _RK_BOOL_FLAGS:
+                value = "true"
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                value = ""
+        flags[name] = value
+        i += 1
+    net = flags.get("net") or "host"
+    port = flags.get("port-driver") or "none"
+    if net == "pasta" and port == "none":
+        # RootlessKit ≥ 2: pasta forwards ports itself ("implicit"); Docker 29 passes
+        # --port-driver=implicit, and no port driver with pasta means the same.
+        port = "implicit"
+    return RootlessKitFacts(
+        network_driver=net,
+        port_driver=port,
+        state_dir=flags.get("state-dir") or None,
+        child=child.rsplit("/", 1)[-1] if child else None,
+        source="command line",
+    )
 
 
 def rootlesskit_api_info(text: str) -> RootlessKitFacts:
     """JSON of RootlessKit's ``GET /v1/info`` (or ``rootlessctl info --json``)."""
-    raise NotImplementedError
+    data = _json(text)
+    if data is None and text.strip():
+        return _rootlessctl_info_text(text)
+    if not isinstance(data, Mapping):
+        raise ParseError("not a JSON object")
+    if not any(
+        _get(data, k) is not None
+        for k in ("apiVersion", "version", "stateDir", "networkDriver", "portDriver")
+    ):
+        raise ParseError("no apiVersion, networkDriver or portDriver field")
+    net = _str(_get(data, "networkDriver", "driver"))
+    port_obj = _get(data, "portDriver")
+    port = _str(_get(port_obj, "driver")) if isinstance(port_obj, Mapping) else None
+    if port is None and net == "pasta":
+        port = "implicit"  # /v1/info reports portDriver null with the implicit driver
+    return RootlessKitFacts(
+        version=_str(_get(data, "version")),
+        network_driver=net,
+        port_driver=port,
+        state_dir=_str(_get(data, "stateDir")),
+        source="api.sock",
+    )
+
+
+def _rootlessctl_info_text(text: str) -> RootlessKitFacts:
+    """``rootlessctl info`` without ``--json``: ``- Network Driver: slirp4netns`` lines."""
+    vals: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"^-\s+([^:]+):\s*(.*)$", line.strip())
+        if m and not line.startswith(("  ", "\t")):
+            vals[m.group(1).strip().lower()] = m.group(2).strip()
+    if not vals.keys() & {"network driver", "port driver", "implementation version"}:
+        raise ParseError("not RootlessKit info (no networkDriver or portDriver)")
+    net = _str(vals.get("network driver"))
+    port = _str(vals.get("port driver"))
+    if port is None and net == "pasta":
+        port = "implicit"
+    return RootlessKitFacts(
+        version=_str(vals.get("implementation version")),
+        network_driver=net,
+        port_driver=port,
+        state_dir=_str(vals.get("state directory")),
+        source="rootlessctl info",
+    )
+
+
+# --------------------------------------------------------------------------- processes
+
+_PS_CMD_COLS = ("COMMAND", "CMD", "ARGS", "COMMAND_LINE")
+_TREE_ART = r"^[\s|`\\_│├└─┬]*(?:\\_\s*)?"
+_SYSTEMCTL_TREE = r"^\s*[│├└─\s|`-]*[├└]─\s*(\d+)\s+(.+)$"
+# "Nov 24 10:00:00 host unit[1234]: msg", "2026-11-24T10:00:00+0100 host unit[1234]: msg",
+# or without time and host ("journalctl -o cat"-like pastes): "dockerd-rootless.sh[1234]: msg"
+_JOURNAL_PREFIX = (
+    r"^(?:(?:\w{3}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\S+)\s+\S+\s+"
+    r"([^\s\[:]+)(?:\[(\d+)\])?|([^\s\[:]+)\[(\d+)\]):\s?(.*)$"
+)
+
+
+def _split_cmd(cmd: str, *, shell_quoted: bool = False) -> tuple[str, ...]:
+    if shell_quoted:
+        import shlex
+
+        try:
+            return tuple(shlex.split(cmd))
+        except ValueError:
+            pass
+    return tuple(cmd.split())
+
+
+_PS_AUX_LINE = (
+    r"^(\S+)\s+(\d+)\s+\d+(?:\.\d+)?\s+\d+(?:\.\d+)?\s+\d+\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s(.*)$"
+)
+
+
+def _exec_argv(cmd: str) -> tuple[str, ...]:
+    """The argv of a shell ``exec`` (bash ``set -x`` quotes words with '...')."""
+    argv = _split_cmd(cmd, shell_quoted=True)
+    # "exec env FOO=1 rootlesskit ...": drop the environment prefix
+    while argv and (argv[0] == "env" or re.fullmatch(r"[A-Za-z_]\w*=.*", argv[0])):
+        argv = argv[1:]
+    return argv
 
 
 def process_listing(text: str) -> list[Proc]:
     """Command lines out of ``ps`` output, ``systemctl status`` trees, or journal lines with
     ``exec rootlesskit ...``. PIDs/ppids/uids where the text shows them, else 0/None."""
-    raise NotImplementedError
+    procs: list[Proc] = []
+    lines = _strip_bom(text).splitlines()
+    header: list[str] | None = None
+    for line in lines:
+        if not line.strip():
+            continue
+        # systemctl status: "├─1234 rootlesskit --net=..."
+        m = re.match(_SYSTEMCTL_TREE, line)
+        if m and "─" in line:
+            procs.append(
+                Proc(pid=int(m.group(1)), ppid=0, uid=None, cmdline=_split_cmd(m.group(2)))
+            )
+            continue
+        # journal: "... dockerd-rootless.sh[1234]: + exec rootlesskit --net=..."
+        m = re.match(_JOURNAL_PREFIX, line)
+        if m:
+            msg = m.group(5)
+            jpid = m.group(2) or m.group(4)
+            em = re.search(r"(?:^|\s)(?:\++\s+)?exec\s+(.+)$", msg)
+            if em:
+                argv = _exec_argv(em.group(1))
+                if argv:
+                    # the shell's PID: `exec` makes it rootlesskit's PID
+                    pid = int(jpid) if jpid else 0
+                    procs.append(Proc(pid=pid, ppid=0, uid=None, cmdline=argv))
+            continue
+        # dockerd-rootless.sh under `set -x` (journal without prefix): "+ exec rootlesskit ..."
+        m = re.match(r"^\s*\++\s+exec\s+(.+)$", line)
+        if m:
+            argv = _exec_argv(m.group(1))
+            if argv:
+                procs.append(Proc(pid=0, ppid=0, uid=None, cmdline=argv))
+            continue
+        tokens = line.split()
+        if header is None and "PID" in tokens and tokens[-1] in _PS_CMD_COLS:
+            header = tokens
+            continue
+        if header is not None:
+            parts = line.split(None, len(header) - 1)
+            if len(parts) < len(header):
+                continue
+            cols = dict(zip(header, parts, strict=False))
+            row_pid = _int(cols.get("PID"))
+            if row_pid is None:
+                continue
+            cmd = re.sub(_TREE_ART, "", parts[-1])
+            uid: int | None = _int(cols.get("UID")) if "UID" in cols else None
+            procs.append(
+                Proc(
+                    pid=row_pid,
+                    ppid=_int(cols.get("PPID")) or 0,
+                    uid=uid,
+                    cmdline=_split_cmd(cmd),
+                )
+            )
+            continue
+        # `ps aux` without its header: USER PID %CPU %MEM VSZ RSS TTY STAT START TIME COMMAND
+        m = re.match(_PS_AUX_LINE, line)
+        if m:
+            procs.append(
+                Proc(
+                    pid=int(m.group(2)),
+                    ppid=0,
+                    uid=_int(m.group(1)),
+                    cmdline=_split_cmd(re.sub(_TREE_ART, "", m.group(3))),
+                )
+            )
+            continue
+        # pgrep -a / ps -o pid=,ppid=,args=: "1234 [1] cmd ..."
+        m = re.match(r"^\s*(\d+)\s+(?:(\d+)\s+)?(\S.*)$", line)
+        if m:
+            cmd = re.sub(_TREE_ART, "", m.group(3))
+            procs.append(
+                Proc(
+                    pid=int(m.group(1)),
+                    ppid=int(m.group(2)) if m.group(2) else 0,
+                    uid=None,
+                    cmdline=_split_cmd(cmd),
+                )
+            )
+    procs = [p for p in procs if p.cmdline]
+    if not procs:
+        raise ParseError("no process lines (expected ps, systemctl status or journal output)")
+    return procs
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def _inspect_list(text: str) -> list[Mapping[str, Any]]:
+    if not text.strip():
+        raise ParseError("empty")
+    data = _json(text)
+    if data is None:
+        raise ParseError("not JSON")
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(c, Mapping) for c in data):
+        raise ParseError("not a JSON list of containers")
+    for c in data:
+        if _get(c, "Config") is None and _get(c, "HostConfig") is None:
+            raise ParseError("no Config or HostConfig field (not container inspect output)")
+    return data
+
+
+def _ports(settings_ports: Any, bindings: Any) -> tuple[PublishedPort, ...]:
+    out: list[PublishedPort] = []
+    seen: set[tuple[int, int, str, str]] = set()
+    for src in (settings_ports, bindings):
+        if not isinstance(src, Mapping):
+            continue
+        for key, binds in src.items():
+            cport, _, proto = str(key).partition("/")
+            cp = _int(cport)
+            if cp is None or not isinstance(binds, list):
+                continue
+            for b in binds:
+                hp = _int(_get(b, "HostPort"))
+                if hp is None:
+                    continue
+                ip = _str(_get(b, "HostIp")) or ""
+                k = (hp, cp, proto or "tcp", ip)
+                if k not in seen:
+                    seen.add(k)
+                    out.append(
+                        PublishedPort(
+                            host_port=hp, container_port=cp, protocol=proto or "tcp", host_ip=ip
+                        )
+                    )
+    return tuple(out)
+
+
+def _env(v: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in v if isinstance(v, list) else []:
+        k, eq, val = str(item).partition("=")
+        if eq and k:
+            out[k] = val
+    return out
+
+
+def _network_flag(cmd: Sequence[str]) -> str | None:
+    """The value of ``--network``/``--net`` in a podman create/run command line."""
+    value = None
+    for i, a in enumerate(cmd):
+        for flag in ("--network", "--net"):
+            if a == flag and i + 1 < len(cmd):
+                value = cmd[i + 1]
+            elif a.startswith(flag + "="):
+                value = a.split("=", 1)[1]
+    return value
+
+
+def _rootful_paths(c: Mapping[str, Any]) -> bool | None:
+    """Podman inspect shows storage paths: /var/lib/containers → root, ~/.local/share → rootless."""
+    for key in ("StaticDir", "ConmonPidFile", "OCIConfigPath", "ResolvConfPath"):
+        p = _str(_get(c, key)) or ""
+        if p.startswith(("/var/lib/containers/", "/run/containers/", "/var/run/containers/")):
+            return True
+        if "/.local/share/containers/" in p or p.startswith("/run/user/"):
+            return False
+    return None
 
 
 def podman_inspect(text: str) -> list[ContainerFacts]:
     """`podman inspect` JSON (a list of containers)."""
-    raise NotImplementedError
+    out = []
+    for c in _inspect_list(text):
+        cmd_v = _get(c, "Config", "CreateCommand")
+        cmd = tuple(str(a) for a in cmd_v) if isinstance(cmd_v, list) else ()
+        mode = _str(_get(c, "HostConfig", "NetworkMode"))
+        flag = _network_flag(cmd)
+        if mode and flag and ":" in flag and flag.split(":", 1)[0] == mode:
+            mode = flag  # keep the options ("slirp4netns:port_handler=slirp4netns")
+        base = (mode or "").split(":", 1)[0]
+        handler: str | None = None
+        if base == "pasta":
+            handler = "pasta"
+        elif base == "slirp4netns":
+            opts = mode.split(":", 1)[1] if mode and ":" in mode else ""
+            m = re.search(r"(?:^|,)port_handler=([\w-]+)", opts)
+            # Podman's default slirp4netns port handler is rootlesskit (rootlessport process).
+            handler = m.group(1) if m else "rootlesskit"
+        elif base in ("bridge", "default") or (
+            base and base not in ("host", "none", "container", "ns", "private", "slirp4netns")
+        ):
+            # rootless bridge and named networks forward ports through rootlessport
+            handler = None if _rootful_paths(c) else "rootlessport"
+        nets = _get(c, "NetworkSettings", "Networks")
+        pid = _int(_get(c, "State", "Pid"))
+        out.append(
+            ContainerFacts(
+                engine="podman",
+                name=(_str(_get(c, "Name")) or "").lstrip("/"),
+                id=_str(_get(c, "Id")) or "",
+                network_mode=mode,
+                port_handler=handler,
+                networks=tuple(nets) if isinstance(nets, Mapping) else (),
+                ports=_ports(
+                    _get(c, "NetworkSettings", "Ports"), _get(c, "HostConfig", "PortBindings")
+                ),
+                env=_env(_get(c, "Config", "Env")),
+                pid=pid or None,
+                create_command=cmd,
+            )
+        )
+    return out
 
 
 def docker_inspect(text: str) -> list[ContainerFacts]:
     """`docker inspect` JSON (a list of containers)."""
-    raise NotImplementedError
+    out = []
+    for c in _inspect_list(text):
+        mode = _str(_get(c, "HostConfig", "NetworkMode"))
+        if mode == "default":
+            mode = "bridge"  # Docker on Linux: "default" is the bridge network
+        nets = _get(c, "NetworkSettings", "Networks")
+        pid = _int(_get(c, "State", "Pid"))
+        out.append(
+            ContainerFacts(
+                engine="docker",
+                name=(_str(_get(c, "Name")) or "").lstrip("/"),
+                id=_str(_get(c, "Id")) or "",
+                network_mode=mode,
+                port_handler=None,  # a property of the daemon's RootlessKit, not the container
+                networks=tuple(nets) if isinstance(nets, Mapping) else (),
+                ports=_ports(
+                    _get(c, "NetworkSettings", "Ports"), _get(c, "HostConfig", "PortBindings")
+                ),
+                env=_env(_get(c, "Config", "Env")),
+                pid=pid or None,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- containers.conf
+
+
+def _merge_conf_value(old: Any, new: Any) -> Any:
+    # containers.conf (Podman 5+): an array ending in {append=true} extends the earlier value
+    if isinstance(new, list) and new and isinstance(new[-1], dict) and new[-1].get("append"):
+        base = old if isinstance(old, list) else []
+        return [*base, *new[:-1]]
+    if isinstance(new, list) and new and isinstance(new[-1], dict) and "append" in new[-1]:
+        return new[:-1]
+    if isinstance(old, dict) and isinstance(new, dict):
+        merged = dict(old)
+        for k, v in new.items():
+            merged[k] = _merge_conf_value(merged.get(k), v)
+        return merged
+    return new
 
 
 def containers_conf(files: Sequence[tuple[str, str]]) -> dict[str, object]:
     """Merge containers.conf texts given in load order → {"table.key": value}. Later files win
     per key, as Podman merges them."""
-    raise NotImplementedError
+    import tomllib
+
+    merged: dict[str, object] = {}
+    for name, text in files:
+        try:
+            doc = tomllib.loads(_strip_bom(text))
+        except tomllib.TOMLDecodeError as e:
+            where = f"{name}: " if len(files) > 1 else ""
+            raise ParseError(f"{where}not TOML ({e})") from None
+        for table, body in doc.items():
+            # Podman decodes with BurntSushi/toml, which matches table and key names to its
+            # struct fields without case: "[Network]" is "[network]".
+            table = table.lower()
+            if isinstance(body, dict):
+                for key, value in body.items():
+                    k = f"{table}.{key.lower()}"
+                    merged[k] = _merge_conf_value(merged.get(k), value)
+            else:
+                merged[table] = _merge_conf_value(merged.get(table), body)
+    return merged
+
+
+# --------------------------------------------------------------------------- systemd units
+
+
+def _unit_lines(text: str) -> Iterator[tuple[str, str]]:
+    """(section, line) pairs of a unit file, with backslash continuations joined."""
+    section = ""
+    pending = ""
+    for raw in _strip_bom(text).splitlines():
+        line = raw.strip()
+        if pending:
+            if line.startswith(("#", ";")):
+                continue  # comments inside a continuation are skipped (systemd.syntax)
+            line = pending + " " + line
+            pending = ""
+        elif not line or line.startswith(("#", ";")):
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1].rstrip()
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        yield section, line
+    if pending:
+        yield section, pending
+
+
+_C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _systemd_words(value: str) -> list[str]:
+    """Words of a systemd setting: whitespace-separated, "double"/'single' quoted parts, C
+    escapes (extract_first_word with EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE)."""
+    words: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and value[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        word = ""
+        quote = ""
+        while i < n:
+            ch = value[i]
+            if quote:
+                if ch == quote:
+                    quote = ""
+                elif ch == "\\" and i + 1 < n:
+                    i += 1
+                    word += _C_ESCAPES.get(value[i], value[i])
+                else:
+                    word += ch
+            elif ch in "\"'":
+                quote = ch
+            elif ch.isspace():
+                break
+            elif ch == "\\" and i + 1 < n:
+                i += 1
+                word += _C_ESCAPES.get(value[i], value[i])
+            else:
+                word += ch
+            i += 1
+        words.append(word.replace("%%", "%"))
+    return words
 
 
 def unit_environment(files: Sequence[tuple[str, str]]) -> dict[str, str]:
     """Environment= of a systemd unit and its drop-ins, given in systemd's order (unit first,
     then drop-ins sorted by file name). Later assignments win; an empty ``Environment=`` resets
     the list, as systemd does. Only the [Service] section counts."""
-    raise NotImplementedError
+    env: dict[str, str] = {}
+    for name, text in files:
+        lines = list(_unit_lines(text))
+        if any("=" not in line for _, line in lines):
+            where = f"{name}: " if len(files) > 1 else ""
+            raise ParseError(f"{where}not a systemd unit (a line that is no Key=value)")
+        # Assignments before any [Section] header: systemd logs "Assignment outside of
+        # section. Ignoring." -- they count for nothing (see unit_outside_section).
+        for section, line in lines:
+            if section != "Service":
+                continue
+            key, eq, value = line.partition("=")
+            if not eq or key.strip() != "Environment":
+                continue
+            value = value.strip()
+            if not value:
+                env.clear()
+                continue
+            for word in _systemd_words(value):
+                k, eq2, v = word.partition("=")
+                # systemd ignores assignments with invalid variable names
+                if eq2 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+                    env[k] = v
+    return env
+
+
+def unit_outside_section(text: str) -> list[str]:
+    """Assignments before the first [Section] header; systemd ignores them."""
+    return [line for section, line in _unit_lines(text) if not section]
+
+
+def unit_exec_start(text: str) -> str | None:
+    """The last ExecStart= of a unit's [Service] section (an empty one resets), or None."""
+    cmd: str | None = None
+    for section, line in _unit_lines(text):
+        key, eq, value = line.partition("=")
+        if section == "Service" and eq and key.strip() == "ExecStart":
+            cmd = value.strip() or None
+    return cmd
+
+
+# --------------------------------------------------------------------------- daemon.json
 
 
 def daemon_json(text: str) -> dict[str, object]:
     """daemon.json → dict (JSON object)."""
-    raise NotImplementedError
+    t = _strip_bom(text).strip()
+    if not t:
+        raise ParseError("empty")
+    try:
+        data = json.loads(t)
+    except ValueError as e:
+        msg = getattr(e, "msg", str(e))
+        line = getattr(e, "lineno", "?")
+        raise ParseError(f"not JSON ({msg} at line {line})") from None
+    if not isinstance(data, dict):
+        raise ParseError("not a JSON object")
+    return data
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def _compose_ports(spec: Any) -> tuple[PublishedPort, ...]:
+    out: list[PublishedPort] = []
+    for p in spec if isinstance(spec, list) else []:
+        if isinstance(p, Mapping):
+            target = _int(_get(p, "target"))
+            published = _get(p, "published")
+            proto = _str(_get(p, "protocol")) or "tcp"
+            ip = _str(_get(p, "host_ip")) or ""
+            if target is None:
+                continue
+            for hp, cp in _port_range(str(published) if published is not None else "", str(target)):
+                out.append(
+                    PublishedPort(host_port=hp, container_port=cp, protocol=proto, host_ip=ip)
+                )
+            continue
+        s = str(p).strip()
+        proto = "tcp"
+        if "/" in s:
+            s, proto = s.rsplit("/", 1)
+        ip = ""
+        if s.startswith("["):  # "[::1]:8080:80"
+            end = s.find("]")
+            ip, s = s[1:end], s[end + 2 :]
+        parts = s.split(":")
+        if len(parts) == 3:
+            ip, host, cont = parts
+        elif len(parts) == 2:
+            host, cont = parts
+        elif len(parts) == 1:
+            host, cont = "", parts[0]
+        else:
+            continue
+        for hp, cp in _port_range(host, cont):
+            out.append(PublishedPort(host_port=hp, container_port=cp, protocol=proto, host_ip=ip))
+    return tuple(out)
+
+
+def _port_range(host: str, cont: str) -> list[tuple[int, int]]:
+    """Host/container port specs → pairs; host 0 = an ephemeral port the engine picks."""
+
+    def rng(s: str) -> list[int] | None:
+        s = s.strip()
+        if not s:
+            return []
+        a, _, b = s.partition("-")
+        if not a.isdigit() or (b and not b.isdigit()):
+            return None
+        lo, hi = int(a), int(b or a)
+        return list(range(lo, min(hi, lo + 1024) + 1))
+
+    hs, cs = rng(host), rng(cont)
+    if cs is None or hs is None or not cs:
+        return []
+    if not hs:
+        return [(0, c) for c in cs]
+    if len(hs) == len(cs):
+        return list(zip(hs, cs, strict=True))
+    return [(h, cs[0]) for h in hs] if len(cs) == 1 else []
+
+
+def _compose_env(v: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(v, Mapping):
+        for k, val in v.items():
+            if val is None:
+                continue  # value comes from the shell environment: unknown here
+            out[str(k)] = str(val).lower() if isinstance(val, bool) else str(val)
+    elif isinstance(v, list):
+        for item in v:
+            k, eq, val = str(item).partition("=")
+            if eq:
+                out[k] = val
+    return out
 
 
 def compose(text: str, path: str) -> ComposeFacts:
     """A compose file → services with network_mode, networks, ports, cap_add, environment."""
-    raise NotImplementedError
+    data = _data(text, "compose")
+    if not isinstance(data, Mapping):
+        raise ParseError("not a YAML mapping")
+    services = _get(data, "services")
+    if services is None:
+        # compose file format v1: services at the top level
+        if data and all(
+            isinstance(v, Mapping) and ("image" in v or "build" in v) for v in data.values()
+        ):
+            services = data
+        else:
+            raise ParseError("no services section")
+    if not isinstance(services, Mapping):
+        raise ParseError("services is not a mapping")
+    out = []
+    for name, svc in services.items():
+        if not isinstance(svc, Mapping):
+            continue
+        nets = svc.get("networks")
+        networks = tuple(str(n) for n in nets) if isinstance(nets, (Mapping, list)) else ()
+        caps = svc.get("cap_add")
+        out.append(
+            ComposeService(
+                name=str(name),
+                image=_str(svc.get("image")) or "",
+                network_mode=_str(svc.get("network_mode")),
+                networks=networks,
+                ports=_compose_ports(svc.get("ports")),
+                cap_add=tuple(str(c) for c in caps) if isinstance(caps, list) else (),
+                environment=_compose_env(svc.get("environment")),
+            )
+        )
+    return ComposeFacts(path=path, services=tuple(out))
+
+
+# --------------------------------------------------------------------------- tool versions
+
+
+def _pasta_version(output: str) -> str | None:
+    """pasta/passt versions are dates: upstream "2024_09_06.6b38f07", Fedora's package form
+    "0^20240906.g6b38f07", Debian's "0.0~git20230309.7c7625d". All → "2024_09_06[.commit]",
+    the form upstream release notes compare against. "unknown version" → None."""
+    first = output.strip().splitlines()[0] if output.strip() else ""
+    m = re.search(r"\b(20\d\d)_(\d\d)_(\d\d)(?:\.([0-9a-f]{6,}))?", first)
+    if not m:
+        m = re.search(r"(20\d\d)(\d\d)(\d\d)\.g?([0-9a-f]{6,})?", first)
+    if not m:
+        return None
+    date = f"{m.group(1)}_{m.group(2)}_{m.group(3)}"
+    return f"{date}.{m.group(4)}" if m.group(4) else date
 
 
 def tool_version(name: str, output: str) -> str | None:
     """The version out of ``NAME --version`` output (slirp4netns, pasta, rootlesskit, podman,
     newuidmap, ...)."""
-    raise NotImplementedError
+    if not output or not output.strip():
+        return None
+    base = name.rsplit("/", 1)[-1].lower()
+    if base in ("pasta", "passt", "pesto"):
+        return _pasta_version(output)
+    text = output.strip()
+    # "slirp4netns version 1.2.0", "rootlesskit version 1.1.0", "podman version 4.3.1",
+    # "Docker version 20.10.24+dfsg1, build 5d6db84", "iptables v1.8.9 (nf_tables)"
+    m = re.search(r"(?i)\bversion:?\s+v?(\d+(?:\.\d+)+[\w.+~-]*)", text)
+    if not m:
+        m = re.search(r"(?<![\w.])v?(\d+(?:\.\d+)+[\w.+~-]*)", text)
+    if not m:
+        return None
+    return m.group(1).rstrip(".,-")

@@ -26,12 +26,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STACK_USER = "rdtest"
+# RDSTACK_USER selects another user made by `STACK_USER=name .ci/setup-stack.sh`, so two runs on
+# one machine do not share a docker.sock, podman state or leftovers().
+STACK_USER = os.environ.get("RDSTACK_USER", "rdtest")
 SETUP_HINT = "run: sudo bash .ci/setup-stack.sh"
 
 # dockerd-rootless.sh is not on PATH in Debian's docker.io; dockerd itself is in /usr/sbin.
+# /usr/local is left out on purpose: the stack is the Debian packages, as on a fresh CI machine
+# (a developer machine may have e.g. a newer docker CLI in /usr/local/bin).
 DOCKER_CONTRIB = "/usr/share/docker.io/contrib"
-USER_PATH = f"/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin:{DOCKER_CONTRIB}"
+USER_PATH = f"/usr/bin:/bin:/usr/sbin:/sbin:{DOCKER_CONTRIB}"
 BUSYBOX = "/bin/busybox"  # busybox-static: one static binary, the whole container rootfs
 DOCKER_IMAGE = "local/rdrootfs"
 
@@ -41,11 +45,12 @@ VETH_NS = "rdv1"
 HOST_ADDR = "10.200.0.1"
 CLIENT_ADDR = "10.200.0.2"
 
-# Listens on 0.0.0.0:argv[1] (default 8080); answers every connection with the peer IP and closes.
-# Runs with the system python3 on the host, inside rootlesskit, and in containers (with /usr mounted).
+# Listens on 0.0.0.0:argv[1] (default 8080); answers each connection with the peer IP and closes.
+# Runs with the system python3: inside rootlesskit, and in containers (with /usr mounted).
 PEER_SERVER = """\
 import signal, socket, sys
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # PID 1 in a container ignores SIGTERM otherwise
+# As PID 1 in a container, SIGTERM is ignored unless handled.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,7 +107,7 @@ class StackError(RuntimeError):
 def missing() -> str | None:
     """None when the real stack can run here, else one line naming what is missing."""
     if os.geteuid() != 0:
-        return f"real-stack tests must run as root (they start the stack as {STACK_USER}); {SETUP_HINT}"
+        return f"real-stack tests run as root (the stack runs as {STACK_USER}); {SETUP_HINT}"
     try:
         pw = pwd.getpwnam(STACK_USER)
     except KeyError:
@@ -135,7 +140,8 @@ def missing() -> str | None:
     except OSError:
         return f"/dev/net/tun does not exist; {SETUP_HINT}"
     if tun.st_mode & 0o006 != 0o006:
-        return f"/dev/net/tun is mode {stat.S_IMODE(tun.st_mode):o}, not usable by {STACK_USER}; {SETUP_HINT}"
+        mode = f"{stat.S_IMODE(tun.st_mode):o}"
+        return f"/dev/net/tun is mode {mode}, not usable by {STACK_USER}; {SETUP_HINT}"
     for f in ("/etc/subuid", "/etc/subgid"):
         try:
             lines = Path(f).read_text().splitlines()
@@ -251,7 +257,9 @@ def spawn_as(
 
 def _check(cp: subprocess.CompletedProcess[str], what: str) -> str:
     if cp.returncode != 0:
-        raise StackError(f"{what} failed ({cp.returncode}): {cp.stderr.strip() or cp.stdout.strip()}")
+        raise StackError(
+            f"{what} failed ({cp.returncode}): {cp.stderr.strip() or cp.stdout.strip()}"
+        )
     return cp.stdout
 
 
@@ -329,7 +337,7 @@ def _netns_delete(name: str) -> None:
 
 @contextmanager
 def client_netns(name: str = NETNS_NAME) -> Iterator[Netns]:
-    """A netns joined to the host by a veth pair (host 10.200.0.1/24, ns 10.200.0.2/24), no route out.
+    """A netns joined to the host by a veth (host 10.200.0.1/24, ns 10.200.0.2/24), no route out.
 
     A stale namespace or veth from an interrupted run is deleted and made anew; all of it is
     deleted on exit, also on error.
@@ -391,7 +399,7 @@ def rootlesskit(
     host_port: int | None = None,
     child_port: int = 8080,
 ) -> Iterator[RootlessKit]:
-    """Run real rootlesskit (peer server as child) as ``u`` and publish 0.0.0.0:host_port/child_port."""
+    """Run rootlesskit (peer server as child) as ``u``; publish 0.0.0.0:host_port->child_port."""
     host_port = host_port or free_port()
     tmp = _user_tmpdir(u, "rd-rootlesskit-")
     state = tmp / "state"
@@ -415,14 +423,10 @@ def rootlesskit(
         cleanup.callback(_stop, proc)
         api = state / "api.sock"
         _wait_for(api.exists, "rootlesskit api.sock", 10, proc, log)
-        _check(
-            run_as(
-                u,
-                ["rootlessctl", "--socket", str(api), "add-ports", f"0.0.0.0:{host_port}:{child_port}/tcp"],
-                timeout=10,
-            ),
-            "rootlessctl add-ports",
-        )
+        # rootlessctl 1.1 spec: PARENTIP:PARENTPORT:CHILDPORT/PROTO
+        spec = f"0.0.0.0:{host_port}:{child_port}/tcp"
+        add = run_as(u, ["rootlessctl", "--socket", str(api), "add-ports", spec], timeout=10)
+        _check(add, "rootlessctl add-ports")
         yield RootlessKit(proc.pid, str(state), str(api), host_port, child_port)
 
 
@@ -487,6 +491,8 @@ def podman_container(
 ) -> Iterator[PodmanContainer]:
     """``podman run -d --network NETWORK -p HOST:CHILD`` of the peer server; ``rm -f`` on exit."""
     host_port = host_port or free_port()
+    # Any podman command starts the pause process (it holds the user namespace): look first.
+    pause_was_running = _podman_pause_running(u)
     podman(u, "rm", "-f", "-t0", name)  # a stale one from an interrupted run
     argv = [
         "run", "-d", "--name", name, "--network", network,
@@ -498,6 +504,27 @@ def podman_container(
         yield PodmanContainer(name, cid, host_port, child_port)
     finally:
         podman(u, "rm", "-f", "-t0", name)
+        # The run also started podman's pause process (it holds the user namespace); stop it too
+        # when it was not running before and no other container of the user needs it.
+        if not pause_was_running and not podman(u, "ps", "-aq").stdout.strip():
+            podman(u, "system", "migrate")
+
+
+def _podman_pause_running(u: User) -> bool:
+    try:
+        pid = int(Path(u.runtime_dir, "libpod/tmp/pause.pid").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie."""
+    try:
+        # "pid (comm) S ...": a zombie (Z) has exited and only waits to be reaped.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def podman_reset(u: User) -> None:
@@ -557,33 +584,39 @@ def _docker_import(d: RootlessDockerd) -> None:
 def rootless_dockerd(
     u: User,
     port_driver: str = "builtin",
-    net: str = "slirp4netns",
+    net: str | None = "slirp4netns",
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RootlessDockerd]:
     """Start ``dockerd-rootless.sh`` as ``u`` with the given rootlesskit net/port driver.
 
-    ``extra_env`` (e.g. built from a unit's ``Environment=`` lines) is applied last. Unless it sets
-    ``--state-dir`` in ``DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS``, rootlesskit's state dir is a fresh
-    temporary directory (what 20.10 does by default, but at a known path).
+    ``net=None`` leaves DOCKERD_ROOTLESS_ROOTLESSKIT_NET unset, as the unit the setup tool writes
+    does: the launcher then picks slirp4netns *and* MTU 65520 (with NET set and no MTU, 20.10 uses
+    1500). ``extra_env`` (e.g. built from a unit's ``Environment=`` lines) is applied last. Unless
+    it sets ``--state-dir`` in ``DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS``, rootlesskit's state dir is a
+    fresh temporary directory (20.10's default is a random /tmp/rootlesskitNNN; this one is known).
     """
     tmp = _user_tmpdir(u, "rd-dockerd-")
     log = tmp / "dockerd.log"
     sock = Path(u.runtime_dir, "docker.sock")
     env = user_env(
         u,
-        DOCKERD_ROOTLESS_ROOTLESSKIT_NET=net,
         DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=port_driver,
         DOCKER_HOST=f"unix://{sock}",
     )
+    if net is not None:
+        env["DOCKERD_ROOTLESS_ROOTLESSKIT_NET"] = net
     env.update(extra_env or {})
     flags = env.get("DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS", "")
     if "--state-dir" not in flags:
-        env["DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS"] = f"{flags} --state-dir={tmp / 'rootlesskit'}".strip()
+        env["DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS"] = (
+            f"{flags} --state-dir={tmp / 'rootlesskit'}".strip()
+        )
     _clear_stale_dockerd(u)
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         with open(log, "wb") as out:
-            proc = spawn_as(u, [f"{DOCKER_CONTRIB}/dockerd-rootless.sh"], env=env, stdout=out, stderr=subprocess.STDOUT)
+            launcher = [f"{DOCKER_CONTRIB}/dockerd-rootless.sh"]
+            proc = spawn_as(u, launcher, env=env, stdout=out, stderr=subprocess.STDOUT)
         cleanup.callback(_stop, proc, 30)
         d = RootlessDockerd(u, proc.pid, env, _state_dir_of(env))
         _wait_for(
@@ -612,7 +645,7 @@ def _clear_stale_dockerd(u: User) -> None:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         pid = 0
-    if pid and Path(f"/proc/{pid}").exists():
+    if pid and _alive(pid):
         raise StackError(f"a rootless dockerd of {u.name} is already running (pid {pid})")
     for stale in ("docker.pid", "docker.sock"):
         Path(u.runtime_dir, stale).unlink(missing_ok=True)
@@ -622,22 +655,31 @@ def _clear_stale_dockerd(u: User) -> None:
 # leftovers
 
 
-def leftovers(u: User) -> list[str]:
-    """Processes of ``u`` still running and TCP ports ``u`` listens on in the host namespace."""
+def leftovers(u: User, wait: float = 2.0) -> list[str]:
+    """Processes of ``u`` still running and TCP ports ``u`` listens on in the host namespace.
+
+    Helpers of a stopped engine (conmon, shims, slirp4netns) exit asynchronously, so this polls for
+    up to ``wait`` seconds until nothing is left, and returns what is still there. Zombies count as
+    gone (PID 1 here reaps them late). Meaningful only while nothing else uses the stack user.
+    """
+    deadline = time.monotonic() + wait
+    while (found := _leftovers_now(u)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def _leftovers_now(u: User) -> list[str]:
     found: list[str] = []
     for proc in sorted(Path("/proc").iterdir(), key=lambda p: p.name):
         if not proc.name.isdigit():
             continue
         try:
-            if proc.stat().st_uid != u.uid:
+            if proc.stat().st_uid != u.uid or not _alive(int(proc.name)):
                 continue
-            # "pid (comm) S ...": a zombie (Z) has exited and only waits for PID 1 to reap it.
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:  # exited meanwhile
             continue
-        found.append(f"process {proc.name}: {cmd[:200]}")
+        found.append(f"process {proc.name}: {cmd.strip()[:200]}")
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]

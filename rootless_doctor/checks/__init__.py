@@ -1,0 +1,135 @@
+"""Checks: pure functions of ``HostFacts`` → ``CheckResult``s, and ``diagnose`` → ``Report``.
+
+One module per concern, each exporting ``checks(facts) -> list[CheckResult]``:
+engine (engines and their source-IP verdicts), prereqs (host prerequisites), compose (a compose
+file), interfaces (a running container's interfaces vs NETWORK_INTERFACE).
+"""
+
+from __future__ import annotations
+
+from .. import knowledge as kb
+from ..model import (
+    CheckResult,
+    ContainerReport,
+    DockerFacts,
+    EngineReport,
+    HostFacts,
+    PodmanFacts,
+    Report,
+    RootlessKitFacts,
+)
+from . import compose, engine, interfaces, prereqs
+
+MODULES = (engine, prereqs, compose, interfaces)
+
+
+def all_checks(facts: HostFacts) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    for module in MODULES:
+        out += module.checks(facts)
+    return out
+
+
+def docker_report(facts: HostFacts, d: DockerFacts) -> EngineReport:
+    v = kb.docker_verdict(d, facts.tools)
+    rootless = engine.docker_rootless(d)
+    if rootless is False:
+        net = port = rk_version = None
+    else:
+        dr = kb.docker_drivers(d, facts.tools)
+        net, port, rk_version = dr.network_driver, dr.port_driver, dr.rootlesskit_version
+    containers = []
+    for c in d.containers:
+        cv = kb.docker_container_verdict(d, c, facts.tools)
+        containers.append(
+            ContainerReport(
+                name=c.name,
+                network_mode=c.network_mode,
+                port_handler=c.port_handler or port,
+                source_ip_preserved=cv.preserved,
+                reason=cv.reason,
+            )
+        )
+    return EngineReport(
+        engine="docker",
+        rootless=rootless,
+        version=d.version,
+        rootlesskit_version=rk_version,
+        network_driver=net,
+        port_driver=port,
+        source_ip_preserved=v.preserved,
+        reason=v.reason,
+        containers=tuple(containers),
+    )
+
+
+def _podman_handler(p: PodmanFacts, net: str | None) -> str | None:
+    if net == "pasta":
+        return "pasta"
+    if net == "slirp4netns":
+        return kb.podman_conf_port_handler(p) or "rootlesskit"
+    return None
+
+
+def podman_report(p: PodmanFacts) -> EngineReport:
+    v = kb.podman_engine_verdict(p)
+    net, _ = kb.podman_default_network(p)
+    containers = []
+    for c in p.containers:
+        cv = kb.podman_container_verdict(p, c)
+        base, _ = kb.split_network_mode(c.network_mode)
+        handler = c.port_handler
+        if handler is None and base == "slirp4netns":
+            handler = kb.podman_container_handler(c) or "rootlesskit"
+        elif handler is None and base == "pasta":
+            handler = "pasta"
+        elif handler is None and base not in {None, "host", "none", "container"}:
+            handler = kb.podman_port_forwarder(p)
+        containers.append(
+            ContainerReport(
+                name=c.name,
+                network_mode=c.network_mode,
+                port_handler=handler,
+                source_ip_preserved=cv.preserved,
+                reason=cv.reason,
+            )
+        )
+    return EngineReport(
+        engine="podman",
+        rootless=p.rootless,
+        version=p.version,
+        rootlesskit_version=None,
+        network_driver=net,
+        port_driver=_podman_handler(p, net),
+        source_ip_preserved=v.preserved,
+        reason=v.reason,
+        containers=tuple(containers),
+    )
+
+
+def rootlesskit_report(rk: RootlessKitFacts) -> EngineReport:
+    v = kb.rootlesskit_verdict(rk)
+    return EngineReport(
+        engine="rootlesskit",
+        rootless=True,
+        version=rk.version,
+        rootlesskit_version=rk.version,
+        network_driver=rk.network_driver,
+        port_driver=rk.port_driver,
+        source_ip_preserved=v.preserved,
+        reason=v.reason,
+    )
+
+
+def diagnose(facts: HostFacts) -> Report:
+    """Engine reports (Docker, Podman, each standalone RootlessKit) and every check."""
+    engines: list[EngineReport] = []
+    if facts.docker is not None:
+        engines.append(docker_report(facts, facts.docker))
+    if facts.podman is not None:
+        engines.append(podman_report(facts.podman))
+    engines += [rootlesskit_report(rk) for rk in facts.rootlesskits]
+    return Report(engines=tuple(engines), checks=tuple(all_checks(facts)), offline=facts.offline)
+
+
+__all__ = ["all_checks", "diagnose"]

@@ -1,0 +1,92 @@
+"""Wall time of `rootless-doctor check` as a whole process, against its baselines.
+
+    python3 bench/check.py [--runs 15] [--tool PATH] [--as-user rdtest]
+
+Times, each as a fresh process, median and min of N runs:
+  - `python3 -c pass`                      (the floor: interpreter start)
+  - `rootless-doctor check --json --from F` (offline diagnosis of captured files; target < 50 ms)
+  - `podman info --format json`             (what a live check must at least wait for)
+  - `rootless-doctor check --json`          (live; target <= 1.1x podman info)
+With --as-user, every command runs as that user through setpriv (run this as root), which is how
+rootless engines are used. Prints one line per command and the two target ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+
+
+def as_user(argv: list[str], user: str | None) -> tuple[list[str], dict[str, str] | None]:
+    if not user:
+        return argv, None
+    pw = pwd.getpwnam(user)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "HOME": pw.pw_dir, "USER": user, "LOGNAME": user,
+        "XDG_RUNTIME_DIR": f"/run/user/{pw.pw_uid}",
+    }
+    cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
+           "env", "-i", *[f"{k}={v}" for k, v in env.items()], *argv]
+    return cmd, None
+
+
+def timed(argv: list[str], runs: int, user: str | None, cwd: str) -> list[float]:
+    cmd, env = as_user(argv, user)
+    subprocess.run(cmd, capture_output=True, env=env, cwd=cwd, check=False)  # warm caches
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, env=env, cwd=cwd, check=False)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--tool", default=shutil.which("rootless-doctor") or "")
+    ap.add_argument("--as-user")
+    args = ap.parse_args()
+    if not args.tool:
+        print("bench: no rootless-doctor on PATH; pass --tool", file=sys.stderr)
+        return 2
+    captures = [
+        DATA / "docker-version" / "docker-20.10.24-rootless.json",
+        DATA / "daemon-json" / "userland-proxy-false.json",
+    ]
+    captures = [c for c in captures if c.exists()] or sorted(DATA.glob("podman-info/*.json"))[:1]
+    cwd = "/tmp"
+    rows: dict[str, list[float]] = {}
+    py = "/usr/bin/python3" if args.as_user else sys.executable
+    rows["python3 -c pass"] = timed([py, "-c", "pass"], args.runs, args.as_user, cwd)
+    from_args = [a for c in captures for a in ("--from", str(c))]
+    rows["check --from"] = timed([args.tool, "check", "--json", *from_args], args.runs,
+                                 args.as_user, cwd)
+    if shutil.which("podman"):
+        rows["podman info"] = timed(["podman", "info", "--format", "json"], args.runs,
+                                    args.as_user, cwd)
+    rows["check (live)"] = timed([args.tool, "check", "--json"], args.runs, args.as_user, cwd)
+    print(f"host: {os.uname().nodename}, runs: {args.runs}, user: {args.as_user or 'current'}, "
+          f"--from: {', '.join(c.name for c in captures)}")
+    for name, vals in rows.items():
+        print(f"{name:<18} median {statistics.median(vals):7.1f} ms   min {min(vals):7.1f} ms")
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"check --from: {med['check --from']:.1f} ms (target < 50 ms)")
+    if "podman info" in med:
+        print(f"live check / podman info: {med['check (live)'] / med['podman info']:.2f}x "
+              "(target <= 1.1x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,397 @@
+"""Diff, backup, atomic write and undo: the only module that writes files.
+
+Planners (``fixes/``) return :class:`~rootless_doctor.model.FilePlan`; this module shows them as a
+unified diff and writes them. A write:
+
+- refuses a target that is a symlink, a path (after resolving symlinks) inside another user's
+  home, and, under ``sudo``, anything it cannot give back to ``SUDO_USER``;
+- keeps the original once: the first time a fix touches a file, its bytes, mode and owner go to
+  ``~/.local/state/rootless-doctor/backups/`` with an entry in ``manifest.json`` there; later
+  fixes of the same file keep that first original, so ``--undo`` always goes back to the state
+  before rootless-doctor;
+- writes a temp file in the same directory with the original mode (and owner), fsyncs it and
+  ``os.replace``s it over the target (never a truncate-then-write, never delete-then-write);
+- ``undo`` puts the original bytes back exactly (same way), or removes a file the fix created,
+  and refuses to throw away edits made after the fix unless forced.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import pwd
+import stat
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import DoctorError, FilePlan
+
+STATE_SUBDIR = ".local/state/rootless-doctor"
+MANIFEST = "manifest.json"
+
+
+# --------------------------------------------------------------------------------------------
+# whose files these are
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The user a fix is for: the caller, or ``SUDO_USER`` when run through sudo as root."""
+
+    name: str
+    uid: int
+    gid: int
+    home: Path
+    via_sudo: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / STATE_SUBDIR
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+
+def target_owner(environ: dict[str, str] | None = None, euid: int | None = None) -> Owner:
+    """Who the files are written for.
+
+    Run through ``sudo`` (euid 0 and ``SUDO_USER`` set), the fix is for the user who ran sudo:
+    paths are in their home and written files belong to them. A ``SUDO_USER`` that does not
+    exist is refused rather than guessed.
+    """
+    env = dict(os.environ) if environ is None else environ
+    euid = os.geteuid() if euid is None else euid
+    sudo_user = env.get("SUDO_USER", "")
+    if euid == 0 and sudo_user and sudo_user != "root":
+        try:
+            pw = pwd.getpwnam(sudo_user)
+        except KeyError:
+            raise DoctorError(
+                f"SUDO_USER={sudo_user} is not a user here; run rootless-doctor as that user "
+                "without sudo"
+            ) from None
+        return Owner(
+            name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid, home=Path(pw.pw_dir), via_sudo=True
+        )
+    try:
+        pw = pwd.getpwuid(euid)
+        name, gid, home = pw.pw_name, pw.pw_gid, Path(pw.pw_dir)
+    except KeyError:  # a uid without a passwd entry (containers): trust $HOME
+        name, gid, home = str(euid), os.getegid(), Path(env.get("HOME", "/"))
+    if euid != 0 and env.get("HOME"):
+        home = Path(env["HOME"])  # the user's own choice of HOME is theirs to make
+    return Owner(name=name, uid=euid, gid=gid, home=home)
+
+
+def _other_homes(owner: Owner) -> list[tuple[str, Path]]:
+    """Home directories of other users (not ``/`` or system dirs that hold shared files)."""
+    homes: list[tuple[str, Path]] = []
+    skip = {Path("/"), Path("/root") if owner.uid == 0 else Path("/nonexistent")}
+    for pw in pwd.getpwall():
+        home = Path(pw.pw_dir)
+        if pw.pw_uid == owner.uid or home in skip or not home.is_absolute():
+            continue
+        # System accounts with homes like /var/lib/x, /bin, /usr/sbin are not "homes" to guard,
+        # except that a real user (uid >= 1000) or root can have files anywhere.
+        if pw.pw_uid != 0 and pw.pw_uid < 1000:
+            continue
+        if home == owner.home:
+            continue
+        homes.append((pw.pw_name, home))
+    return homes
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def check_target(path: Path, owner: Owner) -> None:
+    """Refuse a symlink target and a path inside another user's home."""
+    if path.is_symlink():
+        raise DoctorError(
+            f"{path} is a symlink to {os.readlink(path)}; not writing through it: fix the file "
+            "it points to by hand, or replace the link with a regular file and run again"
+        )
+    if path.exists() and not path.is_file():
+        raise DoctorError(f"{path} exists and is not a regular file; not touching it")
+    real = path.resolve()
+    for name, home in _other_homes(owner):
+        for candidate in (path, real):
+            if _is_under(candidate, home) and not _is_under(candidate, owner.home):
+                raise DoctorError(
+                    f"{path} is inside {name}'s home ({home}); rootless-doctor writes only "
+                    f"{owner.name}'s files: run it as {name}"
+                )
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def read_text(path: Path) -> str | None:
+    """The text of ``path``; None when it does not exist. Binary or non-UTF-8 → DoctorError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise DoctorError(f"{path} is a directory, not a file") from None
+    except PermissionError:
+        raise DoctorError(f"{path}: permission denied; run as the file's owner") from None
+    except OSError as e:
+        raise DoctorError(f"{path}: cannot read: {e.strerror or e}") from None
+    if b"\0" in data:
+        raise DoctorError(f"{path} is a binary file (NUL bytes); not editing it")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DoctorError(
+            f"{path} is not valid UTF-8 (byte {e.start}); not editing it: save it as UTF-8 first"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# showing
+
+
+def diff(plan: FilePlan) -> str:
+    """Unified diff of the plan (empty when nothing changes)."""
+    if not plan.changed:
+        return ""
+    before = plan.before or ""
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            _ensure_nl(plan.after).splitlines(keepends=True),
+            fromfile=str(plan.path) if plan.before is not None else "/dev/null",
+            tofile=str(plan.path),
+        )
+    )
+
+
+def _ensure_nl(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+@dataclass(frozen=True, kw_only=True)
+class Written:
+    path: Path
+    created: bool
+    backup: Path | None  # where the original is kept (None: the file did not exist)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes, mode: int, uid: int | None, gid: int | None) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".rdtmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            if uid is not None and gid is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), uid, gid)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _makedirs(d: Path, owner: Owner) -> None:
+    """Create missing parents; under the owner's home they belong to the owner (mode 0700 for
+    state, 0755 otherwise, as systemd/podman would create them)."""
+    missing: list[Path] = []
+    p = d
+    while not p.exists():
+        if p.is_symlink():  # dangling link
+            raise DoctorError(f"{p} is a dangling symlink; not creating through it")
+        missing.append(p)
+        p = p.parent
+    for m in reversed(missing):
+        m.mkdir(mode=0o755)
+        if os.geteuid() == 0 and _is_under(m, owner.home):
+            os.chown(m, owner.uid, owner.gid)
+
+
+class _Manifest:
+    """``manifest.json``: {path: {"existed", "backup", "mode", "uid", "gid", "sha_written"}}."""
+
+    def __init__(self, owner: Owner) -> None:
+        self.owner = owner
+        self.dir = owner.state_dir
+        self.file = self.dir / MANIFEST
+        self.entries: dict[str, dict[str, object]] = {}
+        text = read_text(self.file)
+        if text is not None:
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DoctorError(
+                    f"{self.file} is not valid JSON ({e.msg}); move it away"
+                ) from None
+            if not isinstance(loaded, dict) or not isinstance(loaded.get("files"), dict):
+                raise DoctorError(f"{self.file} is not a rootless-doctor manifest; move it away")
+            self.entries = loaded["files"]
+
+    def save(self) -> None:
+        _makedirs(self.dir / "backups", self.owner)
+        data = json.dumps({"version": 1, "files": self.entries}, indent=2, sort_keys=True) + "\n"
+        _atomic_write(self.file, data.encode(), 0o600, self.owner.uid, self.owner.gid)
+
+
+def write(plan: FilePlan, owner: Owner) -> Written:
+    """Apply ``plan``: backup once, atomic write. Raises DoctorError on a refused target."""
+    path = plan.path
+    if not path.is_absolute():
+        raise DoctorError(f"{path}: internal error, plans need absolute paths")
+    check_target(path, owner)
+    current = read_text(path)
+    if current != plan.before:
+        raise DoctorError(f"{path} changed while planning; run the fix again")
+    new = _ensure_nl(plan.after).encode("utf-8")
+    manifest = _Manifest(owner)
+    key = str(path)
+    backup: Path | None = None
+    try:
+        st = path.stat() if current is not None else None
+        if st is not None:
+            mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+        else:
+            mode = plan.mode if plan.mode is not None else 0o644
+            if _is_under(path, owner.home):
+                uid, gid = owner.uid, owner.gid
+            else:
+                uid, gid = os.geteuid(), os.getegid()
+        entry = manifest.entries.get(key)
+        if entry is None:
+            entry = {"existed": current is not None, "mode": mode, "uid": uid, "gid": gid}
+            if current is not None:
+                name = f"{time.strftime('%Y%m%dT%H%M%S')}-{_sha(key.encode())[:12]}-{path.name}"
+                backup = manifest.dir / "backups" / name
+                _makedirs(backup.parent, owner)
+                _atomic_write(backup, path.read_bytes(), 0o600, owner.uid, owner.gid)
+                entry["backup"] = str(backup)
+        elif entry.get("backup"):
+            backup = Path(str(entry["backup"]))
+        _makedirs(path.parent, owner)
+        _atomic_write(path, new, mode, uid, gid)
+        entry["sha_written"] = _sha(new)
+        manifest.entries[key] = entry
+        manifest.save()
+    except PermissionError as e:
+        raise DoctorError(
+            f"{e.filename or path}: permission denied; "
+            + ("run with sudo" if not owner.is_root else "check the file's owner")
+        ) from None
+    except OSError as e:
+        raise DoctorError(f"{e.filename or path}: cannot write: {e.strerror or e}") from None
+    return Written(path=path, created=current is None, backup=backup)
+
+
+# --------------------------------------------------------------------------------------------
+# undo
+
+
+@dataclass(frozen=True, kw_only=True)
+class Undone:
+    path: Path
+    action: str  # "restored", "removed", "skipped: ..."
+
+
+def recorded(owner: Owner) -> list[Path]:
+    """Files rootless-doctor has changed and can restore."""
+    return [Path(p) for p in sorted(_Manifest(owner).entries)]
+
+
+def undo(owner: Owner, only: Iterable[Path] = (), force: bool = False) -> list[Undone]:
+    """Restore every file in the manifest (or those in ``only``) to its original bytes, or remove
+    it when the fix created it. A file edited since the fix is skipped unless ``force``."""
+    manifest = _Manifest(owner)
+    wanted = {str(Path(p).absolute()) for p in only}
+    results: list[Undone] = []
+    for key in sorted(manifest.entries):
+        if wanted and key not in wanted:
+            continue
+        entry = manifest.entries[key]
+        path = Path(key)
+        if path.is_symlink():
+            results.append(Undone(path=path, action="skipped: it is now a symlink"))
+            continue
+        try:
+            now = path.read_bytes() if path.exists() else None
+        except OSError as e:
+            raise DoctorError(f"{path}: cannot read: {e.strerror or e}") from None
+        if now is not None and _sha(now) != entry.get("sha_written") and not force:
+            results.append(
+                Undone(
+                    path=path,
+                    action="skipped: changed since rootless-doctor wrote it (use --force to "
+                    "restore the original anyway)",
+                )
+            )
+            continue
+        try:
+            if entry.get("existed"):
+                backup = Path(str(entry["backup"]))
+                try:
+                    original = backup.read_bytes()
+                except OSError:
+                    raise DoctorError(
+                        f"backup {backup} of {path} is missing; cannot undo"
+                    ) from None
+                _makedirs(path.parent, owner)
+                _atomic_write(
+                    path, original, _int(entry["mode"]), _int(entry["uid"]), _int(entry["gid"])
+                )
+                backup.unlink()
+                results.append(Undone(path=path, action="restored"))
+            else:
+                path.unlink(missing_ok=True)
+                _fsync_dir(path.parent)
+                results.append(Undone(path=path, action="removed (the fix created it)"))
+        except PermissionError as e:
+            raise DoctorError(f"{e.filename or path}: permission denied; run with sudo") from None
+        del manifest.entries[key]
+    if wanted:
+        missing = wanted - {str(r.path) for r in results}
+        if missing:
+            raise DoctorError(f"no rootless-doctor backup of {', '.join(sorted(missing))}")
+    manifest.save()
+    return results
+
+
+def _int(v: object) -> int:
+    if isinstance(v, int):
+        return v
+    raise DoctorError(f"manifest entry has a bad value {v!r}; move {MANIFEST} away")

@@ -1,0 +1,385 @@
+"""Compose file checks (only when a compose file was read).
+
+IDs: COMPOSE-NETWORK-MODE, COMPOSE-PRIVILEGED-PORTS, COMPOSE-NET-ADMIN, COMPOSE-NETWORK-INTERFACE,
+COMPOSE-PERMIT-DOCKER. docker-mailserver specifics come from its docs
+(``config/security/fail2ban.md``, ``config/advanced/podman.md``, ``config/environment.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .. import knowledge as kb
+from ..model import (
+    CheckResult,
+    ComposeService,
+    ContainerFacts,
+    DockerFacts,
+    HostFacts,
+    PodmanFacts,
+    Status,
+    Verdict,
+)
+from .engine import docker_rootless, ports_text, status_of
+
+TRUTHY = frozenset({"1", "true", "yes", "on"})
+# Default of docker-mailserver's NETWORK_INTERFACE (domain.md: eth0 with bridge networks).
+DMS_DEFAULT_INTERFACE = "eth0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposeEngine:
+    """The engine a compose file is judged against, and how that was decided."""
+
+    name: Literal["docker", "podman"]
+    docker: DockerFacts
+    podman: PodmanFacts
+    assumption: str  # "" when only one engine is present and nothing contradicts it
+
+
+def _podman_syntax(services: tuple[ComposeService, ...]) -> bool:
+    return any(
+        kb.split_network_mode(s.network_mode)[0] in {"pasta", "slirp4netns"} for s in services
+    )
+
+
+def compose_engine(facts: HostFacts) -> ComposeEngine:
+    """Docker rootless vs Podman for the compose file; say what was assumed when unclear."""
+    services = facts.compose.services if facts.compose else ()
+    d = facts.docker or DockerFacts(rootless=True)
+    p = facts.podman or PodmanFacts(rootless=True)
+    if _podman_syntax(services) and (facts.podman is not None or facts.docker is None):
+        if facts.podman is not None and facts.docker is None:
+            note = ""
+        else:
+            found = "no engine found" if facts.podman is None else "both engines found"
+            note = f"{found}: assumed Podman (network_mode pasta/slirp4netns is Podman syntax)"
+        return ComposeEngine(name="podman", docker=d, podman=p, assumption=note)
+    if facts.docker is not None and facts.podman is None:
+        return ComposeEngine(name="docker", docker=d, podman=p, assumption="")
+    if facts.podman is not None and facts.docker is None:
+        return ComposeEngine(name="podman", docker=d, podman=p, assumption="")
+    if facts.docker is not None and facts.podman is not None:
+        if docker_rootless(facts.docker) is False and facts.podman.rootless is not False:
+            return ComposeEngine(
+                name="podman",
+                docker=d,
+                podman=p,
+                assumption="Docker is rootful and Podman rootless: assumed `podman compose`",
+            )
+        return ComposeEngine(
+            name="docker",
+            docker=d,
+            podman=p,
+            assumption="both Docker and Podman found: assumed `docker compose`",
+        )
+    return ComposeEngine(
+        name="docker",
+        docker=d,
+        podman=p,
+        assumption="no engine found: assumed rootless Docker with unknown drivers",
+    )
+
+
+def _as_container(engine: ComposeEngine, s: ComposeService) -> ContainerFacts:
+    if s.network_mode:
+        mode = s.network_mode
+    elif engine.name == "podman" and s.networks:
+        mode = s.networks[0]
+    else:
+        mode = "bridge"  # compose puts services on the project's default (bridge) network
+    return ContainerFacts(
+        engine=engine.name,
+        name=s.name,
+        network_mode=mode,
+        networks=s.networks,
+        ports=s.ports,
+        env=dict(s.environment),
+    )
+
+
+def service_verdict(engine: ComposeEngine, s: ComposeService, facts: HostFacts) -> Verdict:
+    """What the service's published ports would get on the assumed engine."""
+    c = _as_container(engine, s)
+    base, _ = kb.split_network_mode(s.network_mode)
+    if engine.name == "docker":
+        if base in {"pasta", "slirp4netns"}:
+            return Verdict(
+                preserved=None,
+                reason=f"network_mode {s.network_mode!r} is Podman syntax; Docker rejects it",
+                fix=f"`{kb.FIX_COMPOSE}` (remove it; Docker's port driver decides)",
+            )
+        return kb.docker_container_verdict(engine.docker, c, facts.tools)
+    if base == "slirp4netns" and s.networks:
+        return Verdict(
+            preserved=False,
+            reason=f"network_mode slirp4netns cannot join user-defined networks "
+            f"({', '.join(s.networks)})",
+            fix=f"`{kb.FIX_COMPOSE}` (network_mode pasta, drop `networks:`)",
+        )
+    return kb.podman_container_verdict(engine.podman, c)
+
+
+def _prefix(engine: ComposeEngine) -> str:
+    return f"[{engine.assumption}] " if engine.assumption else ""
+
+
+def is_mailserver(s: ComposeService) -> bool:
+    return "docker-mailserver" in s.image or "PERMIT_DOCKER" in s.environment
+
+
+def fail2ban_enabled(env: dict[str, str]) -> bool:
+    return env.get("ENABLE_FAIL2BAN", "").strip().lower() in TRUTHY
+
+
+def _result(cid: str, title: str, status: Status, detail: str, remedy: str = "") -> CheckResult:
+    return CheckResult(
+        id=cid, title=title, status=status, detail=detail, remedy=remedy, engine="compose"
+    )
+
+
+def network_mode_checks(facts: HostFacts, engine: ComposeEngine) -> list[CheckResult]:
+    assert facts.compose is not None
+    out: list[CheckResult] = []
+    for s in facts.compose.services:
+        if not s.ports and not (s.networks and s.network_mode):
+            continue
+        v = service_verdict(engine, s, facts)
+        status = status_of(v)
+        if v.preserved is None and v.fix:
+            status = "fail"  # an invalid network_mode, not an unknown fact
+        mode = s.network_mode or f"default ({', '.join(s.networks) or 'project network'})"
+        out.append(
+            _result(
+                "COMPOSE-NETWORK-MODE",
+                f"Compose {s.name}: network mode keeps client source IPs",
+                status,
+                f"{_prefix(engine)}network {mode}; ports {ports_text(s.ports) or 'none'}: "
+                f"{v.reason}",
+                v.fix,
+            )
+        )
+    if not out:
+        out.append(
+            _result(
+                "COMPOSE-NETWORK-MODE",
+                "Compose: network modes",
+                "skip",
+                f"no service in {facts.compose.path} publishes ports",
+            )
+        )
+    return out
+
+
+def privileged_way_out(engine: ComposeEngine, s: ComposeService, facts: HostFacts) -> str:
+    """'setcap' when the port would go through Docker's builtin port driver, else 'sysctl'."""
+    if (
+        engine.name == "docker"
+        and not s.network_mode
+        and kb.docker_drivers(engine.docker, facts.tools).port_driver == "builtin"
+    ):
+        return "setcap"
+    return "sysctl"
+
+
+def privileged_ports_check(facts: HostFacts, engine: ComposeEngine) -> CheckResult:
+    assert facts.compose is not None
+    title = "Compose: published ports below the unprivileged port start"
+    start = facts.unprivileged_port_start
+    limit = 1024 if start is None else start
+    low = [(s, p) for s in facts.compose.services for p in s.ports if 0 < p.host_port < limit]
+    if not low:
+        return _result(
+            "COMPOSE-PRIVILEGED-PORTS",
+            title,
+            "ok",
+            f"no published port below {limit} (net.ipv4.ip_unprivileged_port_start = "
+            f"{start if start is not None else 'not read'})",
+        )
+    if engine.name == "docker" and docker_rootless(engine.docker) is False:
+        return _result("COMPOSE-PRIVILEGED-PORTS", title, "ok", "rootful Docker binds any port")
+    seen = ", ".join(f"{s.name}:{p.host_port}" for s, p in low)
+    if start is None:
+        return _result(
+            "COMPOSE-PRIVILEGED-PORTS",
+            title,
+            "unknown",
+            f"ports {seen}; net.ipv4.ip_unprivileged_port_start not read",
+            "run `sysctl net.ipv4.ip_unprivileged_port_start`",
+        )
+    blocked = low
+    lowest = min(p.host_port for _, p in blocked)
+    bl = ", ".join(f"{s.name}:{p.host_port}" for s, p in blocked)
+    if all(privileged_way_out(engine, s, facts) == "setcap" for s, _ in blocked):
+        return _result(
+            "COMPOSE-PRIVILEGED-PORTS",
+            title,
+            "warn",
+            f"ports {bl} < net.ipv4.ip_unprivileged_port_start = {start}; Docker's builtin "
+            "port driver binds them only if rootlesskit has cap_net_bind_service",
+            f"`{kb.SETCAP_ROOTLESSKIT}` and `{kb.RESTART_DOCKER}`, or `{kb.FIX_PRIVILEGED_PORTS}`",
+        )
+    return _result(
+        "COMPOSE-PRIVILEGED-PORTS",
+        title,
+        "fail",
+        f"ports {bl} < net.ipv4.ip_unprivileged_port_start = {start}: the rootless engine "
+        "cannot bind them",
+        f"`{kb.FIX_PRIVILEGED_PORTS}` (sysctl net.ipv4.ip_unprivileged_port_start={lowest})",
+    )
+
+
+def net_admin_check(facts: HostFacts) -> CheckResult:
+    assert facts.compose is not None
+    title = "Compose: Fail2Ban services have NET_ADMIN"
+    f2b = [s for s in facts.compose.services if fail2ban_enabled(s.environment)]
+    if not f2b:
+        return _result("COMPOSE-NET-ADMIN", title, "skip", "no service sets ENABLE_FAIL2BAN=1")
+    missing = [
+        s.name
+        for s in f2b
+        if not {c.upper().removeprefix("CAP_") for c in s.cap_add} & {"NET_ADMIN", "ALL"}
+    ]
+    if missing:
+        return _result(
+            "COMPOSE-NET-ADMIN",
+            title,
+            "fail",
+            f"ENABLE_FAIL2BAN=1 without cap_add NET_ADMIN in {', '.join(missing)}: Fail2Ban "
+            "cannot install its ban rules",
+            f"add `cap_add: [NET_ADMIN]` to {', '.join(missing)} (`{kb.FIX_COMPOSE}`)",
+        )
+    return _result(
+        "COMPOSE-NET-ADMIN",
+        title,
+        "ok",
+        f"{', '.join(s.name for s in f2b)}: ENABLE_FAIL2BAN=1 with cap_add NET_ADMIN",
+    )
+
+
+def expected_interface(engine: ComposeEngine, s: ComposeService) -> str | None:
+    """The interface name docker-mailserver's NETWORK_INTERFACE must have, None = host's name."""
+    base, _ = kb.split_network_mode(s.network_mode)
+    if engine.name == "podman" and base == "slirp4netns":
+        return "tap0"  # slirp4netns default interface (rootlesskit docs / slirp4netns man page)
+    if base in {"pasta", "host"}:
+        return None  # pasta copies the host's interface name; host network is the host's
+    return "eth0"
+
+
+def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[CheckResult]:
+    assert facts.compose is not None
+    out: list[CheckResult] = []
+    for s in facts.compose.services:
+        if "NETWORK_INTERFACE" not in s.environment and not is_mailserver(s):
+            continue
+        title = f"Compose {s.name}: NETWORK_INTERFACE fits the network mode"
+        value = s.environment.get("NETWORK_INTERFACE") or ""
+        shown = value or f"unset (default {DMS_DEFAULT_INTERFACE})"
+        effective = value or DMS_DEFAULT_INTERFACE
+        want = expected_interface(engine, s)
+        mode = s.network_mode or "bridge (default)"
+        if want is None:
+            if effective == "tap0":
+                out.append(
+                    _result(
+                        "COMPOSE-NETWORK-INTERFACE",
+                        title,
+                        "fail",
+                        f"network {mode}, NETWORK_INTERFACE={shown}: tap0 exists only with "
+                        "slirp4netns; the container stops at start",
+                        "set NETWORK_INTERFACE to the host's interface name "
+                        f"(`ip route show default`) (`{kb.FIX_COMPOSE}`)",
+                    )
+                )
+            elif not value:
+                out.append(
+                    _result(
+                        "COMPOSE-NETWORK-INTERFACE",
+                        title,
+                        "warn",
+                        f"network {mode}, NETWORK_INTERFACE {shown}: with {mode} the interface "
+                        "has the host's name, which is eth0 only on some hosts",
+                        "set NETWORK_INTERFACE to the host's interface name "
+                        f"(`ip route show default`) (`{kb.FIX_COMPOSE}`)",
+                    )
+                )
+            else:
+                out.append(
+                    _result(
+                        "COMPOSE-NETWORK-INTERFACE",
+                        title,
+                        "ok",
+                        f"network {mode}, NETWORK_INTERFACE={value}: must be the host's interface "
+                        "name (confirmed for a running container by CONTAINER-NETWORK-INTERFACE)",
+                    )
+                )
+            continue
+        if effective == want:
+            out.append(
+                _result(
+                    "COMPOSE-NETWORK-INTERFACE",
+                    title,
+                    "ok",
+                    f"network {mode}, NETWORK_INTERFACE {shown}",
+                )
+            )
+        else:
+            out.append(
+                _result(
+                    "COMPOSE-NETWORK-INTERFACE",
+                    title,
+                    "fail",
+                    f"network {mode}, NETWORK_INTERFACE {shown}: the interface there is {want}; "
+                    "the container stops at start (misconfigured NETWORK_INTERFACE)",
+                    f"set NETWORK_INTERFACE={want} (`{kb.FIX_COMPOSE}`)",
+                )
+            )
+    return out
+
+
+def permit_docker_check(facts: HostFacts, engine: ComposeEngine) -> list[CheckResult]:
+    assert facts.compose is not None
+    out: list[CheckResult] = []
+    for s in facts.compose.services:
+        if not is_mailserver(s):
+            continue
+        title = f"Compose {s.name}: PERMIT_DOCKER with the source IPs seen"
+        value = s.environment.get("PERMIT_DOCKER", "") or "none"
+        shown = s.environment.get("PERMIT_DOCKER") or "unset (default none)"
+        v = service_verdict(engine, s, facts)
+        if value == "none":
+            status: Status = "ok"
+            detail = f"PERMIT_DOCKER {shown}: no client is trusted as local"
+            remedy = ""
+        elif v.preserved is False:
+            status = "fail"
+            detail = (
+                f"PERMIT_DOCKER={value} while source IPs are lost ({v.reason}): every client "
+                "looks local and is trusted: open relay risk (docker-mailserver #2377)"
+            )
+            remedy = f"set PERMIT_DOCKER=none, and keep source IPs: `{kb.FIX_COMPOSE}`"
+        elif v.preserved is None:
+            status = "unknown"
+            detail = f"PERMIT_DOCKER={value}; whether source IPs survive is unknown: {v.reason}"
+            remedy = "set PERMIT_DOCKER=none to be safe"
+        else:
+            status = "ok"
+            detail = f"PERMIT_DOCKER={value}; source IPs are kept ({v.reason})"
+            remedy = ""
+        out.append(_result("COMPOSE-PERMIT-DOCKER", title, status, detail, remedy))
+    return out
+
+
+def checks(facts: HostFacts) -> list[CheckResult]:
+    if facts.compose is None:
+        return []
+    engine = compose_engine(facts)
+    return [
+        *network_mode_checks(facts, engine),
+        privileged_ports_check(facts, engine),
+        net_admin_check(facts),
+        *network_interface_check(facts, engine),
+        *permit_docker_check(facts, engine),
+    ]

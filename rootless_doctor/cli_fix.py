@@ -1,0 +1,436 @@
+"""`rootless-doctor fix ...`: plan → diff → write (apply.py) → next steps.
+
+Mounted by cli.py as ``app.add_typer(fix_app, name="fix")``. Importing this module does nothing
+but define the Typer app; the planners, host access and writes are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from .model import DoctorError, FilePlan
+
+if TYPE_CHECKING:
+    from .apply import Owner
+    from .model import HostFacts, HostPaths
+
+fix_app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Write the fix that keeps client source IPs, for the versions found here. "
+    "Every fix shows a diff with --dry-run, keeps a backup, and `fix --undo` restores it.",
+)
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the diff; write nothing.")]
+Restart = Annotated[
+    bool,
+    typer.Option("--restart", help="Run the next steps (systemctl, compose), then check again."),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print what was planned/done as JSON.")]
+Interface = Annotated[
+    str | None,
+    typer.Option(
+        "--interface", help="Host interface name for NETWORK_INTERFACE with pasta (e.g. eth0)."
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# seams (tests replace these)
+
+
+def owner() -> Owner:
+    from .apply import target_owner
+
+    return target_owner()
+
+
+def host_paths(o: Owner) -> HostPaths:
+    """This user's paths; under sudo, SUDO_USER's home, uid and runtime dir."""
+    import dataclasses
+
+    from . import host
+
+    paths = host.default_paths()
+    if o.via_sudo:
+        paths = dataclasses.replace(
+            paths,
+            home=o.home,
+            uid=o.uid,
+            user=o.name,
+            runtime_dir=Path(f"/run/user/{o.uid}"),
+            config_home=None,
+        )
+    return paths
+
+
+def gather_facts(paths: HostPaths) -> HostFacts:
+    from . import host
+
+    return host.gather(paths, interfaces=False)
+
+
+def _pasta(facts: HostFacts) -> bool:
+    t = facts.tools.get("pasta")
+    return bool(t and t.path) or bool(facts.podman and facts.podman.pasta_version)
+
+
+# --------------------------------------------------------------------------------------------
+# the common tail: show / write / restart
+
+
+def _emit(
+    plans: list[FilePlan],
+    o: Owner,
+    *,
+    dry_run: bool,
+    restart: bool,
+    json_out: bool,
+    notes: list[str],
+    header: str = "",
+    write: bool = True,
+) -> None:
+    from . import apply
+
+    changed = [p for p in plans if p.changed]
+    result: dict[str, Any] = {
+        "changed": bool(changed),
+        "dry_run": dry_run or not write,
+        "files": [],
+        "next_steps": [],
+        "notes": notes,
+    }
+    lines: list[str] = [header] if header else []
+    if not changed:
+        for p in plans:
+            lines.append(f"nothing to do: {p.path} already has it ({p.what})")
+            result["files"].append({"path": str(p.path), "changed": False, "what": p.what})
+    steps: list[str] = []
+    for p in changed:
+        entry: dict[str, Any] = {"path": str(p.path), "changed": True, "what": p.what}
+        if dry_run or not write:
+            entry["diff"] = apply.diff(p)
+            lines.append(apply.diff(p).rstrip("\n"))
+            lines.append(f"would write {p.path}: {p.what}")
+        else:
+            w = apply.write(p, o)
+            entry.update(created=w.created, backup=str(w.backup) if w.backup else None)
+            kept = f" (original kept in {w.backup})" if w.backup else " (new file)"
+            lines.append(f"wrote {p.path}{kept}: {p.what}")
+        result["files"].append(entry)
+        steps.extend(s for s in p.next_steps if s not in steps)
+    result["next_steps"] = steps
+    if changed and steps and not restart:
+        lines.append("next: " + " && ".join(steps))
+    if changed and not dry_run and write:
+        lines.append("undo: rootless-doctor fix --undo")
+    lines.extend(f"note: {n}" for n in notes)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo("\n".join(line for line in lines if line))
+    if restart and changed and not dry_run and write:
+        _restart(steps, o, quiet=json_out)
+
+
+def _restart(steps: list[str], o: Owner, quiet: bool) -> None:
+    """Run the next steps (commands found on PATH, via host.run), then check (and probe) again."""
+    from . import host
+
+    for step in steps:
+        argv = shlex.split(step)
+        exe = shutil.which(argv[0])
+        if exe is None:
+            raise DoctorError(f"--restart: {argv[0]} not found on PATH; run by hand: {step}")
+        if o.via_sudo:
+            if argv[:2] == ["systemctl", "--user"]:
+                argv.insert(2, f"--machine={o.name}@")
+            elif argv[0] != "sysctl":
+                raise DoctorError(f"--restart under sudo: run this as {o.name}: {step}")
+        if not quiet:
+            typer.echo(f"running: {shlex.join(argv)}")
+        out = host.run([exe, *argv[1:]], timeout=180)
+        if not out.ok:
+            raise DoctorError(f"--restart: {out.why()}", exit_code=1)
+    _recheck(o, quiet)
+
+
+def _recheck(o: Owner, quiet: bool) -> None:
+    import dataclasses
+    import importlib.util
+
+    from . import render
+    from .checks import diagnose
+
+    facts = gather_facts(host_paths(o))
+    report = diagnose(facts)
+    if importlib.util.find_spec(f"{__package__}.probe") is not None:
+        from .probe import probe_all
+
+        report = dataclasses.replace(report, probes=tuple(probe_all(facts, report)))
+    if not quiet:
+        render.print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------------
+# undo (`fix --undo` and `fix undo`)
+
+
+def _undo(files: list[Path], force: bool, json_out: bool) -> None:
+    from . import apply
+
+    o = owner()
+    done = apply.undo(o, only=files, force=force)
+    if json_out:
+        typer.echo(json.dumps([{"path": str(u.path), "action": u.action} for u in done], indent=2))
+    elif not done:
+        typer.echo("nothing to undo: rootless-doctor has not changed any file for " + o.name)
+    else:
+        for u in done:
+            typer.echo(f"{u.action}: {u.path}")
+    if any(u.action.startswith("skipped") for u in done):
+        raise typer.Exit(1)
+
+
+@fix_app.callback(invoke_without_command=True)
+def fix_group(
+    ctx: typer.Context,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Restore every file a fix changed (remove new ones).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --undo: also restore files edited since.")
+    ] = False,
+) -> None:
+    """Write the fix that keeps client source IPs for the versions found here."""
+    if undo:
+        if ctx.invoked_subcommand is not None:
+            raise DoctorError("--undo goes alone: `rootless-doctor fix --undo`")
+        _undo([], force, json_out=False)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+@fix_app.command("undo")
+def undo_command(
+    files: Annotated[list[Path] | None, typer.Argument(help="Only these files.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also restore files edited since.")
+    ] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Restore the originals of files rootless-doctor changed (remove files it created)."""
+    _undo([f.absolute() for f in files or []], force, json_out)
+
+
+# --------------------------------------------------------------------------------------------
+# fixes
+
+
+@fix_app.command("docker")
+def docker_command(
+    driver: Annotated[
+        str | None,
+        typer.Option(
+            "--driver",
+            help="pasta-implicit | builtin-transparent | pesto | slirp4netns "
+            "(default: the fastest that keeps source IPs here).",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    restart: Restart = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Rootless Docker: systemd user drop-in (port driver), or daemon.json on RootlessKit ≥ 3."""
+    from . import apply, knowledge
+    from .fixes import docker
+
+    o = owner()
+    paths = host_paths(o)
+    facts = gather_facts(paths)
+    if facts.docker is not None and not driver:
+        v = knowledge.docker_verdict(facts.docker, facts.tools)
+        if v.preserved is True:
+            typer.echo(f"nothing to do: {v.reason}")
+            raise typer.Exit(0)
+    choice = docker.choose(facts, driver)
+    opt = choice.option
+    cfg = paths.config_dir
+    plans = docker.plan(
+        opt,
+        config_dir=cfg,
+        dropin_text=apply.read_text(docker.dropin_path(cfg)),
+        daemon_json_text=apply.read_text(docker.daemon_json_path(cfg)),
+    )
+    header = (
+        f"driver: {opt.key} (net {opt.network_driver}, port driver {opt.port_driver}): "
+        f"{choice.why}; cost: {opt.cost}; ports < 1024: {opt.privileged_ports}"
+    )
+    others = [f"{o2.key}: {o2.throughput}" for o2 in choice.options if o2.available and o2 != opt]
+    notes = [f"also usable here: {', '.join(others)} (--driver)"] if others else []
+    _emit(plans, o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes,
+          header="" if json_out else header)  # fmt: skip
+
+
+def _default_compose(cwd: Path) -> Path:
+    from .fixes.compose import DEFAULT_FILES
+
+    for name in DEFAULT_FILES:
+        if (cwd / name).is_file():
+            return cwd / name
+    raise DoctorError(f"no compose file in {cwd} ({', '.join(DEFAULT_FILES)}); pass FILE")
+
+
+@fix_app.command("compose")
+def compose_command(
+    file: Annotated[
+        Path | None, typer.Argument(help="Compose file (default: ./compose.yaml).")
+    ] = None,
+    service: Annotated[str | None, typer.Option("--service", help="Service to fix.")] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="auto | podman | docker (who runs this file).")
+    ] = "auto",
+    interface: Interface = None,
+    dry_run: DryRun = False,
+    restart: Restart = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Compose service: network_mode (pasta / slirp4netns port_handler) + NETWORK_INTERFACE."""
+    from . import apply
+    from .fixes import compose
+
+    path = (file or _default_compose(Path.cwd())).absolute()
+    text = apply.read_text(path)
+    if text is None:
+        raise DoctorError(f"{path}: no such file")
+    o = owner()
+    facts = gather_facts(host_paths(o))
+    eng = _engine(engine, facts)
+    cp = compose.plan(
+        path, text, service=service, engine=eng, podman=facts.podman,
+        pasta_installed=_pasta(facts), host_interface=interface,
+    )  # fmt: skip
+    if cp.plan is None:
+        typer.echo(json.dumps({"changed": False, "advice": cp.advice}) if json_out else cp.advice)
+        raise typer.Exit(0)
+    notes = [cp.advice] if cp.advice else []
+    _emit([cp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes)
+
+
+def _engine(engine: str, facts: HostFacts) -> Literal["podman", "docker"]:
+    if engine in ("podman", "docker"):
+        return engine  # type: ignore[return-value]
+    if engine != "auto":
+        raise DoctorError(f"--engine {engine}: use auto, podman or docker")
+    if facts.podman is not None and facts.podman.cli:
+        return "podman"
+    if facts.docker is not None and facts.docker.cli:
+        return "docker"
+    return "podman"
+
+
+@fix_app.command("podman")
+def podman_command(
+    dry_run: DryRun = False,
+    restart: Restart = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Podman defaults: the user's containers.conf (network command, port handler/forwarder)."""
+    from . import apply
+    from .fixes import podman
+
+    o = owner()
+    paths = host_paths(o)
+    facts = gather_facts(paths)
+    if facts.podman is None or not facts.podman.version:
+        raise DoctorError("Podman not found or its version unreadable: run `podman version`")
+    path = podman.conf_path(paths.config_dir)
+    pp = podman.plan(path, apply.read_text(path), facts.podman, _pasta(facts))
+    _emit([pp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out,
+          notes=list(pp.notes))  # fmt: skip
+
+
+@fix_app.command("quadlet")
+def quadlet_command(
+    file: Annotated[Path, typer.Argument(help="The Quadlet .container unit.")],
+    interface: Interface = None,
+    dry_run: DryRun = False,
+    restart: Restart = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Quadlet unit: Network= in [Container] (pasta / slirp4netns port_handler)."""
+    from . import apply
+    from .fixes import quadlet
+
+    path = file.absolute()
+    text = apply.read_text(path)
+    if text is None:
+        raise DoctorError(f"{path}: no such file")
+    o = owner()
+    facts = gather_facts(host_paths(o))
+    qp = quadlet.plan(path, text, podman=facts.podman, pasta_installed=_pasta(facts),
+                      host_interface=interface)  # fmt: skip
+    assert qp.plan is not None
+    _emit([qp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out,
+          notes=[qp.advice] if qp.advice else [])  # fmt: skip
+
+
+def _lowest_port(facts: HostFacts) -> int | None:
+    ports: list[int] = []
+    for eng in (facts.docker, facts.podman):
+        for c in eng.containers if eng else ():
+            ports.extend(p.host_port for p in c.ports)
+    if facts.compose:
+        for s in facts.compose.services:
+            ports.extend(p.host_port for p in s.ports)
+    low = [p for p in ports if 0 < p < 1024]
+    return min(low) if low else None
+
+
+@fix_app.command("privileged-ports")
+def privileged_ports_command(
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=1023,
+            help="Lowest port to allow (default: the lowest published port below 1024 found).",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    restart: Restart = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Ports < 1024: /etc/sysctl.d file for net.ipv4.ip_unprivileged_port_start (root writes it)."""
+    import os
+
+    from . import apply
+    from .fixes import sysctl
+
+    o = owner()
+    facts = gather_facts(host_paths(o))
+    low = port or _lowest_port(facts)
+    if low is None:
+        typer.echo("nothing to do: no published port below 1024 found (pass --port N to set one)")
+        raise typer.Exit(0)
+    cur = facts.unprivileged_port_start
+    if cur is not None and cur <= low and port is None:
+        typer.echo(f"nothing to do: {sysctl.KEY} is {cur}, port {low} can be published already")
+        raise typer.Exit(0)
+    plan = sysctl.plan(low, apply.read_text(sysctl.FILE))
+    is_root = os.geteuid() == 0
+    notes = [] if is_root else [f"writing {sysctl.FILE} needs root: run `sudo rootless-doctor "
+                                f"fix privileged-ports --port {low}`"]  # fmt: skip
+    _emit([plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes,
+          write=is_root)  # fmt: skip

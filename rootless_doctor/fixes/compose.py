@@ -1,0 +1,349 @@
+"""Planner for `rootless-doctor fix compose`: ``network_mode`` + ``NETWORK_INTERFACE`` of a service.
+
+Podman (domain.md): ``network_mode: pasta`` keeps source IPs wherever Podman has pasta (4.4+,
+default from 5.0, the only one from 6.0); on Podman ≤ 5 without pasta,
+``"slirp4netns:port_handler=slirp4netns"`` does (docker-mailserver ``config/advanced/podman.md``).
+A service that joins compose networks cannot take a ``network_mode`` (compose rejects the pair), so
+we refuse and say what to do. For Docker, ``network_mode`` cannot help: the daemon's RootlessKit
+port driver decides, so the answer is `rootless-doctor fix docker`.
+
+``NETWORK_INTERFACE`` is docker-mailserver's setting (it must name an interface that exists in the
+container or the container stops): ``tap0`` with slirp4netns, the host's interface name with
+pasta. It is set for docker-mailserver images and wherever the service already sets it.
+
+The file is parsed with ruamel.yaml (round-trip, for the node positions) and edited by splicing
+lines at those positions, so every other byte — comments, quoting, indentation — stays.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import knowledge
+from ..model import DoctorError, FilePlan, PodmanFacts
+
+SLIRP_MODE = "slirp4netns:port_handler=slirp4netns"
+PASTA_MODE = "pasta"
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+PODMAN_PASTA = "4.4.0"  # Podman release that added --network pasta
+PODMAN_COMPOSE_BUILTIN = "4.7.0"  # `podman compose` (wrapper) appeared in 4.7
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposePlan:
+    plan: FilePlan | None  # None: nothing to write (see ``advice``)
+    advice: str = ""
+    service: str = ""
+    mode: str = ""
+
+
+def podman_mode(p: PodmanFacts | None, pasta_installed: bool) -> str:
+    """The network_mode that keeps source IPs on this Podman."""
+    version = p.version if p else None
+    m = knowledge.major(version)
+    if m is not None and m >= 5:
+        return PASTA_MODE
+    if pasta_installed and knowledge.version_at_least(version, PODMAN_PASTA):
+        return PASTA_MODE
+    return SLIRP_MODE
+
+
+def is_mailserver(svc: Any) -> bool:
+    image = str(svc.get("image") or "")
+    return "docker-mailserver" in image or "mailserver/docker-mailserver" in image
+
+
+def _load(text: str, name: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        return yaml.load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DoctorError(f"{name}{where}: not valid YAML ({problem}); fix it first") from None
+
+
+def _services(data: Any, name: str) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    if not isinstance(data, CommentedMap) or not isinstance(data.get("services"), CommentedMap):
+        raise DoctorError(f"{name}: no `services:` mapping; not a compose file")
+    return data["services"]
+
+
+def pick_service(text: str, name: str, service: str | None) -> str:
+    """``service`` if the file has it; else the only service, or the only one with ports."""
+    services = _services(_load(text, name), name)
+    names = [str(k) for k in services]
+    if service:
+        if service not in services:
+            raise DoctorError(f"{name}: no service {service!r}; services: {', '.join(names)}")
+        return service
+    if len(names) == 1:
+        return names[0]
+    with_ports = [n for n in names if services[n] is not None and services[n].get("ports")]
+    if len(with_ports) == 1:
+        return with_ports[0]
+    raise DoctorError(f"{name}: several services ({', '.join(names)}); choose one with --service")
+
+
+def plan(
+    path: Path,
+    text: str,
+    *,
+    service: str | None,
+    engine: Literal["podman", "docker"],
+    podman: PodmanFacts | None = None,
+    pasta_installed: bool = False,
+    host_interface: str | None = None,
+) -> ComposePlan:
+    name = str(path)
+    data = _load(text, name)
+    services = _services(data, name)
+    svc_name = pick_service(text, name, service)
+    svc = services[svc_name]
+    if engine == "docker":
+        return ComposePlan(
+            plan=None,
+            service=svc_name,
+            advice=f"{path.name}: with rootless Docker, network_mode cannot keep client source "
+            "IPs: the daemon's RootlessKit port driver decides for every container. Run "
+            "`rootless-doctor fix docker`, restart the daemon, then recreate the service "
+            f"(`docker compose up -d --force-recreate {svc_name}`).",
+        )
+    from ruamel.yaml.comments import CommentedMap
+
+    if not isinstance(svc, CommentedMap) or svc.fa.flow_style():
+        raise DoctorError(
+            f"{name}: service {svc_name!r} is not a block mapping; edit it by hand "
+            f"(network_mode: {podman_mode(podman, pasta_installed)})"
+        )
+    m = knowledge.major(podman.version if podman else None)
+    want = podman_mode(podman, pasta_installed)
+    if "networks" in svc:
+        nets = svc["networks"]
+        listed = ", ".join(str(n) for n in nets) if nets else "(empty)"
+        podman6 = (
+            "; or keep the networks and run `rootless-doctor fix podman` (Podman 6: "
+            'rootless_port_forwarder = "pasta", experimental, IPv4 only)'
+            if m is not None and m >= 6
+            else ""
+        )
+        raise DoctorError(
+            f"{name}: service {svc_name!r} joins networks {listed}, and network_mode cannot be "
+            f"combined with networks: remove `networks:` from {svc_name!r} (other services then "
+            "reach it through its published ports on the host) and run again" + podman6
+        )
+
+    current = svc.get("network_mode")
+    cur = str(current) if current is not None else None
+    base, opts = knowledge.split_network_mode(cur)
+    if base in ("service", "container"):
+        raise DoctorError(
+            f"{name}: service {svc_name!r} uses the network of {cur!r}: fix that service instead"
+        )
+    keeps = (
+        base in ("host", "none")
+        or base == "pasta"
+        or (base == "slirp4netns" and opts.get("port_handler") == "slirp4netns" and (m or 0) < 6)
+    )
+    mode = cur if keeps and cur is not None else want
+    iface = "tap0" if mode.startswith("slirp4netns") else host_interface
+    env = svc.get("environment")
+    wants_iface = is_mailserver(svc) or _env_has(env, "NETWORK_INTERFACE")
+
+    lines = text.splitlines(keepends=True)
+    nl = "\r\n" if "\r\n" in text else "\n"
+    step = _indent_step(services, svc_name)
+    col = svc.lc.key(next(iter(svc)))[1] if len(svc) else services.lc.key(svc_name)[1] + step
+    edits: list[tuple[int, int, list[str]]] = []  # (first line, lines replaced, new lines)
+
+    if cur != mode:
+        if "network_mode" in svc:
+            ln = svc.lc.key("network_mode")[0]
+            edits.append((ln, 1, [_replace_scalar_line(lines[ln], "network_mode", mode, name, ln)]))
+        else:
+            edits.append(
+                (_after_image(svc, lines), 0, [" " * col + f"network_mode: {_q(mode)}{nl}"])
+            )
+    notes: list[str] = []
+    if wants_iface and iface is None:
+        notes.append(
+            "set NETWORK_INTERFACE to the host's main interface name (pasta copies it into the "
+            "container; see `ip route show default`), or pass --interface"
+        )
+    elif wants_iface and iface is not None and _env_value(env, "NETWORK_INTERFACE") != iface:
+        edits.extend(_env_edits(svc, env, iface, lines, col, step, nl, name, cur != mode))
+    if not edits:
+        return ComposePlan(
+            plan=FilePlan(path=path, before=text, after=text, what=f"{svc_name}: {mode} already"),
+            service=svc_name,
+            mode=mode,
+            advice="; ".join(notes),
+        )
+    out = list(lines)
+    # Bottom-up so earlier line numbers stay valid; at the same line the edit planned first ends
+    # up first (network_mode before the environment block it is followed by).
+    for _, (first, count, new) in sorted(
+        enumerate(edits), key=lambda e: (e[1][0], e[0]), reverse=True
+    ):
+        out[first : first + count] = new
+    after = "".join(out)
+    _verify(after, name, svc_name, mode, iface if wants_iface else None)
+    what = f"service {svc_name}: network_mode {mode} keeps client source IPs"
+    if wants_iface and iface:
+        what += f"; NETWORK_INTERFACE={iface} (the interface {mode.split(':')[0]} gives it)"
+    if len(services) > 1:
+        notes.append(
+            f"other services of this project no longer reach {svc_name!r} by name on the "
+            "project network; point them at the host and its published ports"
+        )
+    compose_cmd = (
+        "podman compose"
+        if knowledge.version_at_least(podman.version if podman else None, PODMAN_COMPOSE_BUILTIN)
+        else "podman-compose"
+    )
+    return ComposePlan(
+        plan=FilePlan(
+            path=path,
+            before=text,
+            after=after,
+            what=what,
+            next_steps=(f"{compose_cmd} -f {path} up -d --force-recreate {svc_name}",),
+        ),
+        service=svc_name,
+        mode=mode,
+        advice="; ".join(notes),
+    )
+
+
+def _q(value: str) -> str:
+    return f'"{value}"' if ":" in value else value
+
+
+def _indent_step(services: Any, svc_name: str) -> int:
+    svc = services[svc_name]
+    if len(svc):
+        return int(svc.lc.key(next(iter(svc)))[1] - services.lc.key(svc_name)[1])
+    return 2
+
+
+def _after_image(svc: Any, lines: list[str]) -> int:
+    """Line index to insert at: right after a one-line ``image:``, else before the first key."""
+    keys = list(svc)
+    if "image" in keys:
+        ln, _ = svc.lc.key("image")
+        idx = keys.index("image")
+        nxt = svc.lc.key(keys[idx + 1])[0] if idx + 1 < len(keys) else None
+        rest = lines[ln].split(":", 1)[1].strip() if ":" in lines[ln] else ""
+        if rest and rest[0] not in "|>" and (nxt is None or nxt > ln):
+            return int(ln) + 1
+    return int(svc.lc.key(keys[0])[0])
+
+
+_SCALAR_LINE = re.compile(
+    r"""^(?P<head>\s*(?:-\s+)?(?P<key>[^\s:#]+)?\s*:?\s*)"""
+    r"""(?P<val>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^#\s](?:[^#]*[^#\s])?)"""
+    r"""(?P<tail>\s+#.*)?(?P<nl>\r?\n)?$"""
+)
+
+
+def _replace_scalar_line(line: str, key: str, value: str, name: str, ln: int) -> str:
+    m = re.match(
+        rf"""^(?P<head>\s*{re.escape(key)}\s*:\s*)"""
+        r"""(?P<val>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^#\s](?:[^#]*[^#\s])?)"""
+        r"""(?P<tail>\s+#.*)?(?P<nl>\r?\n)?$""",
+        line,
+    )
+    if not m:
+        raise DoctorError(
+            f"{name}:{ln + 1}: cannot edit `{key}:` here (not a one-line value); "
+            f"set it to {value!r} by hand"
+        )
+    old = m["val"]
+    quote = old[0] if old[0] in "\"'" else ('"' if ":" in value else "")
+    return f"{m['head']}{quote}{value}{quote}{m['tail'] or ''}{m['nl'] or ''}"
+
+
+def _env_has(env: Any, key: str) -> bool:
+    return _env_value(env, key) is not None
+
+
+def _env_value(env: Any, key: str) -> str | None:
+    if isinstance(env, dict):
+        return str(env[key]) if key in env and env[key] is not None else None
+    if isinstance(env, list):
+        for item in env:
+            k, sep, v = str(item).partition("=")
+            if k == key and sep:
+                return v
+    return None
+
+
+def _env_edits(
+    svc: Any,
+    env: Any,
+    iface: str,
+    lines: list[str],
+    col: int,
+    step: int,
+    nl: str,
+    name: str,
+    mode_inserted: bool,
+) -> list[tuple[int, int, list[str]]]:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    key = "NETWORK_INTERFACE"
+    if "environment" not in svc or env is None:
+        block = [
+            " " * col + "environment:" + nl,
+            " " * (col + step) + f"{key}: {iface}{nl}",
+        ]
+        if "environment" in svc:  # `environment:` with no value: give it one
+            ln = svc.lc.key("environment")[0]
+            return [(ln, 1, block)]
+        if "network_mode" in svc:
+            at = svc.lc.key("network_mode")[0] + 1
+        else:
+            at = _after_image(svc, lines)
+        return [(at, 0, block)]
+    if isinstance(env, CommentedMap) and not env.fa.flow_style() and len(env):
+        if key in env:
+            ln = env.lc.key(key)[0]
+            return [(ln, 1, [_replace_scalar_line(lines[ln], key, iface, name, ln)])]
+        first = next(iter(env))
+        ln, c = env.lc.key(first)
+        return [(ln, 0, [" " * c + f"{key}: {iface}{nl}"])]
+    if isinstance(env, CommentedSeq) and not env.fa.flow_style() and len(env):
+        for i, item in enumerate(env):
+            if str(item).partition("=")[0] == key:
+                ln = env.lc.item(i)[0]
+                m = re.match(r"^(\s*-\s*)([\"']?)([^\"'#]*?)([\"']?)(\s+#.*)?(\r?\n)?$", lines[ln])
+                if not m:
+                    break
+                return [(ln, 1, [f"{m[1]}{m[2]}{key}={iface}{m[4]}{m[5] or ''}{m[6] or ''}"])]
+        else:
+            ln = env.lc.item(0)[0]
+            m = re.match(r"^(\s*-\s*)", lines[ln])
+            if m:
+                return [(ln, 0, [f"{m[1]}{key}={iface}{nl}"])]
+    raise DoctorError(
+        f"{name}: cannot edit this service's `environment:` (flow style or empty); "
+        f"add {key}={iface} by hand"
+    )
+
+
+def _verify(after: str, name: str, svc_name: str, mode: str, iface: str | None) -> None:
+    svc = _services(_load(after, name), name)[svc_name]
+    ok = str(svc.get("network_mode")) == mode
+    if iface is not None:
+        ok = ok and _env_value(svc.get("environment"), "NETWORK_INTERFACE") == iface
+    if not ok:  # pragma: no cover - a splice bug must never reach the disk
+        raise DoctorError(f"{name}: could not edit service {svc_name!r} safely; edit it by hand")

@@ -1,0 +1,212 @@
+"""Planner for `rootless-doctor fix docker`: the systemd user drop-in or daemon.json.
+
+Which file and which drivers come from ``knowledge.docker_fix_options`` (the decision table in
+/work/shared/domain.md):
+
+- RootlessKit < 3: ``~/.config/systemd/user/docker.service.d/override.conf`` with
+  ``DOCKERD_ROOTLESS_ROOTLESSKIT_NET`` / ``..._PORT_DRIVER`` (pasta + implicit where RootlessKit
+  ≥ 2 and pasta ≥ 2023_12_04, else slirp4netns + slirp4netns), as moby's rootless docs show;
+- RootlessKit ≥ 3: ``~/.config/docker/daemon.json`` ``"userland-proxy": false`` (builtin keeps
+  TCP source IPs with --source-ip-transparent; docker-proxy would re-dial from the gateway).
+
+Pure: facts and the current texts in, :class:`FilePlan` out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import knowledge
+from ..knowledge import FixOption
+from ..model import DoctorError, FilePlan, HostFacts
+from . import unitfile
+
+NET = "DOCKERD_ROOTLESS_ROOTLESSKIT_NET"
+PORT = "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"
+RESTART = ("systemctl --user daemon-reload", "systemctl --user restart docker")
+
+# --driver accepts the option keys and these short names.
+ALIASES = {
+    "pasta": "pasta-implicit",
+    "implicit": "pasta-implicit",
+    "builtin": "builtin-transparent",
+    "userland-proxy": "builtin-transparent",
+}
+
+
+def dropin_path(config_dir: Path) -> Path:
+    return config_dir / "systemd/user/docker.service.d/override.conf"
+
+
+def daemon_json_path(config_dir: Path) -> Path:
+    return config_dir / "docker/daemon.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerChoice:
+    option: FixOption
+    options: tuple[FixOption, ...]
+    why: str  # one line: why this option
+
+
+def choose(facts: HostFacts, driver: str | None) -> DockerChoice:
+    """The option to write: ``driver`` when given (must be available), else the fastest one."""
+    if facts.docker is None:
+        raise DoctorError("no rootless Docker found here (no docker CLI, unit or daemon)")
+    if facts.docker.rootless is False:
+        raise DoctorError(
+            "this Docker daemon is rootful: its iptables DNAT already keeps source IPs; "
+            "nothing for `fix docker` to do"
+        )
+    options = tuple(knowledge.docker_fix_options(facts.docker, facts.tools))
+    if driver:
+        key = ALIASES.get(driver, driver)
+        found = [o for o in options if o.key == key]
+        if not found:
+            names = ", ".join(o.key for o in options)
+            raise DoctorError(f"--driver {driver}: unknown; choose one of {names}")
+        opt = found[0]
+        if not opt.available:
+            raise DoctorError(f"--driver {driver}: not usable here: {opt.missing}")
+        return DockerChoice(option=opt, options=options, why=f"chosen with --driver {driver}")
+    avail = [o for o in options if o.available]
+    if not avail:
+        why = "; ".join(f"{o.key}: {o.missing}" for o in options)
+        raise DoctorError(f"no driver that keeps source IPs is usable here ({why})")
+    opt = avail[0]
+    skipped = [o for o in options[: options.index(opt)]]
+    why = f"fastest usable option ({opt.throughput})"
+    if skipped:
+        why += "; faster ones not usable: " + "; ".join(f"{o.key}: {o.missing}" for o in skipped)
+    return DockerChoice(option=opt, options=options, why=why)
+
+
+def plan(
+    option: FixOption,
+    *,
+    config_dir: Path,
+    dropin_text: str | None,
+    daemon_json_text: str | None,
+) -> list[FilePlan]:
+    """The file(s) ``option`` needs; unchanged plans mean it is already in place."""
+    dpath = dropin_path(config_dir)
+    if option.key == "builtin-transparent":
+        plans = [plan_daemon_json(daemon_json_path(config_dir), daemon_json_text)]
+        # A drop-in that selects another port driver would keep builtin from running.
+        if dropin_text is not None and PORT in dropin_text:
+            dp = plan_dropin(dpath, dropin_text, {PORT: "builtin"}, option)
+            if dp.changed:
+                plans.append(dp)
+        return plans
+    return [
+        plan_dropin(
+            dpath, dropin_text, {NET: option.network_driver, PORT: option.port_driver}, option
+        )
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# the drop-in
+
+
+# Why each choice, in the file itself (facts from rootlesskit docs/port.md).
+_DROPIN_NOTE = {
+    "slirp4netns": (
+        "# slirp4netns forwards ports itself: about 4x slower than builtin; ports < 1024\n"
+        "# need net.ipv4.ip_unprivileged_port_start (rootless-doctor fix privileged-ports).\n"
+    ),
+    "implicit": "# pasta forwards ports itself (implicit port driver, RootlessKit >= 2).\n",
+    "pesto": "# pasta's pesto forwards ports (RootlessKit >= 3, passt >= 2026_05_07; IPv4).\n",
+}
+
+
+def fresh_dropin(option: FixOption) -> str:
+    """The whole drop-in for a host without one (== systemd/override-<driver>.conf)."""
+    return (
+        "# rootless-doctor: keep client source IPs of published ports.\n"
+        + _DROPIN_NOTE.get(option.port_driver, "")
+        + "[Service]\n"
+        + unitfile.env_line(NET, option.network_driver)
+        + unitfile.env_line(PORT, option.port_driver)
+    )
+
+
+def plan_dropin(
+    path: Path, before: str | None, want: dict[str, str], option: FixOption
+) -> FilePlan:
+    what = (
+        f"RootlessKit {option.network_driver} network + {option.port_driver} port driver: "
+        f"client source IPs reach containers ({option.throughput}; {option.cost})"
+    )
+    if before is None or not before.strip():
+        after = (
+            fresh_dropin(option)
+            if set(want) == {NET, PORT}
+            else unitfile.set_environment("", want, str(path))
+        )
+        return FilePlan(path=path, before=before, after=after, what=what, next_steps=RESTART)
+    return FilePlan(
+        path=path,
+        before=before,
+        after=unitfile.set_environment(before, want, str(path)),
+        what=what,
+        next_steps=RESTART,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# daemon.json
+
+FRESH_DAEMON_JSON = '{\n  "userland-proxy": false\n}\n'
+
+
+def plan_daemon_json(path: Path, before: str | None) -> FilePlan:
+    what = (
+        'daemon.json "userland-proxy": false: RootlessKit ≥ 3 builtin port driver hands TCP '
+        "connections over with the client's address (UDP still loses it)"
+    )
+    return FilePlan(
+        path=path,
+        before=before,
+        after=set_userland_proxy_off(before, str(path)),
+        what=what,
+        next_steps=("systemctl --user restart docker",),
+    )
+
+
+def set_userland_proxy_off(text: str | None, name: str) -> str:
+    """Text splice: set ``"userland-proxy": false`` keeping every other byte of the file."""
+    if text is None or not text.strip():
+        return FRESH_DAEMON_JSON
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DoctorError(f"{name}:{e.lineno}: not valid JSON ({e.msg}); fix it first") from None
+    if not isinstance(data, dict):
+        raise DoctorError(f"{name}: not a JSON object; fix it first")
+    if data.get("userland-proxy") is False:
+        return text
+    if "userland-proxy" in data:
+        new, n = re.subn(
+            r'("userland-proxy"\s*:\s*)(true|null|"[^"]*"|-?\d+)', r"\1false", text, count=1
+        )
+        if n != 1:
+            raise DoctorError(
+                f'{name}: cannot find the "userland-proxy" value to change; edit it by hand'
+            )
+    else:
+        brace = text.index("{")
+        m = re.compile(r'\s*"').match(text, brace + 1)
+        if data and m:
+            indent = text[brace + 1 : m.end() - 1]
+            new = text[: brace + 1] + indent + '"userland-proxy": false,' + text[brace + 1 :]
+        else:  # {} or { } — write it out in the fresh layout
+            end = text.index("}", brace)
+            new = text[:brace] + '{\n  "userland-proxy": false\n' + text[end:]
+    check = json.loads(new)
+    if check.get("userland-proxy") is not False:  # pragma: no cover - splice bug guard
+        raise DoctorError(f"{name}: could not set userland-proxy; edit it by hand")
+    return new

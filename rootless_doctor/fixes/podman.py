@@ -1,0 +1,215 @@
+"""Planner for `rootless-doctor fix podman`: the user's containers.conf.
+
+What to set depends on the installed Podman (domain.md, containers/common containers.conf(5)):
+
+- Podman < 4.6: ``[network] default_rootless_network_cmd`` is not read yet (podman#19032 landed in
+  4.6), so only ``[engine] network_cmd_options = ["port_handler=slirp4netns"]``.
+- 4.6 to 5.x: ``default_rootless_network_cmd = "pasta"`` where pasta is installed, else the
+  slirp4netns port handler in ``network_cmd_options``.
+- 6.x: slirp4netns is gone (``network_cmd_options`` no longer exists);
+  ``default_rootless_network_cmd = "pasta"`` and the experimental
+  ``rootless_port_forwarder = "pasta"`` (bridge/compose networks keep IPv4 source IPs; needs
+  passt with pesto).
+
+Never a key the installed version does not know. Parsed with tomlkit (validation, values) and
+edited by splicing lines next to the commented default, so comments and layout survive.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import knowledge
+from ..model import DoctorError, FilePlan, PodmanFacts
+
+PORT_HANDLER = "port_handler=slirp4netns"
+READS_DEFAULT_CMD = "4.6.0"  # podman#19032: default_rootless_network_cmd honoured from 4.6
+HEADER = "# rootless-doctor: keep client source IPs of published ports.\n"
+
+
+def conf_path(config_dir: Path) -> Path:
+    return config_dir / "containers/containers.conf"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    table: str
+    key: str
+    value: str | None = None  # a string value to set
+    list_item: str | None = None  # an item to have in an array (replacing same-prefix items)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodmanPlan:
+    plan: FilePlan
+    notes: tuple[str, ...] = ()
+
+
+def settings_for(podman: PodmanFacts, pasta_installed: bool) -> tuple[list[Setting], list[str]]:
+    """(settings to have, notes) for this Podman version."""
+    v = podman.version
+    m = knowledge.major(v)
+    if m is None:
+        raise DoctorError(
+            "Podman version unknown: run `podman version`; not guessing which keys it knows"
+        )
+    notes: list[str] = []
+    if m >= 6:
+        out = [Setting(table="network", key="default_rootless_network_cmd", value="pasta")]
+        pasta_v = podman.pasta_version
+        if knowledge.version_at_least(pasta_v, knowledge.PASTA_FOR_PESTO) is False:
+            notes.append(
+                f'not setting rootless_port_forwarder = "pasta": it needs passt with pesto '
+                f"(≥ {knowledge.PASTA_FOR_PESTO}), installed is {pasta_v}"
+            )
+        else:
+            out.append(Setting(table="network", key="rootless_port_forwarder", value="pasta"))
+            notes.append(
+                'rootless_port_forwarder = "pasta" is experimental in Podman 6 (IPv4 only): it '
+                "makes bridge/compose networks keep source IPs too"
+            )
+        return out, notes
+    if pasta_installed and knowledge.version_at_least(v, READS_DEFAULT_CMD):
+        return [Setting(table="network", key="default_rootless_network_cmd", value="pasta")], notes
+    notes.append(
+        "slirp4netns port_handler=slirp4netns keeps source IPs for containers on the default "
+        "network; compose/bridge networks still lose them (use `rootless-doctor fix compose`)"
+    )
+    return [Setting(table="engine", key="network_cmd_options", list_item=PORT_HANDLER)], notes
+
+
+def plan(path: Path, text: str | None, podman: PodmanFacts, pasta_installed: bool) -> PodmanPlan:
+    settings, notes = settings_for(podman, pasta_installed)
+    before = text
+    name = str(path)
+    doc = _parse(text or "", name)
+    m = knowledge.major(podman.version) or 0
+    if m >= 6 and "network_cmd_options" in (doc.get("engine") or {}):  # type: ignore[operator]
+        notes.append(
+            "[engine] network_cmd_options holds slirp4netns options that Podman 6 no longer "
+            "uses; remove them"
+        )
+    if text is not None and all(_has(doc, s) for s in settings):
+        after = text  # already in place: write nothing
+    else:
+        after = text if text is not None and text.strip() else HEADER
+        for s in settings:
+            after = _apply(after, s, name)
+        _verify(after, settings, name)
+    what = "; ".join(_describe(s) for s in settings)
+    return PodmanPlan(
+        plan=FilePlan(
+            path=path,
+            before=before,
+            after=after,
+            what=what,
+            next_steps=(),
+        ),
+        notes=(
+            *notes,
+            "recreate existing containers for this to apply to them (podman rm, then run / "
+            "compose up --force-recreate again)",
+        ),
+    )
+
+
+def _describe(s: Setting) -> str:
+    if s.list_item:
+        return f"[{s.table}] {s.key} includes {s.list_item!r}"
+    return f"[{s.table}] {s.key} = {s.value!r}"
+
+
+def _parse(text: str, name: str) -> dict[str, object]:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        return tomlkit.parse(text).unwrap()
+    except ParseError as e:
+        raise DoctorError(
+            f"{name}:{e.line}: not valid TOML ({str(e).split(' at line')[0]}); fix it first"
+        ) from None
+
+
+def _has(doc: dict[str, object], s: Setting) -> bool:
+    table = doc.get(s.table)
+    if not isinstance(table, dict) or s.key not in table:
+        return False
+    if s.list_item is not None:
+        value = table[s.key]
+        return isinstance(value, list) and s.list_item in value
+    return bool(table[s.key] == s.value)
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)  # TOML basic strings/arrays of them match JSON
+
+
+def _apply(text: str, s: Setting, name: str) -> str:
+    doc = _parse(text, name)
+    if _has(doc, s):
+        return text
+    nl = "\r\n" if "\r\n" in text else "\n"
+    table = doc.get(s.table)
+    lines = text.splitlines(keepends=True)
+    header = re.compile(rf"^\s*\[\s*{re.escape(s.table)}\s*\]\s*(#.*)?$")
+    any_header = re.compile(r"^\s*\[")
+    hdr = next((i for i, ln in enumerate(lines) if header.match(ln.rstrip("\r\n"))), None)
+    if isinstance(table, dict) and s.key in table:
+        # Key present with another value: rewrite its one line.
+        key_re = re.compile(rf"^(\s*{re.escape(s.key)}\s*=\s*)(.*?)(\s+#.*)?(\r?\n)?$")
+        start = hdr + 1 if hdr is not None else 0
+        for i in range(start, len(lines)):
+            if i > start and any_header.match(lines[i]):
+                break
+            m = key_re.match(lines[i])
+            if m:
+                if s.list_item is not None:
+                    old = table[s.key]
+                    items = [str(x) for x in old] if isinstance(old, list) else []
+                    prefix = s.list_item.split("=", 1)[0] + "="
+                    items = [x for x in items if not x.startswith(prefix)] + [s.list_item]
+                    value = _toml(items)
+                else:
+                    value = _toml(s.value)
+                if m[2].rstrip().startswith("[") and not m[2].rstrip().endswith("]"):
+                    break  # a multi-line array: do not splice
+                lines[i] = f"{m[1]}{value}{m[3] or ''}{m[4] or ''}"
+                return "".join(lines)
+        raise DoctorError(
+            f"{name}: cannot edit [{s.table}] {s.key} in place (multi-line or dotted); set it to "
+            f"{_describe(s)} by hand"
+        )
+    value = _toml([s.list_item] if s.list_item is not None else s.value)
+    new_line = f"{s.key} = {value}{nl}"
+    if hdr is None:
+        out = text
+        if out and not out.endswith("\n"):
+            out += nl
+        if out != HEADER and out.strip():
+            out += nl  # a blank line before the new table
+        return out + f"[{s.table}]{nl}" + new_line
+    # Next to the commented default ("#key = ...") if the file has one, else after the last
+    # key line of the table (comments that introduce the next table stay with it).
+    end = next((i for i in range(hdr + 1, len(lines)) if any_header.match(lines[i])), len(lines))
+    commented = re.compile(rf"^\s*#\s*{re.escape(s.key)}\s*=")
+    at = next((i + 1 for i in range(hdr + 1, end) if commented.match(lines[i])), None)
+    if at is None:
+        at = hdr + 1
+        for i in range(hdr + 1, end):
+            st = lines[i].strip()
+            if st and not st.startswith("#"):
+                at = i + 1
+    if at > 0 and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += nl
+    lines.insert(at, new_line)
+    return "".join(lines)
+
+
+def _verify(after: str, settings: list[Setting], name: str) -> None:
+    doc = _parse(after, name)
+    if not all(_has(doc, s) for s in settings):  # pragma: no cover - splice bug guard
+        raise DoctorError(f"{name}: could not edit it safely; set {settings} by hand")

@@ -1,0 +1,101 @@
+"""Planner for `rootless-doctor fix quadlet FILE.container`: ``Network=`` in ``[Container]``.
+
+Quadlet's ``Network=`` takes what ``podman run --network`` takes (podman-systemd.unit(5)), so the
+choice is the compose one: ``pasta`` where Podman has it, else
+``slirp4netns:port_handler=slirp4netns``. A unit on a ``.network`` unit or a named network is
+refused (a network mode cannot be combined with networks). docker-mailserver units also get
+``Environment=NETWORK_INTERFACE=...``. Lines are spliced; the rest of the unit stays byte-for-byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import knowledge
+from ..model import DoctorError, FilePlan, PodmanFacts
+from . import unitfile
+from .compose import ComposePlan, podman_mode
+
+BUILTIN_MODES = ("pasta", "slirp4netns", "host", "none", "private", "bridge", "ns", "container")
+
+
+def plan(
+    path: Path,
+    text: str,
+    *,
+    podman: PodmanFacts | None,
+    pasta_installed: bool,
+    host_interface: str | None = None,
+) -> ComposePlan:
+    name = str(path)
+    if path.suffix != ".container":
+        raise DoctorError(f"{name}: not a Quadlet .container unit (Network= lives there)")
+    unit = unitfile.parse(text, name)
+    if not any(s == "Container" for s, _ in unit.headers):
+        raise DoctorError(f"{name}: no [Container] section; not a Quadlet container unit")
+    m = knowledge.major(podman.version if podman else None)
+    nets = [e for e in unit.entries if e.section == "Container" and e.key == "Network"]
+    named = [e.value for e in nets if e.value.partition(":")[0] not in BUILTIN_MODES]
+    if named:
+        extra = (
+            "; or keep it and run `rootless-doctor fix podman` (Podman 6: rootless_port_forwarder "
+            '= "pasta", experimental, IPv4 only)'
+            if m is not None and m >= 6
+            else ""
+        )
+        raise DoctorError(
+            f"{name}: Network={', '.join(named)} is a user-defined network, which loses source "
+            f"IPs (rootlessport) and cannot be combined with a network mode: remove that "
+            f"Network= line and run again{extra}"
+        )
+    want = podman_mode(podman, pasta_installed)
+    current = nets[-1].value if nets else None
+    base, opts = knowledge.split_network_mode(current)
+    keeps = base in ("host", "none", "pasta") or (
+        base == "slirp4netns" and opts.get("port_handler") == "slirp4netns" and (m or 0) < 6
+    )
+    mode = current if keeps and current else want
+    nl = unitfile.newline_of(text)
+    lines = list(unit.lines)
+    if current != mode:
+        if nets:
+            last = nets[-1]
+            for e in reversed(nets[:-1]):  # several Network= lines: only the mode stays
+                del lines[e.first : e.last + 1]
+            shift = sum(e.last - e.first + 1 for e in nets[:-1])
+            lines[last.first - shift : last.last - shift + 1] = [f"Network={mode}{nl}"]
+        else:
+            hdr = next(h for s, h in unit.headers if s == "Container")
+            at = unitfile.section_end(unit, hdr)
+            if not lines[at].endswith("\n"):
+                lines[at] += nl
+            lines.insert(at + 1, f"Network={mode}{nl}")
+    after = "".join(lines)
+    image = next((e.value for e in unit.entries if e.key == "Image"), "")
+    env_text = " ".join(e.value for e in unit.entries if e.key == "Environment")
+    wants_iface = "docker-mailserver" in image or "NETWORK_INTERFACE=" in env_text
+    iface = "tap0" if mode.startswith("slirp4netns") else host_interface
+    notes: list[str] = []
+    if wants_iface and iface:
+        after = unitfile.set_environment(after, {"NETWORK_INTERFACE": iface}, name, "Container")
+    elif wants_iface:
+        notes.append(
+            "set Environment=NETWORK_INTERFACE= to the host's main interface name (pasta copies "
+            "it; see `ip route show default`), or pass --interface"
+        )
+    service = path.stem + ".service"
+    what = f"Network={mode} keeps client source IPs"
+    if wants_iface and iface:
+        what += f"; NETWORK_INTERFACE={iface}"
+    return ComposePlan(
+        plan=FilePlan(
+            path=path,
+            before=text,
+            after=after,
+            what=what,
+            next_steps=("systemctl --user daemon-reload", f"systemctl --user restart {service}"),
+        ),
+        service=service,
+        mode=mode,
+        advice="; ".join(notes),
+    )

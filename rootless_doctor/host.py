@@ -1,0 +1,1243 @@
+"""The only module that touches the OS: /proc, /sys, /etc, ~/.config, sockets, subprocesses.
+
+Every path is built from a :class:`HostPaths` (``paths.at("/etc/subuid")``, ``paths.home``,
+``paths.config_dir``), so a test builds a whole fake host in a temp dir out of real captured files.
+Every command goes through one runner (:func:`run` by default; tests inject one that serves
+captured outputs). Text is handed to :mod:`rootless_doctor.parse`; what comes back is plain data
+(:class:`HostFacts`). Nothing here raises for a missing binary, a hung CLI or an unreadable file:
+it becomes ``None`` plus a note saying why.
+
+pyroute2 is imported only inside :func:`container_interfaces` (it is slow to import).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import pwd
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal, Protocol, TypeVar
+
+import psutil
+
+from . import parse
+from .model import (
+    CmdOutput,
+    ComposeFacts,
+    ContainerFacts,
+    DockerFacts,
+    DoctorError,
+    HostFacts,
+    HostPaths,
+    Interface,
+    PodmanFacts,
+    Proc,
+    RootlessKitFacts,
+    Tool,
+)
+
+# The environment that changes what the engines and their CLIs do. default_paths() keeps these.
+ENV_KEYS = (
+    "PATH",
+    "XDG_RUNTIME_DIR",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "CONTAINERS_CONF",
+    "CONTAINERS_CONF_OVERRIDE",
+)
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+# iptables/nft/newuidmap live in sbin on some distributions and a user's PATH may lack it.
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+VERSIONED_TOOLS = ("slirp4netns", "pasta", "rootlesskit", "podman", "docker")
+API_TIMEOUT = 1.0  # RootlessKit's api.sock answers in about a millisecond; never wait long
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+# Drop-ins and units of the user manager, highest priority first (systemd.unit(5), "User Unit
+# Search Path"). A drop-in file name in a higher directory masks the same name in a lower one.
+USER_UNIT_DIRS = (
+    "/etc/systemd/user",
+    "/usr/local/lib/systemd/user",
+    "/usr/lib/systemd/user",
+)
+SYSTEMD_STATES = {"initializing", "starting", "running", "degraded", "maintenance", "stopping"}
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """What :func:`run` looks like; tests pass their own to serve captured outputs."""
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = ...,
+        env: Mapping[str, str] | None = ...,
+    ) -> CmdOutput: ...
+
+
+# --------------------------------------------------------------------------- paths and commands
+
+
+def default_paths() -> HostPaths:
+    """This process's view: real root, this user's home/uid/name, its runtime and config dirs."""
+    uid = os.getuid()
+    try:
+        pw = pwd.getpwuid(uid)
+        user, pw_home = pw.pw_name, pw.pw_dir
+    except KeyError:  # a uid without a passwd entry (containers, CI runners)
+        user, pw_home = os.environ.get("USER", str(uid)), str(Path.home())
+    home = Path(os.environ.get("HOME") or pw_home)
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+    config_home = os.environ.get("XDG_CONFIG_HOME")
+    return HostPaths(
+        root=Path("/"),
+        home=home,
+        uid=uid,
+        user=user,
+        runtime_dir=Path(runtime),
+        config_home=Path(config_home) if config_home else None,
+        env=tuple((k, os.environ[k]) for k in ENV_KEYS if k in os.environ),
+    )
+
+
+def run(
+    argv: Sequence[str], *, timeout: float = 5.0, env: Mapping[str, str] | None = None
+) -> CmdOutput:
+    """Run ``argv`` and capture its output. Never raises.
+
+    A missing binary gives ``error="not installed"``; on timeout the child's whole process group
+    (it runs in a new session, so only what this call started) is killed and
+    ``error="timed out after N s"``.
+    """
+    args = tuple(str(a) for a in argv)
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return CmdOutput(argv=args, error="not installed")
+    except PermissionError:
+        return CmdOutput(argv=args, error="not executable (permission denied)")
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
+        return CmdOutput(argv=args, error=f"could not start: {e}")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            # A grandchild that left the group still holds the pipes: stop reading.
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+            out, err = b"", b""
+        return CmdOutput(
+            argv=args,
+            stdout=_text(out),
+            stderr=_text(err),
+            error=f"timed out after {timeout:g} s",
+        )
+    return CmdOutput(argv=args, code=proc.returncode, stdout=_text(out), stderr=_text(err))
+
+
+def _text(b: bytes | None) -> str:
+    return (b or b"").decode("utf-8", errors="replace")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read(path)
+    try:
+        return int(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _which(paths: HostPaths, name: str, extra: Sequence[str] = ()) -> tuple[str, Path] | None:
+    """(host path, path on this filesystem) of ``name`` on the host's PATH (plus ``extra``)."""
+    dirs = (paths.getenv("PATH") or DEFAULT_PATH).split(":")
+    for d in [*dirs, *extra]:
+        if not d.startswith("/"):
+            continue  # relative PATH entries depend on the cwd; engines' users do not rely on them
+        real = paths.at(d) / name
+        if _is_file(real) and os.access(real, os.X_OK):
+            return str(Path(d) / name), real
+    return None
+
+
+def _cli_env(paths: HostPaths) -> dict[str, str]:
+    """The environment the engines' CLIs run with: ours, with the host's values of ENV_KEYS."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env.update(paths.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOME"] = str(paths.home)
+    if paths.runtime_dir is not None:
+        env["XDG_RUNTIME_DIR"] = str(paths.runtime_dir)
+    if paths.config_home is not None:
+        env["XDG_CONFIG_HOME"] = str(paths.config_home)
+    env.setdefault("LC_ALL", "C")  # stable, parseable messages
+    return env
+
+
+def _parsed(fn: Callable[[], T], what: str, notes: list[str]) -> T | None:
+    """Call a parser; a ParseError becomes a note naming ``what`` (file or command)."""
+    try:
+        return fn()
+    except (DoctorError, ValueError) as e:
+        notes.append(f"{what}: {e}")
+        return None
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _processes(paths: HostPaths) -> list[Proc]:
+    """Every process: psutil on the real root, else the fake ``root/proc``."""
+    if paths.root == Path("/"):
+        procs = []
+        for p in psutil.process_iter(["pid", "ppid", "uids", "cmdline"]):
+            info = p.info
+            uids = info.get("uids")
+            procs.append(
+                Proc(
+                    pid=int(info["pid"]),
+                    ppid=int(info.get("ppid") or 0),
+                    uid=int(uids.real) if uids is not None else None,
+                    cmdline=tuple(info.get("cmdline") or ()),
+                )
+            )
+        return procs
+    procs = []
+    proc_dir = paths.at("/proc")
+    try:
+        entries = sorted(
+            (e for e in proc_dir.iterdir() if e.name.isdigit()), key=lambda e: int(e.name)
+        )
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        status = _read(entry / "status") or ""
+        fields = dict(
+            line.split(":", 1) for line in status.splitlines() if ":" in line
+        )  # "PPid:\t1", "Uid:\t1000\t1000\t1000\t1000"
+        ppid = int(fields["PPid"].strip()) if fields.get("PPid", "").strip().isdigit() else 0
+        uid_field = fields.get("Uid", "").split()
+        uid = int(uid_field[0]) if uid_field and uid_field[0].isdigit() else None
+        cmdline = tuple(a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0") if raw)
+        procs.append(Proc(pid=int(entry.name), ppid=ppid, uid=uid, cmdline=cmdline))
+    return procs
+
+
+def _netns_ino(paths: HostPaths, path: str | Path) -> int | None:
+    """The inode of a network namespace (``/proc/PID/ns/net`` or a bind-mounted netns file)."""
+    try:
+        return paths.at(path).stat().st_ino
+    except (OSError, ValueError):
+        return None
+
+
+def _is_rootlesskit(p: Proc) -> bool:
+    return p.exe_name in ("rootlesskit", "docker-rootlesskit")
+
+
+def _top_rootlesskits(paths: HostPaths, procs: Sequence[Proc]) -> list[Proc]:
+    """This user's rootlesskit parents (the re-exec'd ``/proc/self/exe`` children are skipped)."""
+    by_pid = {p.pid: p for p in procs}
+    found = []
+    for p in procs:
+        if not _is_rootlesskit(p) or (p.uid is not None and p.uid != paths.uid):
+            continue
+        parent = by_pid.get(p.ppid)
+        if parent is not None and _is_rootlesskit(parent):
+            continue
+        found.append(p)
+    return found
+
+
+# --------------------------------------------------------------------------- RootlessKit state
+
+
+def _api_get(
+    sock: Path, url: str = "/v1/info", timeout: float = API_TIMEOUT
+) -> tuple[str | None, str]:
+    """GET ``url`` over RootlessKit's api.sock (HTTP/1.0, host ``rootlesskit``): (body, error)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dir_fd: int | None = None
+    try:
+        s.settimeout(timeout)
+        target = str(sock)
+        if len(target.encode()) > 100:  # sun_path holds 108 bytes: reach it through an O_PATH fd
+            dir_fd = os.open(sock.parent, os.O_PATH)
+            target = f"/proc/self/fd/{dir_fd}/{sock.name}"
+        s.connect(target)
+        s.sendall(f"GET {url} HTTP/1.0\r\nHost: rootlesskit\r\n\r\n".encode())
+        data = b""
+        while len(data) < 1 << 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        return None, f"{sock}: {e.strerror or e}"
+    finally:
+        s.close()
+        if dir_fd is not None:
+            os.close(dir_fd)
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    parts = status.split()
+    if len(parts) < 2 or parts[1] != "200":
+        return None, f"{sock}: GET {url} answered {status or 'nothing'!r}"
+    return body.decode(errors="replace"), ""
+
+
+def _state_dir_facts(
+    paths: HostPaths, state_dir: str, notes: list[str], sources: list[str]
+) -> list[RootlessKitFacts]:
+    """What a RootlessKit state dir shows: the port driver's socket file and api.sock's info."""
+    real = paths.at(state_dir)
+    found: list[RootlessKitFacts] = []
+    api = real / "api.sock"
+    if _exists(api):
+        if _is_socket(api):
+            body, err = _api_get(api)
+            if body is not None:
+                sources.append(f"{api} GET /v1/info")
+                info = _parsed(lambda: parse.rootlesskit_api_info(body), f"{api} /v1/info", notes)
+                if info is not None:
+                    found.append(replace(info, state_dir=state_dir, source="api.sock"))
+            else:
+                notes.append(f"RootlessKit API not readable: {err}")
+        else:
+            notes.append(f"{api} is not a socket")
+    # The port driver's own socket tells the running driver without an API call (domain.md).
+    port_driver = None
+    if _exists(real / ".bp.sock"):
+        port_driver = "builtin"
+    elif _exists(real / ".s4nn.sock"):
+        port_driver = "slirp4netns"
+    if port_driver is not None:
+        found.append(
+            RootlessKitFacts(state_dir=state_dir, port_driver=port_driver, source="state dir")
+        )
+    elif _is_dir(real):
+        found.append(RootlessKitFacts(state_dir=state_dir, source="state dir"))
+    return found
+
+
+def _exists(p: Path) -> bool:
+    try:
+        p.lstat()
+    except OSError:
+        return False
+    return True
+
+
+def _is_socket(p: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(p.stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+# Path.is_file()/is_dir() raise PermissionError on Python < 3.12 (a dir we may not search).
+def _is_file(p: Path) -> bool:
+    try:
+        return stat.S_ISREG(p.stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return stat.S_ISDIR(p.stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _tmp_state_dir(paths: HostPaths, rk_pid: int | None, procs: Sequence[Proc]) -> str | None:
+    """RootlessKit < Docker 25 keeps state in a random ``/tmp/rootlesskitNNN`` owned by the user.
+
+    With a PID, pick the dir whose ``child_pid`` is a child of it; else the newest one.
+    """
+    ppid_of = {p.pid: p.ppid for p in procs}
+    candidates: list[tuple[float, str]] = []
+    try:
+        entries = list(paths.at("/tmp").glob("rootlesskit*"))
+    except OSError:
+        return None
+    for d in entries:
+        try:
+            st = d.stat()
+        except OSError:
+            continue
+        if not _is_dir(d) or (paths.root == Path("/") and st.st_uid != paths.uid):
+            continue
+        host = f"/tmp/{d.name}"
+        child = _read_int(d / "child_pid")
+        if rk_pid is not None and child is not None and ppid_of.get(child) == rk_pid:
+            return host
+        if _exists(d / "api.sock"):
+            candidates.append((st.st_mtime, host))
+    if rk_pid is not None and len(candidates) != 1:
+        return None  # several daemons' dirs and none matched: do not guess
+    return max(candidates)[1] if candidates else None
+
+
+def _merge_rk(facts: Iterable[RootlessKitFacts | None]) -> RootlessKitFacts | None:
+    """Fill each field from the first source that knows it (most direct source first)."""
+    present = [f for f in facts if f is not None]
+    if not present:
+        return None
+
+    def first(name: str) -> object:
+        return next((getattr(f, name) for f in present if getattr(f, name) is not None), None)
+
+    return RootlessKitFacts(
+        pid=first("pid"),  # type: ignore[arg-type]
+        version=first("version"),  # type: ignore[arg-type]
+        network_driver=first("network_driver"),  # type: ignore[arg-type]
+        port_driver=first("port_driver"),  # type: ignore[arg-type]
+        state_dir=first("state_dir"),  # type: ignore[arg-type]
+        child=first("child"),  # type: ignore[arg-type]
+        source=" + ".join(dict.fromkeys(f.source for f in present if f.source)),
+    )
+
+
+def _rootlesskit_from_proc(p: Proc, notes: list[str]) -> RootlessKitFacts | None:
+    facts = _parsed(lambda: parse.rootlesskit_argv(p.cmdline), f"rootlesskit pid {p.pid}", notes)
+    if facts is None:
+        return None
+    return replace(facts, pid=p.pid, source="command line")
+
+
+def _rootlesskit_facts(
+    paths: HostPaths,
+    proc: Proc | None,
+    procs: Sequence[Proc],
+    notes: list[str],
+    sources: list[str],
+    *,
+    state_dir_hint: str | None = None,
+    extra: Iterable[RootlessKitFacts | None] = (),
+) -> RootlessKitFacts | None:
+    """One RootlessKit from its process, its state dir and any ``extra`` (e.g. docker version)."""
+    argv_facts = _rootlesskit_from_proc(proc, notes) if proc is not None else None
+    extra = list(extra)
+    state_dir = (
+        (argv_facts.state_dir if argv_facts else None)
+        or state_dir_hint
+        or next((f.state_dir for f in extra if f is not None and f.state_dir), None)
+    )
+    if state_dir is None:
+        state_dir = _tmp_state_dir(paths, proc.pid if proc else None, procs)
+    from_dir = _state_dir_facts(paths, state_dir, notes, sources) if state_dir else []
+    return _merge_rk([*from_dir, argv_facts, *extra])
+
+
+# --------------------------------------------------------------------------- systemd units
+
+
+def _unit_files(paths: HostPaths, unit: str) -> list[Path]:
+    """A user unit and its drop-ins in systemd's order: the unit (first found on the search
+    path), then every ``unit.d/*.conf`` sorted by file name, a name in a higher directory
+    masking the same name lower down."""
+    dirs = [paths.config_dir / "systemd/user", *(paths.at(d) for d in USER_UNIT_DIRS)]
+    main = next((d / unit for d in dirs if _is_file(d / unit)), None)
+    dropins: dict[str, Path] = {}
+    for d in dirs:
+        try:
+            names = sorted(p for p in (d / f"{unit}.d").iterdir() if p.name.endswith(".conf"))
+        except OSError:
+            continue
+        for p in names:
+            dropins.setdefault(p.name, p)
+    return ([main] if main else []) + [dropins[n] for n in sorted(dropins)]
+
+
+# --------------------------------------------------------------------------- Podman config
+
+
+def _conf_dir_files(d: Path) -> list[Path]:
+    try:
+        return sorted(
+            (p for p in d.iterdir() if p.name.endswith(".conf") and _is_file(p)),
+            key=lambda p: p.name,
+        )
+    except OSError:
+        return []
+
+
+def containers_conf_files(paths: HostPaths) -> list[Path]:
+    """containers.conf files in Podman's load order (containers/common ``systemConfigs``)."""
+    override = paths.getenv("CONTAINERS_CONF_OVERRIDE")
+    env_conf = paths.getenv("CONTAINERS_CONF")
+    if env_conf:
+        files = [paths.at(env_conf)]
+    else:
+        files = [
+            paths.at("/usr/share/containers/containers.conf"),
+            paths.at("/etc/containers/containers.conf"),
+            *_conf_dir_files(paths.at("/etc/containers/containers.conf.d")),
+        ]
+        if paths.uid > 0:
+            rootless = paths.at("/etc/containers/containers.rootless.conf")
+            files += [
+                rootless,
+                *_conf_dir_files(paths.at("/etc/containers/containers.rootless.conf.d")),
+                *_conf_dir_files(
+                    paths.at(f"/etc/containers/containers.rootless.conf.d/{paths.uid}")
+                ),
+            ]
+        user = paths.config_dir / "containers"
+        files += [user / "containers.conf", *_conf_dir_files(user / "containers.conf.d")]
+    if override:
+        files.append(paths.at(override))
+    # Keep an existing but unreadable file: Podman fails on it too, and _podman notes it.
+    return [f for f in files if _exists(f) and not _is_dir(f)]
+
+
+# --------------------------------------------------------------------------- prerequisites
+
+
+def _subids(paths: HostPaths, file: str) -> tuple[tuple[int, int], ...] | None:
+    """(start, count) ranges of this user in /etc/subuid or /etc/subgid, by name or by UID."""
+    text = _read(paths.at(file))
+    if text is None:
+        return None
+    keys = {paths.user, str(paths.uid)} - {""}
+    ranges = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in keys and parts[1].isdigit() and parts[2].isdigit():
+            ranges.append((int(parts[1]), int(parts[2])))
+    return tuple(ranges)
+
+
+def _setid_mode(real: Path) -> str:
+    """How newuidmap gets its privilege: "setuid", "file caps", or "neither"."""
+    try:
+        st = real.stat()
+    except OSError:
+        return "neither"
+    if st.st_mode & stat.S_ISUID and st.st_uid == 0:
+        return "setuid"
+    try:
+        if os.getxattr(real, "security.capability"):
+            return "file caps"
+    except OSError:
+        pass
+    return "neither"
+
+
+def _dev_net_tun(paths: HostPaths) -> Literal["ok", "missing", "no-access"]:
+    tun = paths.at("/dev/net/tun")
+    try:
+        st = tun.stat()
+    except OSError:
+        return "missing"
+    if paths.uid == os.geteuid():
+        return "ok" if os.access(tun, os.R_OK | os.W_OK) else "no-access"
+    # Asked about another user (root running for them): judge by the mode bits.
+    if paths.uid == 0:
+        return "ok"
+    if st.st_uid == paths.uid:
+        bits = (st.st_mode >> 6) & 0o7
+    else:
+        try:
+            groups = set(os.getgrouplist(paths.user, pwd.getpwnam(paths.user).pw_gid))
+        except (KeyError, OSError):
+            groups = set()
+        bits = (st.st_mode >> 3) & 0o7 if st.st_gid in groups else st.st_mode & 0o7
+    return "ok" if bits & 0o6 == 0o6 else "no-access"
+
+
+def _firewall(iptables: CmdOutput | None, nft: str | None) -> str | None:
+    text = (iptables.stdout + iptables.stderr) if iptables is not None and iptables.ok else ""
+    if "(legacy)" in text:
+        return "iptables-legacy"
+    if "(nf_tables)" in text:
+        return "iptables-nft"
+    if nft:
+        return "nftables"
+    return None
+
+
+# --------------------------------------------------------------------------- container netns
+
+# Run inside the container's namespaces when ``ip`` is missing: prints ``ip -j addr`` JSON.
+_PYROUTE2_DUMP = """\
+import json
+from pyroute2 import IPRoute
+with IPRoute() as ipr:
+    names = {l["index"]: l.get_attr("IFLA_IFNAME") for l in ipr.get_links()}
+    out = {i: {"ifindex": i, "ifname": n, "addr_info": []} for i, n in names.items()}
+    for a in ipr.get_addr():
+        local = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+        if a["index"] in out and local:
+            out[a["index"]]["addr_info"].append({"local": local, "prefixlen": a["prefixlen"]})
+print(json.dumps([out[i] for i in sorted(out)]))
+"""
+
+
+def _interfaces_from_ip_json(text: str) -> tuple[Interface, ...]:
+    links = json.loads(text)
+    result = []
+    for link in links:
+        addrs = tuple(
+            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a
+        )
+        result.append(Interface(name=str(link["ifname"]), addresses=addrs))
+    return tuple(result)
+
+
+def _interfaces_pyroute2(pid: int) -> tuple[Interface, ...]:
+    from pyroute2 import NetNS  # slow import; only here
+
+    ns = NetNS(f"/proc/{pid}/ns/net")
+    try:
+        names: dict[int, str] = {}
+        for link in ns.get_links():
+            names[int(link["index"])] = str(link.get_attr("IFLA_IFNAME"))
+        addrs: dict[int, list[str]] = {i: [] for i in names}
+        for a in ns.get_addr():
+            local = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+            if local and int(a["index"]) in addrs:
+                addrs[int(a["index"])].append(f"{local}/{a['prefixlen']}")
+    finally:
+        ns.close()
+    return tuple(Interface(name=names[i], addresses=tuple(addrs[i])) for i in sorted(names))
+
+
+def container_interfaces(
+    pid: int, *, owner_uid: int | None = None, timeout: float = 3.0
+) -> tuple[tuple[Interface, ...] | None, str]:
+    """The interfaces and CIDR addresses in the network namespace of process ``pid``.
+
+    As root: pyroute2 ``NetNS("/proc/PID/ns/net")``. As the unprivileged owner the kernel refuses
+    ``setns`` into a netns owned by the container's user namespace, so a child first enters that
+    user namespace: ``nsenter -U -n --preserve-credentials -t PID ip -j addr`` (``ip`` from the
+    host's /usr; a pyroute2 script with this Python when ``ip`` is missing). Returns
+    ``(None, reason)`` when neither works.
+    """
+    euid = os.geteuid()
+    if euid == 0:
+        try:
+            return _interfaces_pyroute2(pid), ""
+        except Exception as e:  # pyroute2 raises many types (NetlinkError, OSError, ...)
+            return None, f"pid {pid}: cannot read its network namespace: {e}"
+    if owner_uid is not None and owner_uid != euid:
+        return None, f"pid {pid} belongs to uid {owner_uid}; run as that user or as root"
+    enter = ["nsenter", "-U", "-n", "--preserve-credentials", "-t", str(pid)]
+    tries = [
+        [*enter, "ip", "-j", "addr", "show"],
+        [*enter, sys.executable, "-c", _PYROUTE2_DUMP],
+    ]
+    reasons = []
+    for argv in tries:
+        out = run(argv, timeout=timeout)
+        if out.ok:
+            try:
+                return _interfaces_from_ip_json(out.stdout), ""
+            except (ValueError, KeyError, TypeError) as e:
+                reasons.append(f"`{' '.join(argv[:8])}`: unreadable output ({e})")
+                continue
+        reasons.append(out.why())
+        if out.error == "not installed" and argv[0] == "nsenter":
+            break  # no nsenter: the fallback needs it too
+        if "No such process" in out.stderr or "Operation not permitted" in out.stderr:
+            break  # the namespace is gone or refused; another reader will not do better
+    return None, "; ".join(reasons)
+
+
+# --------------------------------------------------------------------------- gather
+
+
+class _Cmds:
+    """Runs the CLIs side by side in a thread pool; each result is a future."""
+
+    def __init__(self, runner: Runner, env: Mapping[str, str], timeout: float) -> None:
+        self.runner = runner
+        self.env = dict(env)
+        self.timeout = timeout
+        self.pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rd-host")
+        self.ran: list[CmdOutput] = []
+
+    def call(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> CmdOutput:
+        out = self.runner(argv, timeout=self.timeout, env=env if env is not None else self.env)
+        self.ran.append(out)
+        return out
+
+    def submit(self, fn: Callable[..., T], *args: object) -> cf.Future[T]:
+        return self.pool.submit(fn, *args)
+
+    def cmd(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> cf.Future[CmdOutput]:
+        return self.pool.submit(self.call, argv, env)
+
+
+def _ps_inspect(
+    cmds: _Cmds, cli: str, env: Mapping[str, str]
+) -> tuple[CmdOutput, CmdOutput | None]:
+    """``CLI ps -q --no-trunc`` then ``CLI inspect IDs`` (None when nothing runs)."""
+    ps = cmds.call([cli, "ps", "-q", "--no-trunc"], env)
+    ids = ps.stdout.split() if ps.ok else []
+    if not ids:
+        return ps, None
+    return ps, cmds.call([cli, "inspect", *ids], env)
+
+
+def _docker_context(paths: HostPaths) -> tuple[str | None, str | None]:
+    """(context name, its docker endpoint host) from DOCKER_CONTEXT or the CLI config."""
+    config_dir = Path(paths.getenv("DOCKER_CONFIG") or paths.home / ".docker")
+    name = paths.getenv("DOCKER_CONTEXT")
+    if not name:
+        text = _read(config_dir / "config.json")
+        with contextlib.suppress(ValueError, AttributeError):
+            name = json.loads(text).get("currentContext") if text else None
+    if not name or name == "default":
+        return None, None
+    meta = config_dir / "contexts/meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    host = None
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        text = _read(meta)
+        host = json.loads(text)["Endpoints"]["docker"]["Host"] if text else None
+    return name, host
+
+
+def gather(
+    paths: HostPaths,
+    *,
+    compose_file: Path | None = None,
+    timeout: float = 5.0,
+    interfaces: bool = True,
+    runner: Runner = run,
+    cwd: Path | None = None,
+) -> HostFacts:
+    """Read everything the checks need from the host ``paths`` describes. Never raises for a
+    missing engine, CLI or file: those become ``None`` and notes.
+
+    The CLIs run side by side, each with ``timeout``; ``runner`` replaces :func:`run` (tests serve
+    captured outputs through it). ``interfaces`` reads each running container's interfaces.
+    """
+    notes: list[str] = []
+    sources: list[str] = []
+    env = _cli_env(paths)
+    runtime_dir = paths.runtime_dir or Path(f"/run/user/{paths.uid}")
+
+    cli_paths = {n: _which(paths, n) for n in (*VERSIONED_TOOLS, "systemctl", "nsenter", "dockerd")}
+    for n in ("newuidmap", "newgidmap", "iptables", "nft"):
+        cli_paths[n] = _which(paths, n, SBIN_DIRS)
+
+    # Docker CLI target: a rootless user often has no DOCKER_HOST (setuptool only prints it);
+    # then the CLI would ask the rootful /var/run/docker.sock. Ask the rootless socket instead.
+    docker_env = dict(env)
+    docker_sock = runtime_dir / "docker.sock"
+    context, context_host = _docker_context(paths)
+    docker_target_note = ""
+    if not paths.getenv("DOCKER_HOST") and context is None and _exists(paths.at(docker_sock)):
+        docker_env["DOCKER_HOST"] = f"unix://{docker_sock}"
+        docker_target_note = f"DOCKER_HOST unset: asked the rootless socket {docker_sock}"
+
+    cmds = _Cmds(runner, env, timeout)
+    try:
+        fut: dict[str, cf.Future[CmdOutput]] = {}
+        chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None]]] = {}
+        podman_cli = cli_paths["podman"]
+        docker_cli = cli_paths["docker"]
+        if podman_cli:
+            fut["podman info"] = cmds.cmd([podman_cli[1].as_posix(), "info", "--format", "json"])
+            chains["podman"] = cmds.submit(_ps_inspect, cmds, podman_cli[1].as_posix(), env)
+        if docker_cli:
+            d = docker_cli[1].as_posix()
+            fut["docker version"] = cmds.cmd([d, "version", "--format", "{{json .}}"], docker_env)
+            fut["docker info"] = cmds.cmd([d, "info", "--format", "{{json .}}"], docker_env)
+            chains["docker"] = cmds.submit(_ps_inspect, cmds, d, docker_env)
+        for n in VERSIONED_TOOLS:
+            found = cli_paths[n]
+            if found:
+                fut[f"{n} --version"] = cmds.cmd([found[1].as_posix(), "--version"])
+        if cli_paths["systemctl"]:
+            systemctl = cli_paths["systemctl"][1].as_posix()
+            fut["systemctl"] = cmds.cmd([systemctl, "--user", "is-system-running"])
+        if cli_paths["iptables"]:
+            fut["iptables"] = cmds.cmd([cli_paths["iptables"][1].as_posix(), "--version"])
+
+        # Files and /proc while the CLIs run.
+        procs = _processes(paths)
+        host = _prerequisites(paths, notes, sources, cli_paths)
+        compose = _compose(compose_file, cwd, notes, sources)
+        conf_files = containers_conf_files(paths) if podman_cli else []
+        units = _unit_files(paths, "docker.service")
+
+        def result(key: str) -> CmdOutput | None:
+            return fut[key].result() if key in fut else None
+
+        tools: dict[str, Tool] = {}
+        for n, found in cli_paths.items():
+            if n in ("systemctl", "dockerd", "nsenter", "iptables", "nft"):
+                continue
+            version = None
+            out = result(f"{n} --version")
+            if out is not None:
+                if out.ok or out.stdout:
+                    text = out.stdout + out.stderr
+                    version = _parsed(functools.partial(parse.tool_version, n, text), n, notes)
+                else:
+                    notes.append(out.why())
+            setid = _setid_mode(found[1]) if found and n in ("newuidmap", "newgidmap") else None
+            tools[n] = Tool(name=n, path=found[0] if found else None, version=version, setid=setid)
+
+        systemd_user = _systemd_user(result("systemctl"), paths, runtime_dir, notes)
+        firewall = _firewall(result("iptables"), cli_paths["nft"][0] if cli_paths["nft"] else None)
+
+        podman = None
+        if podman_cli:
+            podman = _podman(
+                paths, podman_cli[0], result("podman info"), chains["podman"].result(),
+                conf_files, procs, sources,
+            )  # fmt: skip
+        docker = _docker(
+            paths, cli_paths, result("docker version"), result("docker info"),
+            chains["docker"].result() if "docker" in chains else None,
+            units, procs, runtime_dir, docker_target_note, context, context_host, sources,
+        )  # fmt: skip
+        rootlesskits = _standalone_rootlesskits(paths, procs, notes, sources)
+
+        if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
+            owner = paths.uid
+            podman, docker = _fill_interfaces(cmds, podman, docker, owner)
+    finally:
+        cmds.pool.shutdown(wait=False, cancel_futures=True)
+
+    sources.extend(" ".join(c.argv) for c in cmds.ran)
+    return replace(
+        host,
+        docker=docker,
+        podman=podman,
+        rootlesskits=rootlesskits,
+        tools=tools,
+        systemd_user=systemd_user,
+        firewall=firewall,
+        compose=compose,
+        sources=tuple(dict.fromkeys(sources)),
+        notes=tuple(notes),
+    )
+
+
+def _prerequisites(
+    paths: HostPaths,
+    notes: list[str],
+    sources: list[str],
+    cli_paths: Mapping[str, tuple[str, Path] | None],
+) -> HostFacts:
+    xdg = paths.getenv("XDG_RUNTIME_DIR")
+    runtime_dir = paths.runtime_dir or Path(f"/run/user/{paths.uid}")
+    if not _is_dir(paths.at(runtime_dir)):
+        notes.append(f"runtime dir {runtime_dir} does not exist (no login session or linger)")
+    for f in ("/etc/subuid", "/etc/subgid", "/proc/sys/user/max_user_namespaces"):
+        sources.append(f)
+    userns_clone_path = paths.at("/proc/sys/kernel/unprivileged_userns_clone")
+    return HostFacts(
+        user=paths.user,
+        uid=paths.uid,
+        subuid=_subids(paths, "/etc/subuid"),
+        subgid=_subids(paths, "/etc/subgid"),
+        max_user_namespaces=_read_int(paths.at("/proc/sys/user/max_user_namespaces")),
+        userns_clone=_read_int(userns_clone_path),
+        dev_net_tun=_dev_net_tun(paths),
+        unprivileged_port_start=_read_int(
+            paths.at("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        ),
+        linger=_exists(paths.at(f"/var/lib/systemd/linger/{paths.user}")) if paths.user else None,
+        xdg_runtime_dir=xdg,
+    )
+
+
+def _systemd_user(
+    out: CmdOutput | None, paths: HostPaths, runtime_dir: Path, notes: list[str]
+) -> bool | None:
+    """Is a user manager reachable? ``systemctl --user is-system-running`` prints its state (exit
+    code non-zero for "degraded"); without systemctl, the user bus socket is the hint."""
+    if out is not None:
+        state = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+        if state in SYSTEMD_STATES:
+            return True
+        if out.error:
+            notes.append(out.why())
+            return None
+        return False
+    return _exists(paths.at(runtime_dir / "bus")) or _exists(
+        paths.at(runtime_dir / "systemd/private")
+    )
+
+
+def _compose(
+    compose_file: Path | None, cwd: Path | None, notes: list[str], sources: list[str]
+) -> ComposeFacts | None:
+    if compose_file is None:
+        base = cwd or Path.cwd()
+        compose_file = next((base / n for n in COMPOSE_NAMES if _is_file(base / n)), None)
+        if compose_file is None:
+            return None
+    text = _read(compose_file)
+    if text is None:
+        notes.append(f"{compose_file}: not readable")
+        return None
+    sources.append(str(compose_file))
+    return _parsed(lambda: parse.compose(text, str(compose_file)), str(compose_file), notes)
+
+
+# --------------------------------------------------------------------------- Podman
+
+
+def _podman(
+    paths: HostPaths,
+    cli: str,
+    info: CmdOutput | None,
+    chain: tuple[CmdOutput, CmdOutput | None],
+    conf_files: Sequence[Path],
+    procs: Sequence[Proc],
+    sources: list[str],
+) -> PodmanFacts:
+    notes: list[str] = []
+    facts = PodmanFacts()
+    if info is not None and info.ok:
+        parsed = _parsed(lambda: parse.podman_info(info.stdout), "podman info", notes)
+        facts = parsed or facts
+    elif info is not None:
+        notes.append(info.why())
+
+    texts = []
+    for f in conf_files:
+        text = _read(f)
+        if text is None:
+            notes.append(f"{f}: not readable")
+            continue
+        texts.append((str(f), text))
+    sources.extend(name for name, _ in texts)
+    conf = _parsed(lambda: parse.containers_conf(texts), "containers.conf", notes) or {}
+
+    containers = _containers("podman", chain, parse.podman_inspect, notes)
+    containers = tuple(_podman_port_handler(paths, c, procs) for c in containers)
+    return replace(
+        facts,
+        cli=cli,
+        conf=dict(conf),
+        conf_files=tuple(name for name, _ in texts),
+        containers=containers,
+        notes=(*facts.notes, *notes),
+    )
+
+
+def _containers(
+    engine: str,
+    chain: tuple[CmdOutput, CmdOutput | None] | None,
+    parser: Callable[[str], list[ContainerFacts]],
+    notes: list[str],
+) -> tuple[ContainerFacts, ...]:
+    if chain is None:
+        return ()
+    ps, inspect = chain
+    if not ps.ok:
+        notes.append(ps.why())
+        return ()
+    if inspect is None:
+        return ()
+    if not inspect.ok and not inspect.stdout.strip():
+        notes.append(inspect.why())  # a container that exited between ps and inspect: keep the rest
+        return ()
+    return tuple(_parsed(lambda: parser(inspect.stdout), f"{engine} inspect", notes) or ())
+
+
+def _podman_port_handler(
+    paths: HostPaths, c: ContainerFacts, procs: Sequence[Proc]
+) -> ContainerFacts:
+    """The port handler from the processes when ``CreateCommand`` did not tell (the parser
+    then guessed Podman's default, which containers.conf may have changed).
+
+    slirp4netns with ``--api-socket .../<id>.net`` (or into this container's netns with an API
+    socket) = handler slirp4netns; a ``rootlessport-child`` in the container's netns = Podman's
+    rootlessport (option name ``port_handler=rootlesskit`` on slirp4netns networks); a ``pasta``
+    process into its netns = pasta.
+    """
+    explicit = any("port_handler=" in a for a in (*c.create_command, c.network_mode or ""))
+    if explicit or c.pid is None or not c.ports:
+        return c
+    ino = _netns_ino(paths, f"/proc/{c.pid}/ns/net")
+    mode = c.network_mode or ""
+    handler = None
+    for p in procs:
+        if p.uid is not None and p.uid != paths.uid:
+            continue
+        name = p.exe_name
+        if name == "slirp4netns":
+            api = _flag(p.cmdline, "--api-socket", "-a")
+            if api and c.id and c.id in api:
+                handler = "slirp4netns"
+                break
+            if api and ino is not None and _slirp_target_ino(paths, p.cmdline) == ino:
+                handler = "slirp4netns"
+                break
+        elif name == "rootlessport-child" and ino is not None:
+            if _netns_ino(paths, f"/proc/{p.pid}/ns/net") == ino:
+                handler = "rootlesskit" if mode.startswith("slirp4netns") else "rootlessport"
+                break
+        elif (
+            name in ("pasta", "passt")
+            and ino is not None
+            and _slirp_target_ino(paths, p.cmdline) == ino
+        ):
+            handler = "pasta"
+            break
+    return replace(c, port_handler=handler) if handler else c
+
+
+def _flag(argv: Sequence[str], *names: str) -> str | None:
+    for i, a in enumerate(argv):
+        for n in names:
+            if a == n and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith(n + "="):
+                return a.split("=", 1)[1]
+    return None
+
+
+def _slirp_target_ino(paths: HostPaths, argv: Sequence[str]) -> int | None:
+    """The netns a slirp4netns/pasta process serves: ``--netns-type=path PATH tap0``,
+    ``PID tap0``, or pasta's ``--netns PATH``."""
+    ns = _flag(argv, "--netns")
+    if ns:
+        return _netns_ino(paths, ns)
+    positional = [a for a in argv[1:] if not a.startswith("-")]
+    # slirp4netns [OPTIONS] PID|PATH TAPNAME: the target is the second to last positional word.
+    if len(positional) >= 2:
+        target = positional[-2]
+        if target.isdigit():
+            return _netns_ino(paths, f"/proc/{target}/ns/net")
+        if target.startswith("/"):
+            return _netns_ino(paths, target)
+    return None
+
+
+# --------------------------------------------------------------------------- Docker
+
+
+def _docker(
+    paths: HostPaths,
+    cli_paths: Mapping[str, tuple[str, Path] | None],
+    version: CmdOutput | None,
+    info: CmdOutput | None,
+    chain: tuple[CmdOutput, CmdOutput | None] | None,
+    units: Sequence[Path],
+    procs: Sequence[Proc],
+    runtime_dir: Path,
+    target_note: str,
+    context: str | None,
+    context_host: str | None,
+    sources: list[str],
+) -> DockerFacts | None:
+    notes: list[str] = []
+    docker_cli = cli_paths["docker"]
+    rk_procs = []
+    for p in _top_rootlesskits(paths, procs):
+        argv = _rootlesskit_from_proc(p, [])
+        if argv is not None and "dockerd" in (argv.child or ""):
+            rk_procs.append(p)
+    dockerd_procs = [p for p in procs if p.exe_name == "dockerd" and p.uid == paths.uid]
+    daemon_json = paths.config_dir / "docker/daemon.json"
+    sock = runtime_dir / "docker.sock"
+    traces = [
+        docker_cli is not None,
+        cli_paths["dockerd"] is not None,
+        bool(units),
+        _is_file(daemon_json),
+        _exists(paths.at(sock)),
+        bool(rk_procs),
+        bool(dockerd_procs),
+    ]
+    if not any(traces):
+        return None
+    if docker_cli is None:
+        notes.append("docker CLI not installed: daemon not asked")
+
+    v = i = None
+    if version is not None:
+        if version.ok:
+            v = _parsed(lambda: parse.docker_version(version.stdout), "docker version", notes)
+        else:
+            notes.append(version.why())
+    if info is not None:
+        if info.ok:
+            i = _parsed(lambda: parse.docker_info(info.stdout), "docker info", notes)
+        else:
+            notes.append(info.why())
+    reachable: bool | None = None
+    if version is not None or info is not None:
+        answered = [o for o in (version, info) if o is not None]
+        if any(o.ok for o in answered):
+            reachable = True
+        elif all(o.code is not None for o in answered):
+            reachable = False  # ran and failed: no daemon at that address
+
+    # Rootless or not, and why (most direct evidence first).
+    reasons: list[str] = []
+    rootless: bool | None = None
+    if i is not None and i.rootless is not None:
+        rootless = i.rootless
+        reasons.append(
+            "docker info: " + ("rootless" if i.rootless else "no rootless") + " security option"
+        )
+    if v is not None and v.rootless:
+        rootless = True
+        reasons.append("docker version lists a rootlesskit component")
+    if rk_procs:
+        rootless = True if rootless is None else rootless
+        reasons.append(
+            f"rootlesskit (pid {rk_procs[0].pid}) runs dockerd for {paths.user or paths.uid}"
+        )
+    host = paths.getenv("DOCKER_HOST") or context_host or ""
+    if host.startswith(f"unix://{runtime_dir}/"):
+        rootless = True if rootless is None else rootless
+        reasons.append(f"DOCKER_HOST {host} is in XDG_RUNTIME_DIR")
+    if context:
+        reasons.append(f"docker context {context}" + (f" ({context_host})" if context_host else ""))
+    if _exists(paths.at(sock)):
+        rootless = True if rootless is None else rootless
+        reasons.append(f"socket {sock} exists")
+    if target_note:
+        reasons.append(target_note)
+
+    # Configured: the user unit and its drop-ins, daemon.json.
+    unit_texts = []
+    for u in units:
+        text = _read(u)
+        if text is None:
+            notes.append(f"{u}: not readable")
+        else:
+            unit_texts.append((str(u), text))
+    sources.extend(name for name, _ in unit_texts)
+    unit_env: dict[str, str] = {}
+    if unit_texts:
+        unit_env = (
+            _parsed(lambda: parse.unit_environment(unit_texts), "docker.service", notes) or {}
+        )
+    configured = {k: v for k, v in unit_env.items() if k.startswith("DOCKERD_ROOTLESS_")}
+
+    userland_proxy = None
+    daemon_json_path = None
+    if _is_file(daemon_json):
+        daemon_json_path = str(daemon_json)
+        sources.append(daemon_json_path)
+        text = _read(daemon_json) or ""
+        cfg = _parsed(lambda: parse.daemon_json(text), str(daemon_json), notes) or {}
+        value = cfg.get("userland-proxy")
+        userland_proxy = value if isinstance(value, bool) else None
+
+    # Running: Docker ≥ 25 keeps RootlessKit state in $XDG_RUNTIME_DIR/dockerd-rootless; older
+    # ones in /tmp/rootlesskitNNN unless the launcher got --state-dir.
+    hint = configured.get("DOCKERD_ROOTLESS_ROOTLESSKIT_STATE_DIR")
+    if hint is None and _is_dir(paths.at(runtime_dir / "dockerd-rootless")):
+        hint = str(runtime_dir / "dockerd-rootless")
+    running = None
+    if rk_procs or (v is not None and v.running is not None) or hint:
+        running = _rootlesskit_facts(
+            paths, rk_procs[0] if rk_procs else None, procs, notes, sources,
+            state_dir_hint=hint if not rk_procs else None,
+            extra=[v.running if v is not None else None],
+        )  # fmt: skip
+        if rk_procs and hint and running is not None and running.state_dir is None:
+            running = _merge_rk([running, *_state_dir_facts(paths, hint, notes, sources)])
+    if len(rk_procs) > 1:
+        notes.append(f"{len(rk_procs)} rootless dockerd instances run; read pid {rk_procs[0].pid}")
+
+    # An unreachable daemon already has its note; `docker ps` would only repeat it.
+    containers = _containers(
+        "docker", chain, parse.docker_inspect, [] if reachable is False else notes
+    )
+    return DockerFacts(
+        cli=docker_cli[0] if docker_cli else None,
+        reachable=reachable,
+        rootless=rootless,
+        rootless_reason="; ".join(reasons),
+        version=(i.version if i else None) or (v.version if v else None),
+        running=running,
+        configured_net=configured.get("DOCKERD_ROOTLESS_ROOTLESSKIT_NET"),
+        configured_port_driver=configured.get("DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"),
+        configured_env=configured,
+        unit_files=tuple(name for name, _ in unit_texts),
+        userland_proxy=userland_proxy,
+        daemon_json=daemon_json_path,
+        containers=containers,
+        notes=tuple(notes),
+    )
+
+
+def _standalone_rootlesskits(
+    paths: HostPaths, procs: Sequence[Proc], notes: list[str], sources: list[str]
+) -> tuple[RootlessKitFacts, ...]:
+    """This user's rootlesskit instances that do not run dockerd."""
+    found = []
+    for p in _top_rootlesskits(paths, procs):
+        argv = _rootlesskit_from_proc(p, notes)
+        if argv is None or "dockerd" in (argv.child or ""):
+            continue
+        facts = _rootlesskit_facts(paths, p, procs, notes, sources)
+        if facts is not None:
+            found.append(facts)
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------- interfaces
+
+
+def _fill_interfaces(
+    cmds: _Cmds, podman: PodmanFacts | None, docker: DockerFacts | None, owner: int
+) -> tuple[PodmanFacts | None, DockerFacts | None]:
+    """Read every running container's interfaces, side by side."""
+
+    def read(c: ContainerFacts) -> ContainerFacts:
+        if c.pid is None or c.pid <= 0:
+            return replace(c, interfaces_error="not running")
+        ifaces, why = container_interfaces(c.pid, owner_uid=owner, timeout=cmds.timeout)
+        return replace(c, interfaces=ifaces, interfaces_error=why)
+
+    def all_of(cs: tuple[ContainerFacts, ...]) -> tuple[ContainerFacts, ...]:
+        return tuple(cmds.pool.map(read, cs))
+
+    if podman is not None and podman.containers:
+        podman = replace(podman, containers=all_of(podman.containers))
+    if docker is not None and docker.containers:
+        docker = replace(docker, containers=all_of(docker.containers))
+    return podman, docker

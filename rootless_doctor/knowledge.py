@@ -1,0 +1,715 @@
+"""The version-aware decision table: facts → does the client source IP reach the container?
+
+Pure functions of the records in model.py; no OS access, no printing. Every ``Verdict.reason`` is
+one line naming the driver and the version that decide it.
+
+Upstream sources (facts as of 2026-11, see /work/shared/domain.md):
+
+- rootless-containers/rootlesskit ``docs/port.md``: port drivers, their throughput and whether the
+  source IP is propagated; builtin ≥ v3.0.0 keeps TCP source IPs with ``--source-ip-transparent``
+  (default on, needs iptables in the child netns); privileged ports (setcap vs sysctl).
+- moby ``contrib/dockerd-rootless.sh``: ``DOCKERD_ROOTLESS_ROOTLESSKIT_NET`` /
+  ``..._PORT_DRIVER`` and their defaults (net slirp4netns if ≥ 0.4 installed, else pasta (29.0+ /
+  28.5.2), else vpnkit; port driver implicit for pasta (29.0+ / 28.5.2), else builtin).
+- moby docs ``engine/security/rootless``; Docker 29.5.0 bundles RootlessKit v3.0.0.
+- containers/podman release notes: 5.0 default rootless network pasta; 6.0 removed slirp4netns
+  and CNI, added experimental ``[network] rootless_port_forwarder = "pasta"`` (IPv4, needs passt
+  with pesto); ``podman system migrate`` moves slirp4netns containers to pasta.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .model import (
+    ContainerFacts,
+    DockerFacts,
+    PodmanFacts,
+    RootlessKitFacts,
+    Tool,
+    Verdict,
+)
+
+# --------------------------------------------------------------------------- commands we point to
+
+RESTART_DOCKER = "systemctl --user daemon-reload && systemctl --user restart docker"
+FIX_DOCKER = "rootless-doctor fix docker"
+FIX_COMPOSE = "rootless-doctor fix compose"
+FIX_PODMAN = "rootless-doctor fix podman"
+FIX_QUADLET = "rootless-doctor fix quadlet"
+FIX_PRIVILEGED_PORTS = "rootless-doctor fix privileged-ports"
+SETCAP_ROOTLESSKIT = "sudo setcap cap_net_bind_service=ep $(command -v rootlesskit)"
+PODMAN_MIGRATE = "podman system migrate"
+HOW_TO_READ_DOCKER_DRIVERS = (
+    "run `docker version` (RootlessKit component) or "
+    "`rootlessctl --socket $XDG_RUNTIME_DIR/dockerd-rootless/api.sock info --json`"
+)
+
+# Minimum versions (see module docstring for where each comes from).
+RK_SOURCE_IP_TRANSPARENT = "3.0.0"  # rootlesskit docs/port.md: builtin keeps TCP source IPs
+RK_IMPLICIT = "2.0.0"  # rootlesskit v2 added --net=pasta with --port-driver=implicit
+PASTA_FOR_IMPLICIT = "2023_12_04"  # dockerd-rootless.sh: pasta new enough for RootlessKit
+PASTA_FOR_PESTO = "2026_05_07"  # passt release that ships pesto
+SLIRP4NETNS_FOR_DOCKER = "0.4.0"  # dockerd-rootless.sh picks slirp4netns only from 0.4
+DOCKER_PASTA_DEFAULT = "28.5.2"  # launcher: pasta + implicit by default when no slirp4netns
+
+# Drivers whose forwarding keeps the client's address (rootlesskit docs/port.md).
+PRESERVING_PORT_DRIVERS = frozenset({"slirp4netns", "implicit", "pesto"})
+
+# --------------------------------------------------------------------------- versions
+
+Version = tuple[int, ...]
+
+_DATE = re.compile(r"(?<!\d)(\d{4})[_-](\d{1,2})[_-](\d{1,2})(?!\d)")
+# Not glued to a word ("slirp4netns version 1.2.0" → 1.2.0, not 4); a leading "v" is fine.
+_DOTTED = re.compile(r"(?<![A-Za-z0-9.])[vV]?(\d+(?:\.\d+)*)")
+
+
+def parse_version(text: str | None) -> Version | None:
+    """A comparable tuple from a version string, or None when there is none.
+
+    Handles "29.5.0", "v3.0.0", "2.3.5", "5.0.0-dev" (→ 5.0.0: a dev build is treated as the
+    release it leads to), "1.1.0+dev", "6.0.0-rc1", pasta's date versions "2023_12_04",
+    "2023_12_04.b86afe3", "2023-03-09", and a leading program name ("pasta 2024_05_23").
+    """
+    if text is None:
+        return None
+    s = text.strip()
+    if not s:
+        return None
+    date = _DATE.search(s)
+    if date:
+        return tuple(int(g) for g in date.groups())
+    dotted = _DOTTED.search(s)
+    if not dotted:
+        return None
+    return tuple(int(p) for p in dotted.group(1).split("."))
+
+
+def compare_versions(a: str | None, b: str | None) -> int | None:
+    """-1, 0, 1 as ``a`` is older, equal, newer than ``b``; None when either is unknown."""
+    va, vb = parse_version(a), parse_version(b)
+    if va is None or vb is None:
+        return None
+    width = max(len(va), len(vb))
+    pa = va + (0,) * (width - len(va))
+    pb = vb + (0,) * (width - len(vb))
+    return (pa > pb) - (pa < pb)
+
+
+def version_at_least(version: str | None, minimum: str) -> bool | None:
+    """``version >= minimum``; None when ``version`` is unknown or unreadable."""
+    c = compare_versions(version, minimum)
+    return None if c is None else c >= 0
+
+
+def major(version: str | None) -> int | None:
+    v = parse_version(version)
+    return v[0] if v else None
+
+
+def _v(version: str | None) -> str:
+    """A version for a reason line."""
+    return version if version else "(version unknown)"
+
+
+# --------------------------------------------------------------------------- Docker
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerDrivers:
+    """The drivers Docker's RootlessKit runs with (or would, from its configuration)."""
+
+    network_driver: str | None
+    port_driver: str | None
+    rootlesskit_version: str | None
+    running: bool  # True: read from the running RootlessKit; False: from unit/drop-ins/defaults
+    origin: str  # one phrase for reasons: "running", "configured, daemon not running", ...
+
+
+def _implicit_if_pasta(net: str | None, port: str | None) -> str | None:
+    # RootlessKit's API and `docker version` report no port driver for implicit (domain.md).
+    if port is None and net == "pasta":
+        return "implicit"
+    return port
+
+
+def docker_default_drivers(
+    docker_version: str | None, tools: Mapping[str, Tool] | None = None
+) -> tuple[str | None, str | None]:
+    """(net, port driver) the launcher picks when neither env var is set (dockerd-rootless.sh)."""
+    tools = tools or {}
+    slirp = tools.get("slirp4netns")
+    pasta = tools.get("pasta")
+    pasta_default = version_at_least(docker_version, DOCKER_PASTA_DEFAULT)
+    slirp_ok = version_at_least(slirp.version, SLIRP4NETNS_FOR_DOCKER) if slirp else None
+    if slirp is not None and slirp.path and slirp_ok is not False:
+        return "slirp4netns", "builtin"
+    if pasta is not None and pasta.path and pasta_default:
+        return "pasta", "implicit"
+    if slirp is None and pasta is None:
+        # Nothing known about the helpers: slirp4netns is what nearly every install has.
+        return "slirp4netns" if pasta_default is False else None, "builtin"
+    return "vpnkit", "builtin"
+
+
+def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> DockerDrivers:
+    """Running RootlessKit facts first; configured ones (unit + drop-ins, launcher defaults)
+    when the daemon's RootlessKit could not be read."""
+    rk = d.running
+    if rk is not None and (rk.port_driver or rk.network_driver):
+        return DockerDrivers(
+            network_driver=rk.network_driver,
+            port_driver=_implicit_if_pasta(rk.network_driver, rk.port_driver),
+            rootlesskit_version=rk.version,
+            running=True,
+            origin=f"running, from {rk.source}" if rk.source else "running",
+        )
+    net, port = d.configured_net, d.configured_port_driver
+    origin = "configured; running daemon not read"
+    if net is None or port is None:
+        dnet, _ = docker_default_drivers(d.version, tools)
+        if net is None:
+            net = dnet
+        if port is None and net is not None:
+            # The launcher's port default follows the net it ends up with: implicit for pasta
+            # from 28.5.2 / 29.0, builtin otherwise (always builtin up to 28.5.1).
+            if net != "pasta":
+                port = "builtin"
+            else:
+                implicit = version_at_least(d.version, DOCKER_PASTA_DEFAULT)
+                port = None if implicit is None else ("implicit" if implicit else "builtin")
+        origin = "configured/launcher default; running daemon not read"
+    return DockerDrivers(
+        network_driver=net,
+        port_driver=port,
+        rootlesskit_version=rk.version if rk else None,
+        running=False,
+        origin=origin,
+    )
+
+
+def _rk_label(version: str | None) -> str:
+    return f"RootlessKit {version}" if version else "RootlessKit (version unknown)"
+
+
+def docker_verdict(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> Verdict:
+    """What a container started with defaults (``docker run -p``) gets from this daemon."""
+    if d.rootless is False:
+        # Rootful: port publishing is iptables DNAT; userland-proxy only handles loopback/hairpin.
+        return Verdict(
+            preserved=True,
+            reason="rootful Docker: port publishing by iptables DNAT keeps source IPs",
+        )
+    if d.rootless is None and d.running is None and not d.configured_env:
+        return Verdict(
+            preserved=None,
+            reason="cannot tell whether Docker runs rootless: run `docker info` "
+            "(Security Options: rootless) with the daemon running",
+        )
+    dr = docker_drivers(d, tools)
+    where = "" if dr.running else f" ({dr.origin})"
+    return _port_driver_verdict(
+        port=dr.port_driver,
+        net=dr.network_driver,
+        rk_version=dr.rootlesskit_version,
+        docker=True,
+        userland_proxy=d.userland_proxy,
+        where=where,
+    )
+
+
+def _port_driver_verdict(
+    *,
+    port: str | None,
+    net: str | None,
+    rk_version: str | None,
+    docker: bool,
+    userland_proxy: bool | None = None,
+    where: str = "",
+) -> Verdict:
+    """The RootlessKit row of the decision table (docs/port.md)."""
+    rk = _rk_label(rk_version)
+    fix_docker = f"`{FIX_DOCKER}`, then `{RESTART_DOCKER}`"
+    if port == "builtin":
+        at3 = version_at_least(rk_version, RK_SOURCE_IP_TRANSPARENT)
+        if docker and userland_proxy is not False:
+            # < 3: builtin connects from 127.0.0.1. ≥ 3: builtin is transparent but dockerd's
+            # docker-proxy still accepts the connection and re-dials from the bridge gateway.
+            if at3:
+                return Verdict(
+                    preserved=False,
+                    reason=f"{rk} builtin port driver with userland-proxy on (daemon.json "
+                    f"default): docker-proxy connects from the bridge gateway 172.17.0.1 "
+                    f"(source IP lost){where}",
+                    fix=f'`{FIX_DOCKER}` (daemon.json "userland-proxy": false; TCP only), '
+                    f"then `{RESTART_DOCKER}`",
+                )
+            return Verdict(
+                preserved=False,
+                reason=f"{rk} builtin port driver: connections arrive from 127.0.0.1 "
+                f"(source IP lost){where}",
+                fix=fix_docker,
+            )
+        if at3 is None:
+            return Verdict(
+                preserved=None,
+                reason=f"builtin port driver: source IPs kept only from RootlessKit 3.0 (TCP), "
+                f"and the RootlessKit version is unknown{where}; {HOW_TO_READ_DOCKER_DRIVERS}"
+                if docker
+                else "builtin port driver: source IPs kept only from RootlessKit 3.0 (TCP), "
+                "and the version is unknown: run `rootlesskit --version`",
+            )
+        if at3:
+            proxy = ' and "userland-proxy": false' if docker else ""
+            return Verdict(
+                preserved=True,
+                reason=f"{rk} builtin port driver{proxy}: TCP keeps source IPs "
+                f"(--source-ip-transparent, needs iptables in the netns); UDP still loses "
+                f"them{where}",
+            )
+        return Verdict(
+            preserved=False,
+            reason=f"{rk} builtin port driver: connections arrive from 127.0.0.1 "
+            f"(source IP lost){where}",
+            fix=fix_docker if docker else "run RootlessKit ≥ 3.0 or `--port-driver=slirp4netns`",
+        )
+    if port == "slirp4netns":
+        return Verdict(
+            preserved=True,
+            reason=f"{rk} slirp4netns port driver: source IPs kept (≈4x slower than builtin; "
+            f"ports < 1024 need the sysctl){where}",
+        )
+    if port == "implicit":
+        return Verdict(
+            preserved=True,
+            reason=f"{rk} implicit port driver (pasta forwards ports itself): source IPs "
+            f"kept{where}",
+        )
+    if port == "pesto":
+        return Verdict(
+            preserved=True,
+            reason=f"{rk} pesto port driver (passt): source IPs kept (IPv4){where}",
+        )
+    if port == "gvisor-tap-vsock":
+        return Verdict(
+            preserved=False,
+            reason=f"{rk} gvisor-tap-vsock port driver: source IP lost (and ≈4 Gbps){where}",
+            fix=fix_docker if docker else "use `--net=pasta --port-driver=implicit`",
+        )
+    if port == "none":
+        return Verdict(
+            preserved=None,
+            reason=f"{rk} port driver none: published ports are not forwarded at all{where}",
+        )
+    how = (
+        HOW_TO_READ_DOCKER_DRIVERS
+        if docker
+        else "run `rootlessctl --socket <state-dir>/api.sock info --json`"
+    )
+    what = (
+        f"port driver {port!r} is not one rootless-doctor knows"
+        if port
+        else ("port driver unknown")
+    )
+    net_part = f" (net {net})" if net else ""
+    return Verdict(preserved=None, reason=f"{rk} {what}{net_part}{where}: {how}")
+
+
+def docker_container_verdict(
+    d: DockerFacts, c: ContainerFacts, tools: Mapping[str, Tool] | None = None
+) -> Verdict:
+    """What one Docker container gets: host network keeps, none has no ports, else the daemon's."""
+    base, _ = split_network_mode(c.network_mode)
+    if base == "host":
+        if d.rootless is False:
+            return Verdict(preserved=True, reason="host network: no port forwarding, no rewrite")
+        return Verdict(
+            preserved=True,
+            reason="host network: no port forwarding, no rewrite (rootless Docker: this is "
+            "RootlessKit's namespace; its ports are not published on the host)",
+        )
+    if base == "none":
+        return Verdict(preserved=None, reason="network none: no ports can be published")
+    if base == "container":
+        other = _find_container(d.containers, c.network_mode)
+        if other is not None and other is not c:
+            v = docker_container_verdict(d, other, tools)
+            return Verdict(
+                preserved=v.preserved,
+                reason=f"shares {other.name}'s network: {v.reason}",
+                fix=v.fix,
+            )
+    return docker_verdict(d, tools)
+
+
+def _find_container(
+    containers: tuple[ContainerFacts, ...], mode: str | None
+) -> ContainerFacts | None:
+    ref = (mode or "").partition(":")[2]
+    if not ref:
+        return None
+    for other in containers:
+        if other.name == ref or (
+            other.id and (other.id.startswith(ref) or ref.startswith(other.id))
+        ):
+            return other
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FixOption:
+    """One way to make rootless Docker keep source IPs, for `rootless-doctor fix docker`."""
+
+    key: Literal["pasta-implicit", "builtin-transparent", "pesto", "slirp4netns"]
+    network_driver: str  # DOCKERD_ROOTLESS_ROOTLESSKIT_NET
+    port_driver: str  # DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER
+    userland_proxy: bool | None  # daemon.json "userland-proxy" to write; None: leave as is
+    throughput: str  # upstream iperf3 figure (rootlesskit docs/port.md)
+    protocols: str  # which traffic keeps its source IP: "tcp+udp", "tcp", "ipv4"
+    cost: str  # one line: what it costs or needs
+    privileged_ports: str  # how ports < 1024 work with it
+    available: bool  # usable on this host now
+    missing: str = ""  # why not, when not available
+    current: bool = False  # what the daemon runs already
+
+
+def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOption]:
+    """Driver choices that keep source IPs, fastest first (upstream iperf3 figures).
+
+    Every option is listed; ``available`` says whether this host can use it now and ``missing``
+    says what it lacks. A fix planner takes the first available one.
+    """
+    dr = docker_drivers(d, tools)
+    rk_tool = tools.get("rootlesskit")
+    rk_v = dr.rootlesskit_version or (rk_tool.version if rk_tool else None)
+    pasta = tools.get("pasta")
+    slirp = tools.get("slirp4netns")
+    sysctl_ports = (
+        f"ports < 1024 need net.ipv4.ip_unprivileged_port_start (`{FIX_PRIVILEGED_PORTS}`)"
+    )
+    opts: list[FixOption] = []
+
+    def need(parts: list[str]) -> tuple[bool, str]:
+        return (not parts, "; ".join(parts))
+
+    # pasta + implicit: RootlessKit ≥ 2 and pasta ≥ 2023_12_04 (dockerd-rootless.sh).
+    missing: list[str] = []
+    if pasta is None or not pasta.path:
+        missing.append("pasta (passt) not installed")
+    elif version_at_least(pasta.version, PASTA_FOR_IMPLICIT) is not True:
+        missing.append(f"pasta {_v(pasta.version)} older than {PASTA_FOR_IMPLICIT} (or unknown)")
+    if version_at_least(rk_v, RK_IMPLICIT) is not True:
+        missing.append(f"RootlessKit {_v(rk_v)} older than 2.0 (or unknown)")
+    ok, why = need(missing)
+    opts.append(
+        FixOption(
+            key="pasta-implicit",
+            network_driver="pasta",
+            port_driver="implicit",
+            userland_proxy=None,
+            throughput="≈38 Gbps",
+            protocols="tcp+udp",
+            cost="none measured; needs RootlessKit ≥ 2 and pasta ≥ 2023_12_04",
+            privileged_ports=sysctl_ports,
+            available=ok,
+            missing=why,
+            current=dr.network_driver == "pasta" and dr.port_driver == "implicit",
+        )
+    )
+
+    # builtin with --source-ip-transparent: RootlessKit ≥ 3 + daemon.json userland-proxy false.
+    missing = []
+    if version_at_least(rk_v, RK_SOURCE_IP_TRANSPARENT) is not True:
+        missing.append(f"RootlessKit {_v(rk_v)} older than 3.0 (Docker 29.5 bundles 3.0.0)")
+    ok, why = need(missing)
+    opts.append(
+        FixOption(
+            key="builtin-transparent",
+            network_driver=dr.network_driver or "slirp4netns",
+            port_driver="builtin",
+            userland_proxy=False,
+            throughput="≈30 Gbps",
+            protocols="tcp",
+            cost='TCP only (UDP still loses source IPs); daemon.json "userland-proxy": false; '
+            "needs iptables in the RootlessKit netns",
+            privileged_ports=f"`{SETCAP_ROOTLESSKIT}` (builtin only), or the sysctl",
+            available=ok,
+            missing=why,
+            current=dr.port_driver == "builtin" and d.userland_proxy is False and ok,
+        )
+    )
+
+    # pesto: pasta ≥ 2026_05_07 (passt ships pesto), RootlessKit ≥ 3.
+    missing = []
+    if pasta is None or not pasta.path:
+        missing.append("pasta (passt) not installed")
+    elif version_at_least(pasta.version, PASTA_FOR_PESTO) is not True:
+        missing.append(f"pasta {_v(pasta.version)} older than {PASTA_FOR_PESTO} (or unknown)")
+    if version_at_least(rk_v, RK_SOURCE_IP_TRANSPARENT) is not True:
+        missing.append(f"RootlessKit {_v(rk_v)} older than 3.0")
+    ok, why = need(missing)
+    opts.append(
+        FixOption(
+            key="pesto",
+            network_driver="pasta",  # pesto is passt's port forwarder: it needs the pasta net
+            port_driver="pesto",
+            userland_proxy=None,
+            throughput="fast (no upstream figure)",
+            protocols="ipv4",
+            cost="IPv4 only; newest passt",
+            privileged_ports=sysctl_ports,
+            available=ok,
+            missing=why,
+            current=dr.port_driver == "pesto",
+        )
+    )
+
+    # slirp4netns + slirp4netns: works everywhere slirp4netns ≥ 0.4 is installed.
+    missing = []
+    if slirp is None or not slirp.path:
+        missing.append("slirp4netns not installed")
+    elif version_at_least(slirp.version, SLIRP4NETNS_FOR_DOCKER) is False:
+        missing.append(f"slirp4netns {slirp.version} older than 0.4")
+    ok, why = need(missing)
+    opts.append(
+        FixOption(
+            key="slirp4netns",
+            network_driver="slirp4netns",
+            port_driver="slirp4netns",
+            userland_proxy=None,
+            throughput="≈8 Gbps",
+            protocols="tcp+udp",
+            cost="≈4x slower than builtin (upstream iperf3)",
+            privileged_ports=sysctl_ports,
+            available=ok,
+            missing=why,
+            current=dr.network_driver == "slirp4netns" and dr.port_driver == "slirp4netns",
+        )
+    )
+    return opts
+
+
+def best_docker_fix(d: DockerFacts, tools: Mapping[str, Tool]) -> FixOption | None:
+    """The fastest available option, or None when this host has none."""
+    return next((o for o in docker_fix_options(d, tools) if o.available), None)
+
+
+# --------------------------------------------------------------------------- Podman
+
+
+def split_network_mode(mode: str | None) -> tuple[str | None, dict[str, str]]:
+    """``"slirp4netns:port_handler=slirp4netns,mtu=65520"`` → ("slirp4netns", {...}).
+
+    ``container:ID`` → ("container", {}); a bare user network name → (name, {}).
+    """
+    if mode is None or not mode.strip():
+        return None, {}
+    base, _, rest = mode.strip().partition(":")
+    if base == "container":
+        return "container", {}
+    opts: dict[str, str] = {}
+    for part in rest.split(","):
+        key, sep, value = part.strip().partition("=")
+        if key:
+            opts[key] = value if sep else ""
+    return base, opts
+
+
+def conf_list(conf: Mapping[str, object], key: str) -> list[str]:
+    value = conf.get(key)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return []
+
+
+def conf_str(conf: Mapping[str, object], key: str) -> str | None:
+    value = conf.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def podman_conf_port_handler(p: PodmanFacts) -> str | None:
+    """``port_handler`` from ``[engine] network_cmd_options`` (slirp4netns options)."""
+    for opt in conf_list(p.conf, "engine.network_cmd_options"):
+        key, _, value = opt.partition("=")
+        if key.strip() == "port_handler":
+            return value.strip()
+    return None
+
+
+def podman_default_network(p: PodmanFacts) -> tuple[str | None, str]:
+    """(network command a rootless ``podman run`` uses, where that was learned)."""
+    conf = conf_str(p.conf, "network.default_rootless_network_cmd")
+    if conf:
+        return conf, "containers.conf default_rootless_network_cmd"
+    if p.rootless_network_cmd:
+        return p.rootless_network_cmd, "podman info rootlessNetworkCmd"
+    m = major(p.version)
+    if m is None:
+        return None, "Podman version unknown"
+    # Podman 5.0 made pasta the rootless default (release notes); 4.x used slirp4netns.
+    return ("pasta" if m >= 5 else "slirp4netns"), f"Podman {p.version} default"
+
+
+def podman_port_forwarder(p: PodmanFacts) -> str:
+    """What forwards ports of rootless bridge networks: rootlessport, or pasta on Podman 6."""
+    value = p.rootless_port_forwarder or conf_str(p.conf, "network.rootless_port_forwarder")
+    return value or "rootlessport"
+
+
+def _bridge_caveat(p: PodmanFacts) -> str:
+    if (major(p.version) or 0) >= 6 and podman_port_forwarder(p) == "pasta":
+        return (
+            "; bridge/compose networks use pasta too (rootless_port_forwarder, experimental, IPv4)"
+        )
+    return "; bridge/compose networks still lose it (rootlessport)"
+
+
+def podman_engine_verdict(p: PodmanFacts) -> Verdict:
+    """What ``podman run -p`` with defaults gets on this host."""
+    if p.rootless is False:
+        return Verdict(
+            preserved=True, reason=f"rootful Podman {_v(p.version)}: netavark DNAT keeps source IPs"
+        )
+    net, learned = podman_default_network(p)
+    pv = f"Podman {_v(p.version)}"
+    m = major(p.version)
+    if net is None:
+        return Verdict(
+            preserved=None,
+            reason="cannot tell the default rootless network: run `podman info --format json`",
+        )
+    if net == "slirp4netns":
+        if m is not None and m >= 6:
+            return Verdict(
+                preserved=False,
+                reason=f"{pv} removed slirp4netns but {learned} still names it: containers "
+                "will not start",
+                fix=f"`{PODMAN_MIGRATE}`, then `{FIX_PODMAN}` (move the config to pasta)",
+            )
+        handler = podman_conf_port_handler(p) or "rootlesskit"
+        if handler == "slirp4netns":
+            return Verdict(
+                preserved=True,
+                reason=f"{pv} slirp4netns with port_handler=slirp4netns (containers.conf): "
+                f"source IPs kept{_bridge_caveat(p)}",
+            )
+        return Verdict(
+            preserved=False,
+            reason=f"{pv} slirp4netns with the default rootlesskit port handler: connections "
+            f"arrive from 10.0.2.100 (source IP lost)",
+            fix=f"`{FIX_PODMAN}` (port_handler=slirp4netns, or pasta where installed)",
+        )
+    if net == "pasta":
+        return Verdict(
+            preserved=True,
+            reason=f"{pv} pasta ({learned}): source IPs kept{_bridge_caveat(p)}",
+        )
+    return Verdict(
+        preserved=None,
+        reason=f"{pv} default rootless network {net!r} ({learned}) is not one rootless-doctor "
+        "knows: run `podman info --format json`",
+    )
+
+
+def podman_container_handler(c: ContainerFacts) -> str | None:
+    """The slirp4netns port handler of a container, from what was read about it."""
+    if c.port_handler:
+        return "rootlesskit" if c.port_handler == "rootlessport" else c.port_handler
+    _, opts = split_network_mode(c.network_mode)
+    if "port_handler" in opts:
+        return opts["port_handler"]
+    for arg in c.create_command:
+        if "port_handler=" in arg:
+            return arg.split("port_handler=", 1)[1].split(",", 1)[0]
+    return None
+
+
+def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
+    """What one Podman container (or compose service / Quadlet unit) gets."""
+    base, _ = split_network_mode(c.network_mode)
+    m = major(p.version)
+    pv = f"Podman {_v(p.version)}"
+    if base == "host":
+        return Verdict(preserved=True, reason="host network: no port forwarding, no rewrite")
+    if base == "none":
+        return Verdict(preserved=None, reason="network none: no ports can be published")
+    if base == "container":
+        other = _find_container(p.containers, c.network_mode)
+        if other is not None and other is not c:
+            v = podman_container_verdict(p, other)
+            return Verdict(
+                preserved=v.preserved,
+                reason=f"shares {other.name}'s network: {v.reason}",
+                fix=v.fix,
+            )
+        return Verdict(
+            preserved=None,
+            reason=f"shares the network of {c.network_mode!r}, which was not read: "
+            "run `podman inspect` on it",
+        )
+    if p.rootless is False:
+        return Verdict(preserved=True, reason=f"rootful {pv}: netavark DNAT keeps source IPs")
+    if base is None and c.port_handler is None:
+        return Verdict(
+            preserved=None,
+            reason=f"{c.name}: network mode not read: run `podman inspect {c.name or '<name>'}`",
+        )
+    if base == "pasta" or (base is None and c.port_handler == "pasta"):
+        return Verdict(preserved=True, reason=f"{pv} pasta: source IPs kept")
+    if base == "slirp4netns":
+        if m is not None and m >= 6:
+            return Verdict(
+                preserved=False,
+                reason=f"{pv} removed slirp4netns: this container will not start",
+                fix=f"`{PODMAN_MIGRATE}` (switches it to pasta), then `{FIX_PODMAN}`",
+            )
+        handler = podman_container_handler(c) or "rootlesskit"
+        if handler == "slirp4netns":
+            return Verdict(
+                preserved=True,
+                reason=f"{pv} slirp4netns with port_handler=slirp4netns: source IPs kept",
+            )
+        return Verdict(
+            preserved=False,
+            reason=f"{pv} slirp4netns with the {handler} port handler: connections arrive "
+            "from 10.0.2.100 (source IP lost)",
+            fix=f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network slirp4netns:port_handler=slirp4netns "
+            "(+ NETWORK_INTERFACE=tap0) or pasta, then recreate the container",
+        )
+    # bridge, a user-defined network, or the compose project network: rootlessport forwards.
+    net = base or "bridge"
+    forwarder = podman_port_forwarder(p)
+    if m is not None and m >= 6 and forwarder == "pasta":
+        return Verdict(
+            preserved=True,
+            reason=f'{pv} {net} network with rootless_port_forwarder = "pasta": source IPs '
+            "kept (experimental, IPv4 only)",
+        )
+    fix = f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network_mode pasta"
+    if m is not None and m >= 6:
+        fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
+    return Verdict(
+        preserved=False,
+        reason=f"{pv} rootless {net} network: rootlessport forwards ports and the source IP "
+        "is lost",
+        fix=fix,
+    )
+
+
+# --------------------------------------------------------------------------- standalone RootlessKit
+
+
+def rootlesskit_verdict(rk: RootlessKitFacts) -> Verdict:
+    """A RootlessKit run by itself (not Docker's): its port driver decides (docs/port.md)."""
+    return _port_driver_verdict(
+        port=_implicit_if_pasta(rk.network_driver, rk.port_driver),
+        net=rk.network_driver,
+        rk_version=rk.version,
+        docker=False,
+    )

@@ -1,0 +1,480 @@
+"""``check --from FILE...``: facts from pasted outputs and copied config files, not from this host.
+
+Each file is recognised by its content (never by its name), parsed with parse.py and all of them
+are combined into one ``HostFacts(offline=True)``. How facts combine lives in ``merge`` only:
+later non-None values win, tuples of containers are de-duplicated by id/name.
+Only stdlib at import time (``check --from`` must finish in under 50 ms).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import parse
+from .model import (
+    ComposeFacts,
+    ContainerFacts,
+    DockerFacts,
+    DoctorError,
+    HostFacts,
+    PodmanFacts,
+    Proc,
+    RootlessKitFacts,
+)
+from .parse import ParseError
+
+KINDS = (
+    "podman-info",
+    "docker-version",
+    "docker-info",
+    "processes",
+    "journal",
+    "podman-inspect",
+    "docker-inspect",
+    "containers-conf",
+    "unit",
+    "daemon-json",
+    "compose",
+    "rootlesskit-info",
+)
+
+# Top-level tables of containers.conf (containers/common pkg/config); Podman's TOML decoder
+# matches them without case, so "[Network]" counts too.
+_CONF_TABLES = {
+    "containers",
+    "engine",
+    "network",
+    "machine",
+    "secrets",
+    "configmaps",
+    "farms",
+    "podmansh",
+}
+# Keys only `podman inspect` prints (docker inspect has none of them).
+_PODMAN_INSPECT_KEYS = {"OCIRuntime", "ConmonPidFile", "StaticDir", "IsInfra", "ExitCommand", "Pod"}
+_PROC_NAMES = (
+    r"\b(rootlesskit|dockerd|dockerd-rootless\.sh|slirp4netns|pasta|passt|rootlessport|conmon|"
+    r"containerd|podman|catatonit|docker-proxy|rootlesskit-docker-proxy|vpnkit)\b"
+)
+_JOURNAL_LINE = (
+    r"(?m)^(?:(?:\w{3}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\S+)\s+\S+\s+)?"
+    r"[\w.@-]+\[\d+\]:\s"
+)
+
+
+# --------------------------------------------------------------------------- recognise
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, list):
+        items = [i for i in v if isinstance(i, dict)]
+        if not items:
+            raise ParseError("a JSON list without objects")
+        first = items[0]
+        if "HostConfig" in first or ("State" in first and "Config" in first):
+            return "podman-inspect" if _PODMAN_INSPECT_KEYS & first.keys() else "docker-inspect"
+        if "Names" in first and "Ports" in first:
+            raise ParseError(
+                "`podman ps`/`docker ps` output shows no network modes; "
+                "pass `podman inspect $(podman ps -q)` output instead"
+            )
+        if "subnets" in first or "network_interface" in first or "IPAM" in first:
+            raise ParseError("network inspect output; pass container inspect output instead")
+        raise ParseError("a JSON list but not container inspect output")
+    if not isinstance(v, dict):
+        raise ParseError("JSON but not an object or list")
+    keys = set(v)
+    low = {k.lower() for k in keys if isinstance(k, str)}
+    if "host" in low and ("version" in low or "store" in low or "client" in low):
+        return "podman-info"
+    if ("Server" in keys or "Client" in keys) and not low & {"serverversion", "securityoptions"}:
+        return "docker-version"
+    if keys & {"ServerVersion", "SecurityOptions", "ClientInfo", "ServerErrors", "KernelVersion"}:
+        return "docker-info"
+    if low & {"networkdriver", "portdriver", "childpid"} or {"apiVersion", "stateDir"} <= keys:
+        return "rootlesskit-info"
+    if "HostConfig" in keys or ("State" in keys and "Config" in keys):
+        return "podman-inspect" if _PODMAN_INSPECT_KEYS & keys else "docker-inspect"
+    if all(isinstance(k, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", k) for k in keys):
+        # daemon.json: dockerd's long option names, lower-case with dashes ("userland-proxy")
+        return "daemon-json"
+    raise ParseError("a JSON object of no known kind")
+
+
+def _ini_kind(text: str) -> str | None:
+    sections = re.findall(r"(?m)^[ \t]*\[([^\]\n]+)\][ \t]*$", text)
+    if not sections:
+        # a drop-in pasted without its header: only systemd-style "Key=value" lines
+        lines = [x.strip() for x in text.splitlines() if x.strip() and x.strip()[0] not in "#;"]
+        if lines and all(re.match(r"[A-Z][A-Za-z]+=", x) for x in lines):
+            return "unit"
+        return None
+    keys = re.findall(r"(?m)^[ \t]*([A-Za-z_][\w.-]*)[ \t]*=", text)
+    conf_tables = [s for s in sections if s.strip().split(".")[0].lower() in _CONF_TABLES]
+    snake = sum(1 for k in keys if k == k.lower())
+    camel = sum(1 for k in keys if k[:1].isupper())
+    if conf_tables and (snake >= camel or not keys):
+        return "containers-conf"
+    if camel or any(s.strip() in ("Unit", "Service", "Install") for s in sections):
+        return "unit"
+    if conf_tables:
+        return "containers-conf"
+    return None
+
+
+def recognise(text: str) -> str:
+    """The kind of output or file ``text`` is (one of ``KINDS``), by content alone.
+    Raises ParseError with a hint when nothing fits."""
+    t = text.lstrip("\ufeff").strip()
+    if not t:
+        raise ParseError("empty")
+    if t[0] in "{[":
+        v = parse._json(t)
+        if v is not None:
+            return _json_kind(v)
+        if t[0] == "{" or t.startswith("[{") or t.startswith("[\n"):
+            import json
+
+            try:
+                json.loads(t)
+            except ValueError as e:
+                raise ParseError(f"looks like JSON but does not parse ({e})") from None
+    if re.search(r"(?m)^host:\s*$", t) and re.search(r"(?m)^(version|store|Client):\s*$", t):
+        return "podman-info"
+    if re.search(r"(?m)^ *(Server Version|Storage Driver|Security Options):", t):
+        return "docker-info"
+    if re.search(r"(?m)^(Client|Server)\b.*:", t) and re.search(r"(?m)^\s+API version:", t):
+        return "docker-version"
+    if re.search(r"(?m)^- (Network Driver|Port Driver|REST API version|State Directory):", t):
+        return "rootlesskit-info"
+    if re.search(r"(?m)^CONTAINER ID\s+IMAGE", t):
+        raise ParseError(
+            "`podman ps`/`docker ps` output shows no network modes; "
+            "pass `podman inspect $(podman ps -q)` output instead"
+        )
+    ini = _ini_kind(t)
+    if ini:
+        return ini
+    if re.search(r"(?m)^services:\s*$", t) or re.search(r"(?m)^services:\s*\{", t):
+        return "compose"
+    if re.search(r"(?m)^\s*●.*\.service\b", t) and "CGroup:" in t:
+        return "processes"
+    if re.search(r"(?m)^\s*(USER|UID)?\s*PID\b.*\b(COMMAND|CMD|ARGS)\s*$", t):
+        return "processes"
+    if re.search(_JOURNAL_LINE, t) or re.search(r"(?m)^-- (Logs begin|Journal begins|Boot )", t):
+        return "journal"
+    if re.search(r"(?m)^\s*\++\s+exec\s+\S", t):
+        return "journal"  # dockerd-rootless.sh's `set -x` trace as the journal shows it
+    if re.search(r"(?m)^\s*\S*\s*\d+\s.*", t) and re.search(_PROC_NAMES, t):
+        try:
+            parse.process_listing(t)
+        except ParseError:
+            pass
+        else:
+            return "processes"
+    raise ParseError(
+        "not a recognised output; expected podman info, docker version/info, ps, journal, "
+        "podman/docker inspect, containers.conf, a systemd unit, daemon.json, a compose file "
+        "or rootlessctl info"
+    )
+
+
+# --------------------------------------------------------------------------- merge
+
+T = TypeVar("T")
+
+
+def _same_container(a: ContainerFacts, b: ContainerFacts) -> bool:
+    if a.engine != b.engine:
+        return False
+    if a.id and b.id:
+        short = min(len(a.id), len(b.id))
+        return bool(short >= 12 and a.id[:short] == b.id[:short])
+    return bool(a.name) and a.name == b.name
+
+
+def _merge_value(old: Any, new: Any, name: str) -> Any:
+    if new is None:
+        return old
+    if old is None:
+        return new
+    if is_dataclass(old) and is_dataclass(new) and type(old) is type(new):
+        return merge(old, new)
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **new} if new else old
+    if isinstance(old, tuple) and isinstance(new, tuple):
+        if name == "containers":
+            out: list[ContainerFacts] = list(old)
+            for c in new:
+                for i, o in enumerate(out):
+                    if _same_container(o, c):
+                        out[i] = merge(o, c)
+                        break
+                else:
+                    out.append(c)
+            return tuple(out)
+        if name in ("sources", "notes", "unit_files", "conf_files", "rootlesskits"):
+            return old + tuple(x for x in new if x not in old)
+        return new if new else old
+    if isinstance(new, str) and not new:
+        return old
+    if name == "source" and isinstance(old, str) and isinstance(new, str) and new not in old:
+        return f"{old} + {new}"
+    return new
+
+
+def merge(a: T, b: T) -> T:
+    """Combine two facts records of one type: ``b``'s known values win (``None``, ``""`` and empty
+    collections are "not known" and keep ``a``'s); nested records merge the same way; notes,
+    sources and file lists are concatenated; containers are de-duplicated by id (prefix) or name
+    and merged field by field; dicts are updated key by key; ``source`` strings are joined."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    assert is_dataclass(a) and is_dataclass(b)
+    changes = {
+        f.name: _merge_value(getattr(a, f.name), getattr(b, f.name), f.name) for f in fields(b)
+    }
+    return replace(a, **changes)  # type: ignore[type-var]
+
+
+# --------------------------------------------------------------------------- gather
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise DoctorError(f"{path}: is a directory; pass the files in it", exit_code=2) from None
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise DoctorError(
+            f"{path}: cannot read ({why}); check the path and permissions", exit_code=2
+        ) from None
+    if b"\0" in data:
+        raise DoctorError(
+            f"{path}: binary data, not text; pass the text output of the command", exit_code=2
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DoctorError(
+            f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8",
+            exit_code=2,
+        ) from None
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise DoctorError(f"{path}: empty file; paste the command's output into it", exit_code=2)
+    return text
+
+
+def _is_docker_child(child: str | None) -> bool:
+    return bool(child) and (child or "").startswith(("dockerd", "docker"))
+
+
+def _docker_rootless_env(env: dict[str, str]) -> DockerFacts:
+    rk = {k: v for k, v in env.items() if k.startswith("DOCKERD_ROOTLESS_")}
+    return DockerFacts(
+        configured_net=rk.get("DOCKERD_ROOTLESS_ROOTLESSKIT_NET") or None,
+        configured_port_driver=rk.get("DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER") or None,
+        configured_env=rk,
+    )
+
+
+class _Acc:
+    """What the files said so far, before the final combination."""
+
+    def __init__(self) -> None:
+        self.docker: DockerFacts | None = None
+        self.podman: PodmanFacts | None = None
+        self.kits: list[RootlessKitFacts] = []
+        self.api_kits: list[tuple[str, RootlessKitFacts]] = []
+        self.compose: ComposeFacts | None = None
+        self.confs: list[tuple[str, str]] = []
+        self.units: list[tuple[str, str]] = []
+        self.procs: list[Proc] = []
+        self.notes: list[str] = []
+        self.proc_handlers: dict[str, str] = {}  # container id → port handler seen in processes
+
+    def add_docker(self, d: DockerFacts) -> None:
+        self.docker = merge(self.docker, d) if self.docker else d
+
+    def add_podman(self, p: PodmanFacts) -> None:
+        self.podman = merge(self.podman, p) if self.podman else p
+
+
+def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
+    if kind == "podman-info":
+        acc.add_podman(parse.podman_info(text))
+    elif kind == "docker-version":
+        acc.add_docker(parse.docker_version(text))
+    elif kind == "docker-info":
+        acc.add_docker(parse.docker_info(text))
+    elif kind in ("processes", "journal"):
+        acc.procs.extend(parse.process_listing(text))
+    elif kind == "podman-inspect":
+        acc.add_podman(PodmanFacts(containers=tuple(parse.podman_inspect(text))))
+    elif kind == "docker-inspect":
+        acc.add_docker(DockerFacts(containers=tuple(parse.docker_inspect(text))))
+    elif kind == "containers-conf":
+        parse.containers_conf([(name, text)])  # fail on this file, naming it
+        acc.confs.append((name, text))
+    elif kind == "unit":
+        parse.unit_environment([(name, text)])
+        acc.units.append((name, text))
+    elif kind == "daemon-json":
+        d = parse.daemon_json(text)
+        up = d.get("userland-proxy")
+        acc.add_docker(
+            DockerFacts(userland_proxy=up if isinstance(up, bool) else None, daemon_json=name)
+        )
+    elif kind == "compose":
+        acc.compose = parse.compose(text, name)
+    elif kind == "rootlesskit-info":
+        acc.api_kits.append((name, parse.rootlesskit_api_info(text)))
+
+
+def _from_units(acc: _Acc) -> None:
+    if not acc.units:
+        return
+    # systemd order: the unit (the file with ExecStart=) first, then drop-ins by file name
+    mains = [u for u in acc.units if parse.unit_exec_start(u[1])]
+    drops = sorted((u for u in acc.units if u not in mains), key=lambda u: Path(u[0]).name)
+    ordered = mains + drops
+    docker_related = [
+        u
+        for u in ordered
+        if "DOCKERD_ROOTLESS" in u[1] or "dockerd" in (parse.unit_exec_start(u[1]) or "")
+    ]
+    for name, text in ordered:
+        if parse.unit_outside_section(text):
+            acc.notes.append(
+                f"{name}: settings outside a [Service] section; systemd ignores them "
+                "(add a [Service] line above them)"
+            )
+    others = [u for u in ordered if u not in docker_related]
+    for name, _ in others:
+        acc.notes.append(f"{name}: a systemd unit without dockerd or DOCKERD_ROOTLESS_* (ignored)")
+    if docker_related:
+        env = parse.unit_environment(docker_related)
+        d = _docker_rootless_env(env)
+        acc.add_docker(replace(d, unit_files=tuple(n for n, _ in docker_related)))
+
+
+def _from_procs(acc: _Acc) -> None:
+    if not acc.procs:
+        return
+    # one Proc per PID (the same process can appear in two listings)
+    seen: dict[tuple[int, tuple[str, ...]], Proc] = {}
+    for p in acc.procs:
+        seen.setdefault((p.pid, p.cmdline), p)
+    procs = list(seen.values())
+    for p in procs:
+        if p.exe_name != "rootlesskit":
+            continue
+        kit = replace(parse.rootlesskit_argv(p.cmdline), pid=p.pid or None)
+        if _is_docker_child(kit.child):
+            acc.add_docker(
+                DockerFacts(
+                    running=kit,
+                    rootless=True,
+                    rootless_reason=f"rootlesskit runs {kit.child}",
+                )
+            )
+        else:
+            acc.kits.append(kit)
+    names = {p.exe_name for p in procs}
+    if names & {"dockerd", "dockerd-rootless.sh"} and acc.docker is None:
+        acc.add_docker(DockerFacts(notes=("dockerd seen in the process listing",)))
+    podman_seen = names & {"conmon", "rootlessport", "podman"}
+    if podman_seen:
+        handlers: dict[str, str] = {}
+        for p in procs:
+            if p.exe_name != "slirp4netns":
+                continue
+            args = list(p.cmdline)
+            for i, a in enumerate(args):
+                sock = None
+                if a == "--api-socket" and i + 1 < len(args):
+                    sock = args[i + 1]
+                elif a.startswith("--api-socket="):
+                    sock = a.split("=", 1)[1]
+                # Podman gives slirp4netns an API socket "<tmpdir>/<container id>.net" only for
+                # port_handler=slirp4netns (libpod/networking_slirp4netns.go)
+                if sock and sock.endswith(".net"):
+                    cid = Path(sock).name[: -len(".net")]
+                    handlers[cid] = "slirp4netns"
+        acc.proc_handlers.update(handlers)
+        n_rp = sum(1 for p in procs if p.exe_name == "rootlessport")
+        note = f"processes: {n_rp} rootlessport process(es)" if n_rp else ""
+        acc.add_podman(PodmanFacts(notes=(note,) if note else ()))
+
+
+def _from_api(acc: _Acc) -> None:
+    for _name, kit in acc.api_kits:
+        running = acc.docker.running if acc.docker else None
+        docker_state = "dockerd-rootless" in (kit.state_dir or "")
+        same_dir = running is not None and running.state_dir in (None, kit.state_dir)
+        if docker_state or same_dir:
+            acc.add_docker(DockerFacts(running=kit, rootless=True))
+            continue
+        for i, k in enumerate(acc.kits):
+            if k.state_dir and k.state_dir == kit.state_dir:
+                acc.kits[i] = merge(k, kit)
+                break
+        else:
+            acc.kits.append(kit)
+
+
+def gather_offline(files: Sequence[Path]) -> HostFacts:
+    """Read, recognise, parse and combine ``files`` into one ``HostFacts(offline=True)``.
+    Unreadable, binary, non-UTF-8, empty or unrecognised files raise a one-line DoctorError
+    naming the file (exit code 2)."""
+    acc = _Acc()
+    for path in files:
+        text = _read(path)
+        name = str(path)
+        try:
+            kind = recognise(text)
+        except ParseError as e:
+            raise DoctorError(f"{path}: not recognised: {e}", exit_code=2) from None
+        try:
+            _add(acc, kind, name, text)
+        except ParseError as e:
+            raise DoctorError(f"{path}: {kind}: {e}", exit_code=2) from None
+    _from_units(acc)
+    _from_procs(acc)
+    _from_api(acc)
+
+    podman = acc.podman
+    if acc.confs:
+        conf = parse.containers_conf(acc.confs)
+        podman = merge(
+            podman or PodmanFacts(),
+            PodmanFacts(conf=conf, conf_files=tuple(n for n, _ in acc.confs)),
+        )
+    if podman is not None:
+        podman = parse.podman_effective(podman)
+        if acc.proc_handlers:
+            # processes outrank the defaults, but only for containers the inspect output named
+            seen = []
+            for c in podman.containers:
+                for cid, handler in acc.proc_handlers.items():
+                    if c.id and (c.id.startswith(cid) or cid.startswith(c.id)):
+                        seen.append(replace(c, port_handler=handler))
+            podman = merge(podman, PodmanFacts(containers=tuple(seen)))
+
+    return HostFacts(
+        offline=True,
+        sources=tuple(str(p) for p in files),
+        docker=acc.docker,
+        podman=podman,
+        rootlesskits=tuple(acc.kits),
+        compose=acc.compose,
+        notes=tuple(acc.notes),
+    )

@@ -1,0 +1,981 @@
+"""The end-to-end source-IP probe: real sockets through the engine's own published-port path.
+
+Configuration can lie (a drop-in written but never loaded, a distribution patch), so ``probe``
+starts a throwaway listener behind the engine's port forwarding, connects to it from a
+NON-loopback address of this host and compares the address the listener saw with the one the
+client used. A loopback client proves nothing: slirp4netns shows it as 10.0.2.2 whatever the port
+driver (see /work/shared/real-stack.md).
+
+- podman: ``podman run -d --rm -p SRC:PORT:PORT`` with the engine's defaults (no ``--network``),
+  so it measures what a default container gets (containers.conf ``network_cmd_options`` apply).
+- docker: ``docker run`` of ``--image`` or of an image ``docker import``-ed from a throwaway rootfs
+  (removed afterwards).
+- rootlesskit: a listener started in a running standalone RootlessKit's user+net namespace
+  (``nsenter -U -n --preserve-credentials``) and a port published through its ``api.sock``
+  (``POST /v1/ports``, the API ``rootlessctl add-ports`` uses).
+
+Without ``--image`` no registry is touched: the container rootfs is a temp directory holding only
+the host's merged-/usr symlinks, with the host's ``/usr`` bind-mounted read-only for python3. With
+``--image`` the host's static busybox (``tcpsvd``) is mounted in when there is one, else the image's
+own ``python3`` runs the listener.
+
+Everything started is undone in ``finally`` (container, made image, temp rootfs, published port,
+listener process), also on SIGINT/SIGTERM, which are turned into :class:`ProbeInterrupted`
+for the time of the probe and ignored while cleaning up.
+
+The pure parts (verdict words, disagreement findings, exit code) take a :class:`ProbeResult` and
+never touch the OS; they are what ``check --probe`` folds into its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from .model import (
+    CheckResult,
+    CmdOutput,
+    EngineName,
+    HostFacts,
+    HostPaths,
+    ProbeResult,
+    Report,
+    RootlessKitFacts,
+)
+
+ENGINES: tuple[EngineName, ...] = ("podman", "docker", "rootlesskit")
+LABEL = "io.github.rootless-doctor.probe"  # on every container the probe starts
+
+# The listener: binds 0.0.0.0:argv[1] (0 = any free port), prints the port once it listens (our
+# readiness signal for rootlesskit), then answers every connection with the peer address.
+LISTENER = """\
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, peer = s.accept()
+    try:
+        c.sendall(peer[0].encode() + b"\\n")
+    except OSError:
+        pass
+    c.close()
+"""
+
+# What a lost client address typically turns into, and which forwarder that points at
+# (domain.md "Why source IPs get lost").
+_KNOWN_LOCAL = {
+    "127.0.0.1": "RootlessKit's builtin port driver reconnects from inside the namespace",
+    "10.0.2.100": "Podman's rootlessport forwarder (slirp4netns, default port handler)",
+    "10.0.2.2": "slirp4netns gateway: the client was on loopback",
+}
+
+
+class ProbeInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived during the probe; everything it started has been removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _CouldNotRun(Exception):
+    """The probe cannot give a verdict; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# pure parts: verdicts, findings, exit codes
+
+
+def verdict_word(r: ProbeResult) -> str:
+    if not r.ran or r.preserved is None:
+        return "could not run"
+    return "preserved" if r.preserved else "lost"
+
+
+def explain(observed: str) -> str:
+    """Which forwarder an observed address points at ("" when it is not a known local one)."""
+    if observed in _KNOWN_LOCAL:
+        return _KNOWN_LOCAL[observed]
+    try:
+        ip = ipaddress.ip_address(observed)
+    except ValueError:
+        return ""
+    if ip in ipaddress.ip_network("172.16.0.0/12") and observed.endswith(".0.1"):
+        return "the rootless Docker bridge gateway (docker-proxy reconnects from inside)"
+    if ip in ipaddress.ip_network("10.89.0.0/16"):
+        return "a Podman rootless bridge network (rootlessport)"
+    return ""
+
+
+_RESTART = {
+    "docker": (
+        "the running daemon still forwards with the old port driver: "
+        "`systemctl --user daemon-reload && systemctl --user restart docker`, then recreate the "
+        "containers"
+    ),
+    "podman": (
+        "podman did not apply the configured network options to a new container: check which "
+        "containers.conf files are loaded (CONTAINERS_CONF replaces them all; `podman info`) and "
+        "that the option names are right, then recreate the containers"
+    ),
+    "rootlesskit": (
+        "the running RootlessKit was started with other flags: restart it with "
+        "--net=slirp4netns --port-driver=slirp4netns"
+    ),
+}
+
+
+def disagreement(r: ProbeResult) -> CheckResult | None:
+    """A finding when the probe contradicts ``check``'s static verdict, else None."""
+    if not r.ran or r.preserved is None or r.expected is None or r.expected == r.preserved:
+        return None
+    if r.expected and not r.preserved:
+        why = explain(r.observed)
+        return CheckResult(
+            id=f"PROBE-{r.engine.upper()}-DISAGREES",
+            title=f"{r.engine}: configured to keep client IPs, but they are lost",
+            status="fail",
+            detail=(
+                f"check expects client addresses to be kept, but traffic from {r.source} still "
+                f"arrives as {r.observed}" + (f" ({why})" if why else "")
+            ),
+            remedy=_RESTART[r.engine],
+            engine=r.engine,
+        )
+    return CheckResult(
+        id=f"PROBE-{r.engine.upper()}-DISAGREES",
+        title=f"{r.engine}: client IPs arrive intact, although check expected them lost",
+        status="warn",
+        detail=(
+            f"check expects client addresses to be lost, but traffic from {r.source} arrived as "
+            f"{r.observed}: this host differs from what check knows (newer version, distribution "
+            "patch, or settings changed since)"
+        ),
+        remedy="trust the probe: the port-driver fix is not needed here; please report the "
+        "versions so check learns this case",
+        engine=r.engine,
+    )
+
+
+def as_checks(r: ProbeResult) -> tuple[CheckResult, ...]:
+    """The probe as report lines: its own verdict, plus a disagreement finding if any."""
+    word = verdict_word(r)
+    if word == "could not run":
+        main = CheckResult(
+            id=f"PROBE-{r.engine.upper()}",
+            title=f"{r.engine}: end-to-end probe could not run",
+            status="unknown",
+            detail=r.error,
+            engine=r.engine,
+        )
+    else:
+        why = explain(r.observed) if not r.preserved else ""
+        main = CheckResult(
+            id=f"PROBE-{r.engine.upper()}",
+            title=f"{r.engine}: client IP {word} (probed)",
+            status="ok" if r.preserved else "fail",
+            detail=f"connected from {r.source}, the listener saw {r.observed}"
+            + (f" ({why})" if why else "")
+            + f"; {r.used}",
+            engine=r.engine,
+        )
+    extra = disagreement(r)
+    return (main,) if extra is None else (main, extra)
+
+
+def exit_code(results: Iterable[ProbeResult]) -> int:
+    """0 all preserved, 1 any lost, 2 none lost but some could not run (or nothing probed)."""
+    words = [verdict_word(r) for r in results]
+    if "lost" in words:
+        return 1
+    if not words or "could not run" in words:
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# the source address
+
+
+def local_addresses() -> list[tuple[str, str]]:
+    """(interface, address) for every address of this host, kernel order (psutil)."""
+    import psutil
+
+    out: list[tuple[str, str]] = []
+    for name, addrs in psutil.net_if_addrs().items():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                out.append((name, a.address.split("%", 1)[0]))
+    return out
+
+
+def _usable(addr: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return not (ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast)
+
+
+def choose_source(source: str | None, addresses: list[tuple[str, str]]) -> str:
+    """The address the client binds to and connects to; raises _CouldNotRun when there is none.
+
+    Without ``source``: the first IPv4, else IPv6, non-loopback non-link-local address. The kernel
+    uses that address as the source of a local connection to it, unprivileged.
+    """
+    if source is not None:
+        try:
+            ip = ipaddress.ip_address(source)
+        except ValueError:
+            raise _CouldNotRun(f"--source {source!r} is not an IP address") from None
+        if ip.is_loopback:
+            raise _CouldNotRun(
+                f"--source {source} is a loopback address: slirp4netns shows loopback clients as "
+                "10.0.2.2, so it cannot tell; give a non-loopback address of this host"
+            )
+        if str(ip) not in {a for _, a in addresses}:
+            raise _CouldNotRun(f"--source {source} is not an address of this host")
+        return str(ip)
+    usable = [a for _, a in addresses if _usable(a)]
+    v4 = [a for a in usable if ":" not in a]
+    if not (v4 or usable):
+        raise _CouldNotRun(
+            "no non-loopback address: a loopback client cannot tell (slirp4netns shows it as "
+            "10.0.2.2); add an address or pass --source"
+        )
+    return (v4 or usable)[0]
+
+
+def _free_port(source: str) -> int:
+    fam = socket.AF_INET6 if ":" in source else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((source, 0))
+        return int(s.getsockname()[1])
+
+
+def _hostport(source: str, port: int) -> str:
+    return f"[{source}]:{port}" if ":" in source else f"{source}:{port}"
+
+
+# --------------------------------------------------------------------------------------------
+# cleanup and signals
+
+
+@dataclass
+class _Undo:
+    """Undo actions, run last-in first-out exactly once, with SIGINT/SIGTERM ignored meanwhile."""
+
+    steps: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def push(self, what: str, fn: Callable[[], object]) -> None:
+        self.steps.append((what, fn))
+
+    def run(self) -> None:
+        with _signals_ignored():
+            while self.steps:
+                what, fn = self.steps.pop()
+                try:
+                    res = fn()
+                except Exception as err:  # keep undoing the rest
+                    self.errors.append(f"{what}: {err}")
+                    continue
+                if isinstance(res, CmdOutput) and not res.ok and not _nothing_there(res):
+                    self.errors.append(f"{what}: {res.why()}")
+
+
+def _nothing_there(out: CmdOutput) -> bool:
+    """An undo step that failed because there was nothing to undo (never created)."""
+    text = (out.stderr + out.stdout).lower()
+    return "no such" in text or "cannot connect to the docker daemon" in text
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _Guard:
+    """SIGINT/SIGTERM → :class:`ProbeInterrupted`, held back inside :meth:`critical` sections.
+
+    A critical section starts something and registers its undo step; a signal arriving in it is
+    raised at its end, so nothing started is ever left unregistered. (Not a kernel signal mask:
+    children would inherit it and ignore our SIGTERM.)
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending: int | None = None
+
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        if self.depth:
+            self.pending = self.pending or signum
+            return
+        raise ProbeInterrupted(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if not _main_thread():
+            yield
+            return
+        old = {s: signal.signal(s, self._handler) for s in _SIGNALS}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise ProbeInterrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if not _main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# --------------------------------------------------------------------------------------------
+# the client
+
+
+def _ask(source: str, port: int, deadline: float, alive: Callable[[], str | None]) -> str:
+    """Connect from ``source`` to ``source:port`` until the reply is a non-empty address.
+
+    A published port accepts (and closes) before the listener inside listens, so refusals and
+    empty replies are retried every few ms. ``alive()`` returns why the listener is gone (then
+    give up) or None; it is asked at most every 0.5 s, only while no answer came.
+    """
+    fam = socket.AF_INET6 if ":" in source else socket.AF_INET
+    last = "no attempt"
+    next_alive = time.monotonic() + 0.5
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            raise _CouldNotRun(f"no reply from {_hostport(source, port)} in time ({last})")
+        try:
+            with socket.socket(fam, socket.SOCK_STREAM) as s:
+                s.settimeout(max(0.05, min(2.0, deadline - now)))
+                s.bind((source, 0))
+                s.connect((source, port))
+                data = b""
+                while len(data) < 256 and (chunk := s.recv(256)):
+                    data += chunk
+            reply = data.decode(errors="replace").strip()
+            if reply:
+                try:
+                    return str(ipaddress.ip_address(reply.splitlines()[0].strip()))
+                except ValueError:
+                    last = f"unexpected reply {reply[:60]!r}"
+            else:
+                last = "empty reply: the listener inside is not up yet"
+        except OSError as err:
+            last = f"{type(err).__name__}: {err}"
+        if time.monotonic() >= next_alive:
+            gone = alive()
+            if gone:
+                raise _CouldNotRun(f"the listener stopped before answering: {gone}")
+            next_alive = time.monotonic() + 0.5
+        time.sleep(0.003)
+
+
+# --------------------------------------------------------------------------------------------
+# what runs the listener in a container
+
+
+def _env(paths: HostPaths) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(dict(paths.env))
+    return env
+
+
+def _run(argv: list[str], deadline: float, env: Mapping[str, str]) -> CmdOutput:
+    from . import host
+
+    return host.run(argv, timeout=max(0.5, deadline - time.monotonic()), env=dict(env))
+
+
+def _host_python() -> str | None:
+    """A python3 under /usr (visible in a container that mounts the host's /usr)."""
+    for cand in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if cand and cand.startswith("/usr/") and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def _static_busybox() -> str | None:
+    """The host's busybox when it is statically linked (runs in any image), else None."""
+    for cand in ("/bin/busybox", "/usr/bin/busybox"):
+        try:
+            with open(cand, "rb") as f:
+                head = f.read(64 * 1024)
+        except OSError:
+            continue
+        if head[:4] == b"\x7fELF" and _static_elf(head):
+            return cand
+    return None
+
+
+def _static_elf(head: bytes) -> bool:
+    """True when the ELF image has no PT_INTERP program header (no dynamic loader)."""
+    import struct
+
+    if head[4] != 2:  # only 64-bit
+        return False
+    order = "<" if head[5] == 1 else ">"
+    (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
+    phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
+    for i in range(phnum):
+        off = phoff + i * phentsize
+        if off + 4 > len(head):
+            return False
+        (ptype,) = struct.unpack_from(order + "I", head, off)
+        if ptype == 3:  # PT_INTERP
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Listener:
+    mounts: tuple[str, ...]  # -v values
+    argv: tuple[str, ...]  # command run in the container
+    what: str  # for ProbeResult.used
+
+
+def _rootfs_dir(undo: _Undo) -> Path:
+    """A throwaway rootfs: empty dirs plus the host's top-level merged-/usr symlinks.
+
+    The container mounts the host's /usr read-only over ``usr``; a top-level dir that is not a
+    symlink on the host (no merged /usr) is mounted read-only as well (see ``_rootfs_mounts``).
+    """
+    d = Path(tempfile.mkdtemp(prefix="rd-probe-rootfs-"))
+    undo.push(f"remove {d}", lambda: shutil.rmtree(d, ignore_errors=True))
+    d.chmod(0o755)
+    for sub in ("usr", "etc", "proc", "sys", "dev", "tmp", "run", "root"):
+        (d / sub).mkdir()
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/", name)
+        if host.is_symlink():
+            (d / name).symlink_to(os.readlink(host))
+        elif host.is_dir():
+            (d / name).mkdir()
+    (d / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (d / "etc/group").write_text("root:x:0:\n")
+    return d
+
+
+def _rootfs_mounts() -> tuple[str, ...]:
+    mounts = ["/usr:/usr:ro"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/", name)
+        if host.is_dir() and not host.is_symlink():
+            mounts.append(f"/{name}:/{name}:ro")
+    return tuple(mounts)
+
+
+def _listener(image: str | None, port: int) -> _Listener:
+    if image is None:
+        py = _host_python()
+        if py is None:
+            raise _CouldNotRun("no python3 under /usr on this host for the listener; pass --image")
+        return _Listener(
+            _rootfs_mounts(),
+            (py, "-I", "-S", "-c", LISTENER, str(port)),
+            f"throwaway rootfs + host /usr ({Path(py).name} listener)",
+        )
+    bb = _static_busybox()
+    if bb is not None:
+        # busybox's applet dispatch needs argv[0] to start with "busybox".
+        return _Listener(
+            (f"{bb}:/.rd-probe/busybox:ro",),
+            (
+                "/.rd-probe/busybox",
+                "tcpsvd",
+                "0.0.0.0",
+                str(port),
+                "/.rd-probe/busybox",
+                "sh",
+                "-c",
+                'echo "$TCPREMOTEIP"',
+            ),
+            f"image {image} + host static busybox (tcpsvd listener)",
+        )
+    return _Listener(
+        (), ("python3", "-c", LISTENER, str(port)), f"image {image} (its own python3 listener)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# engines
+
+
+@dataclass
+class _Run:
+    """What one engine run produced (filled in as it goes)."""
+
+    source: str
+    port: int
+    deadline: float
+    undo: _Undo
+    guard: _Guard
+    used: list[str] = field(default_factory=list)
+
+
+def _container_alive(cli: str, name: str, env: Mapping[str, str], deadline: float) -> str | None:
+    out = _run([cli, "inspect", "--format", "{{.State.Status}}", name], deadline, env)
+    if out.ok and out.stdout.strip() == "running":
+        return None
+    if out.ok:
+        return f"container {name} is {out.stdout.strip()}"
+    return f"container {name} is gone (it exited; run it without --rm to see its output)"
+
+
+def _probe_container(
+    cli: str, r: _Run, image: str | None, env: Mapping[str, str], extra: tuple[str, ...] = ()
+) -> str:
+    lst = _listener(image, r.port)
+    name = f"rd-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    argv = [cli, "run", "-d", "--rm", "--name", name, "--label", f"{LABEL}=1"]
+    argv += ["-p", f"{_hostport(r.source, r.port)}:{r.port}", *extra]
+    for m in lst.mounts:
+        argv += ["-v", m]
+    if image is None and cli.endswith("podman"):
+        root = _rootfs_dir(r.undo)
+        target = ["--rootfs", str(root)]  # a flag: every option must come before it
+        what = f"{lst.what} at {root}"
+    elif image is None:
+        img = _docker_image(cli, r, env)
+        target = ["--pull=never", img]
+        what = f"{lst.what}, image {img} made with docker import"
+    else:
+        target = ["--pull=never", image]
+        what = lst.what
+    # Registered before the run, so an interrupted `run` is removed by name as well.
+    rm = [cli, "rm", "-f", *(["-t0"] if cli.endswith("podman") else []), name]
+    r.undo.push(f"remove container {name}", lambda: _run(rm, time.monotonic() + 30, env))
+    with r.guard.critical():  # an interrupted `run` would still create the container
+        out = _run([*argv, *target, *lst.argv], r.deadline, env)
+    r.used.append(f"{Path(cli).name} run {name}: {what}, published {_hostport(r.source, r.port)}")
+    if not out.ok:
+        raise _CouldNotRun(out.why())
+    return _ask(r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline))
+
+
+def _tar_rootfs(undo: _Undo) -> Path:
+    root = _rootfs_dir(undo)
+    fd, tname = tempfile.mkstemp(prefix="rd-probe-rootfs-", suffix=".tar")
+    os.close(fd)
+    tar = Path(tname)
+    undo.push(f"remove {tar}", lambda: tar.unlink(missing_ok=True))
+    with tarfile.open(tar, "w") as tf:
+        tf.add(root, arcname=".")
+    return tar
+
+
+def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
+    tag = f"rootless-doctor-probe:{os.getpid()}-{secrets.token_hex(3)}"
+    tar = _tar_rootfs(r.undo)
+    r.undo.push(
+        f"remove image {tag}", lambda: _run([cli, "rmi", "-f", tag], time.monotonic() + 30, env)
+    )
+    with r.guard.critical():
+        out = _run([cli, "import", str(tar), tag], r.deadline, env)
+    if not out.ok:
+        raise _CouldNotRun(out.why())
+    return tag
+
+
+def _docker_env(paths: HostPaths) -> dict[str, str]:
+    """The user's environment; DOCKER_HOST pointed at the rootless socket when unset."""
+    env = _env(paths)
+    if not env.get("DOCKER_HOST") and not env.get("DOCKER_CONTEXT"):
+        runtime = paths.runtime_dir or (
+            Path(env["XDG_RUNTIME_DIR"]) if env.get("XDG_RUNTIME_DIR") else None
+        )
+        if runtime is not None and (runtime / "docker.sock").exists():
+            env["DOCKER_HOST"] = f"unix://{runtime / 'docker.sock'}"
+    return env
+
+
+# ---- rootlesskit
+
+
+class _UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, sock_path: str, timeout: float) -> None:
+        super().__init__("rootlesskit", timeout=timeout)
+        self._path = sock_path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
+def _api(sock: str, method: str, path: str, body: object, deadline: float) -> object:
+    """One request to RootlessKit's REST API (the one ``rootlessctl`` speaks)."""
+    conn = _UnixHTTP(sock, max(0.5, deadline - time.monotonic()))
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        text = resp.read().decode(errors="replace")
+    except OSError as err:
+        raise _CouldNotRun(f"{sock}: {method} {path}: {err}") from None
+    finally:
+        conn.close()
+    if resp.status // 100 != 2:
+        raise _CouldNotRun(f"{sock}: {method} {path} → {resp.status}: {text.strip()[:200]}")
+    return json.loads(text) if text.strip() else None
+
+
+def standalone_rootlesskits(uid: int | None = None) -> list[RootlessKitFacts]:
+    """Running RootlessKits of ``uid`` (default: this user) that are not Docker's, oldest first.
+
+    The state dir comes from ``--state-dir``; without it RootlessKit uses a random
+    ``$TMPDIR/rootlesskitNNN``, found by its ``child_pid`` file.
+    """
+    import psutil
+
+    uid = os.getuid() if uid is None else uid
+    found: list[RootlessKitFacts] = []
+    for p in psutil.process_iter(["pid", "uids", "cmdline", "create_time"]):
+        info = p.info
+        cmd: list[str] = info.get("cmdline") or []
+        uids = info.get("uids")
+        if not cmd or uids is None or uids.real != uid or Path(cmd[0]).name != "rootlesskit":
+            continue
+        if any("dockerd" in a for a in cmd):
+            continue  # Docker's own: probed through `docker run`
+        state = _flag(cmd, "--state-dir")
+        if state is None:
+            state = _state_dir_by_child(info["pid"])
+        found.append(
+            RootlessKitFacts(
+                pid=info["pid"],
+                network_driver=_flag(cmd, "--net"),
+                port_driver=_flag(cmd, "--port-driver") or "none",
+                state_dir=state,
+                child=_child_cmd(cmd),
+                source="command line",
+            )
+        )
+    return found
+
+
+def _flag(cmd: list[str], name: str) -> str | None:
+    for i, a in enumerate(cmd):
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+        if a == name and i + 1 < len(cmd):
+            return cmd[i + 1]
+    return None
+
+
+def _child_cmd(cmd: list[str]) -> str | None:
+    for a in cmd[1:]:
+        if not a.startswith("-"):
+            return Path(a).name
+    return None
+
+
+def _state_dir_by_child(pid: int) -> str | None:
+    import psutil
+
+    try:
+        kids = {c.pid for c in psutil.Process(pid).children()}
+    except psutil.Error:
+        return None
+    tmp = Path(os.environ.get("TMPDIR") or "/tmp")
+    for f in tmp.glob("rootlesskit*/child_pid"):
+        try:
+            if int(f.read_text().strip()) in kids:
+                return str(f.parent)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
+    if kit is None:
+        kits = standalone_rootlesskits()
+        if not kits:
+            raise _CouldNotRun("no standalone RootlessKit of this user is running")
+        kit = kits[0]
+    if not kit.state_dir:
+        raise _CouldNotRun(
+            f"rootlesskit pid {kit.pid}: state dir not found (start it with --state-dir)"
+        )
+    sock = str(Path(kit.state_dir, "api.sock"))
+    info = _api(sock, "GET", "/v1/info", None, r.deadline)
+    child = info.get("childPID") if isinstance(info, dict) else None
+    if not isinstance(child, int):
+        child_file = Path(kit.state_dir, "child_pid")
+        try:
+            child = int(child_file.read_text().strip())
+        except (OSError, ValueError) as err:
+            raise _CouldNotRun(f"{child_file}: {err}") from None
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        raise _CouldNotRun("nsenter (util-linux) is not installed")
+    py = sys.executable or shutil.which("python3") or "python3"
+    argv = [nsenter, "-U", "-n", "--preserve-credentials", "-t", str(child)]
+    argv += [py, "-I", "-S", "-c", LISTENER, "0"]
+    with r.guard.critical():
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C to the terminal reaches us, not it: we stop it
+        )
+        r.undo.push(f"stop listener pid {proc.pid}", lambda: _stop(proc))
+    r.used.append(
+        f"listener pid {proc.pid} in the namespace of rootlesskit pid {kit.pid} "
+        f"(port driver {_driver(info) or kit.port_driver}, {sock})"
+    )
+    cport = _read_port(proc, r.deadline)
+    spec = {"proto": "tcp", "parentIP": r.source, "parentPort": r.port, "childPort": cport}
+    with r.guard.critical():
+        status = _api(sock, "POST", "/v1/ports", spec, r.deadline)
+        pid_ = status.get("id") if isinstance(status, dict) else None
+        if isinstance(pid_, int):
+            r.undo.push(
+                f"remove port {pid_} from {sock}",
+                lambda: _api(sock, "DELETE", f"/v1/ports/{pid_}", None, time.monotonic() + 10),
+            )
+    r.used.append(f"published {_hostport(r.source, r.port)} → child port {cport} via api.sock")
+
+    def alive() -> str | None:
+        return None if proc.poll() is None else f"listener exited {proc.returncode}"
+
+    return _ask(r.source, r.port, r.deadline, alive)
+
+
+def _driver(info: object) -> str | None:
+    if isinstance(info, dict):
+        pd = info.get("portDriver")
+        if isinstance(pd, dict) and isinstance(pd.get("driver"), str):
+            return str(pd["driver"])
+    return None
+
+
+def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
+    assert proc.stdout is not None
+    buf = b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _CouldNotRun("the listener in the namespace did not start in time")
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 64)
+            if not chunk:
+                err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                proc.wait()
+                raise _CouldNotRun(
+                    f"could not start the listener in the namespace (exit {proc.returncode}): "
+                    f"{err.splitlines()[-1] if err else 'no output'}"
+                )
+            buf += chunk
+    return int(buf.split(b"\n", 1)[0])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(2)
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the probe
+
+
+def probe(
+    engine: str,
+    *,
+    image: str | None,
+    port: int | None,
+    source: str | None,
+    paths: HostPaths,
+    expected: bool | None = None,
+    timeout: float = 20,
+    rootlesskit: RootlessKitFacts | None = None,
+    addresses: list[tuple[str, str]] | None = None,
+) -> ProbeResult:
+    """Run one probe through ``engine``'s published-port path and say what the listener saw.
+
+    ``rootlesskit`` picks the instance (default: the oldest standalone one of this user);
+    ``addresses`` replaces the host's interface addresses (tests). Raises
+    :class:`ProbeInterrupted` on SIGINT/SIGTERM after undoing everything it started.
+    """
+    t0 = time.monotonic()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}")
+    eng: EngineName = engine
+    base = ProbeResult(engine=eng, ran=False, expected=expected)
+    undo = _Undo()
+    r: _Run | None = None
+    try:
+        src = choose_source(source, local_addresses() if addresses is None else addresses)
+        base = ProbeResult(engine=eng, ran=False, source=src, expected=expected)
+        if image is not None and engine == "rootlesskit":
+            raise _CouldNotRun(
+                "--image does not apply to rootlesskit (the listener runs in its namespace)"
+            )
+        guard = _Guard()
+        r = _Run(src, port or _free_port(src), t0 + timeout, undo, guard)
+        with guard.installed():
+            try:
+                if engine == "rootlesskit":
+                    observed = _probe_rootlesskit(r, rootlesskit)
+                else:
+                    cli = shutil.which(engine)
+                    if cli is None:
+                        raise _CouldNotRun(f"{engine} is not installed")
+                    env = _docker_env(paths) if engine == "docker" else _env(paths)
+                    observed = _probe_container(cli, r, image, env)
+            finally:
+                undo.run()
+    except _CouldNotRun as err:
+        return _finish(base, t0, r, undo, error=str(err))
+    return _finish(
+        ProbeResult(
+            engine=eng,
+            ran=True,
+            source=base.source,
+            observed=observed,
+            preserved=observed == base.source,
+            expected=expected,
+        ),
+        t0,
+        r,
+        undo,
+    )
+
+
+def _finish(
+    res: ProbeResult, t0: float, r: _Run | None, undo: _Undo, error: str = ""
+) -> ProbeResult:
+    from dataclasses import replace
+
+    used = "; ".join(r.used) if r else ""
+    if undo.errors:
+        error = "; ".join([*([error] if error else []), "cleanup: " + "; ".join(undo.errors)])
+    return replace(
+        res,
+        elapsed_ms=(time.monotonic() - t0) * 1000,
+        used=used,
+        error=("could not run: " + error) if error and not res.ran else error,
+    )
+
+
+def expected_from(report: Report | None, engine: str, index: int = 0) -> bool | None:
+    """``check``'s static verdict for the ``index``-th report of ``engine`` (None when unknown).
+
+    diagnose() lists one report per standalone RootlessKit, in ``facts.rootlesskits`` order.
+    """
+    if report is None:
+        return None
+    same = [e for e in report.engines if e.engine == engine]
+    return same[index].source_ip_preserved if index < len(same) else None
+
+
+def agrees(r: ProbeResult) -> bool | None:
+    """Does the probe agree with check's static verdict (None: no verdict on one side)?"""
+    if not r.ran or r.preserved is None or r.expected is None:
+        return None
+    return r.preserved == r.expected
+
+
+def engines_in(facts: HostFacts) -> list[str]:
+    """The rootless engines worth probing on this host, from gathered facts."""
+    found: list[str] = []
+    if facts.podman is not None and facts.podman.cli and facts.podman.rootless is not False:
+        found.append("podman")
+    d = facts.docker
+    if d is not None and d.cli and d.reachable and d.rootless:
+        found.append("docker")
+    if facts.rootlesskits:
+        found.append("rootlesskit")
+    return found
+
+
+def probe_all(
+    facts: HostFacts,
+    report: Report | None = None,
+    *,
+    paths: HostPaths | None = None,
+    image: str | None = None,
+    source: str | None = None,
+    port: int | None = None,
+    timeout: float = 20,
+    engines: list[str] | None = None,
+) -> list[ProbeResult]:
+    """One probe per engine found (one per standalone RootlessKit), for ``check --probe``."""
+    if paths is None:
+        from . import host
+
+        paths = host.default_paths()
+    results: list[ProbeResult] = []
+    for engine in engines if engines is not None else engines_in(facts):
+        if engine == "rootlesskit":
+            kits: list[RootlessKitFacts | None] = list(facts.rootlesskits) or [None]
+            for i, kit in enumerate(kits):
+                exp = expected_from(report, engine, i)
+                results.append(
+                    probe(engine, image=None, port=port, source=source, paths=paths,
+                          expected=exp, timeout=timeout, rootlesskit=kit)
+                )  # fmt: skip
+        else:
+            exp = expected_from(report, engine)
+            results.append(
+                probe(engine, image=image, port=port, source=source, paths=paths,
+                      expected=exp, timeout=timeout)
+            )  # fmt: skip
+    return results

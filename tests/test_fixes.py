@@ -1,0 +1,531 @@
+"""Fix planners, apply.py and `rootless-doctor fix` on real upstream files (tests/data/SOURCES.md).
+
+Every fix: the whole file after the edit, a second run changes nothing, undo restores the bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+from typer.testing import CliRunner
+
+from rootless_doctor import apply, cli_fix, knowledge
+from rootless_doctor.fixes import compose, docker, podman, quadlet, sysctl
+from rootless_doctor.model import (
+    DockerFacts,
+    DoctorError,
+    FilePlan,
+    HostFacts,
+    HostPaths,
+    PodmanFacts,
+    RootlessKitFacts,
+    Tool,
+)
+
+SLIRP = Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2.0")
+PASTA = Tool(name="pasta", path="/usr/bin/pasta", version="2024_05_23")
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ref(pkg: str, name: str) -> str:
+    """A reference file as shipped (installed package), else from the repo top (source tree)."""
+    try:
+        return importlib.resources.files(f"rootless_doctor.{pkg}").joinpath(name).read_text()
+    except ModuleNotFoundError:
+        return (REPO / {"ref_systemd": "systemd", "ref_podman": "podman"}[pkg] / name).read_text()
+
+
+def docker_facts(rk: str = "1.1.0", port: str = "builtin", tools: tuple[Tool, ...] = (SLIRP,)) -> HostFacts:
+    return HostFacts(
+        docker=DockerFacts(
+            cli="/usr/bin/docker",
+            rootless=True,
+            running=RootlessKitFacts(version=rk, network_driver="slirp4netns", port_driver=port),
+        ),
+        tools={t.name: t for t in tools},
+    )
+
+
+def opt(facts: HostFacts, driver: str | None = None) -> knowledge.FixOption:
+    return docker.choose(facts, driver).option
+
+
+# ------------------------------------------------------------------------------------ docker
+
+
+def test_docker_fresh_dropin_equals_reference_files(tmp_path: Path) -> None:
+    f = docker_facts()
+    (p,) = docker.plan(opt(f), config_dir=tmp_path, dropin_text=None, daemon_json_text=None)
+    assert p.path == tmp_path / "systemd/user/docker.service.d/override.conf"
+    assert p.after == ref("ref_systemd", "override-slirp4netns.conf")
+    assert p.next_steps == ("systemctl --user daemon-reload", "systemctl --user restart docker")
+    f2 = docker_facts(rk="2.3.4", tools=(SLIRP, PASTA))
+    assert opt(f2).key == "pasta-implicit"  # fastest usable first
+    (p2,) = docker.plan(opt(f2), config_dir=tmp_path, dropin_text=None, daemon_json_text=None)
+    assert p2.after == ref("ref_systemd", "override-pasta.conf")
+    assert opt(f2, "slirp4netns").key == "slirp4netns"
+
+
+def test_docker_rootlesskit3_writes_daemon_json(tmp_path: Path) -> None:
+    f = docker_facts(rk="3.0.0")
+    o = opt(f)
+    assert o.key == "builtin-transparent"
+    (p,) = docker.plan(o, config_dir=tmp_path, dropin_text=None, daemon_json_text=None)
+    assert p.path == tmp_path / "docker/daemon.json"
+    assert p.after == ref("ref_systemd", "daemon.json")
+    for src in sorted((DATA / "daemon-json").iterdir()):
+        text = src.read_text()
+        after = docker.set_userland_proxy_off(text, src.name)
+        assert json.loads(after)["userland-proxy"] is False
+        assert docker.set_userland_proxy_off(after, src.name) == after
+        # Every other key keeps its value.
+        assert {k: v for k, v in json.loads(after).items() if k != "userland-proxy"} == {
+            k: v for k, v in json.loads(text).items() if k != "userland-proxy"
+        }
+
+
+def test_docker_daemon_json_splice_exact() -> None:
+    text = '{\n    "metrics-addr": "127.0.0.1:9323",\n    "experimental": true\n}\n'
+    assert docker.set_userland_proxy_off(text, "d") == (
+        '{\n    "userland-proxy": false,\n    "metrics-addr": "127.0.0.1:9323",\n'
+        '    "experimental": true\n}\n'
+    )
+    assert docker.set_userland_proxy_off('{"userland-proxy": true}', "d") == '{"userland-proxy": false}'
+
+
+def test_docker_dropin_with_other_settings_exact(tmp_path: Path) -> None:
+    src = DATA / "systemd/phaidra-readme-override-assembled.conf"
+    before = src.read_text()
+    (p,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    assert p.after == (
+        "[Service]\n"
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns"\n'
+        'Environment=DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS="-p 0.0.0.0:9323:9323/tcp"\n'
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
+    )
+    (p2,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=p.after, daemon_json_text=None)
+    assert not p2.changed
+
+
+def test_docker_dropin_rewrites_wrong_values_in_place(tmp_path: Path) -> None:
+    before = (DATA / "systemd/bypass4netns-issue85-override.conf").read_text()
+    (p,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    assert p.after == (
+        "[Service]\n"
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns"\n'
+    )
+
+
+def test_docker_dropin_multi_assignment_line_and_sections(tmp_path: Path) -> None:
+    before = (
+        "# mine\n[Unit]\nDescription=x\n\n[Service]\n"
+        'Environment="HTTP_PROXY=http://proxy:3128" "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=builtin"\n'
+        "LimitNOFILE=infinity\n\n# install part\n[Install]\nWantedBy=default.target\n"
+    )
+    (p,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    assert p.after == (
+        "# mine\n[Unit]\nDescription=x\n\n[Service]\n"
+        'Environment="HTTP_PROXY=http://proxy:3128"\n'
+        "LimitNOFILE=infinity\n"
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns"\n'
+        "\n# install part\n[Install]\nWantedBy=default.target\n"
+    )
+
+
+def test_docker_malformed_dropin_one_line(tmp_path: Path) -> None:
+    before = (DATA / "systemd/moby-issue52641-override-commented-lines.conf").read_text()
+    with pytest.raises(DoctorError) as e:
+        docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    assert "override.conf:1" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(DoctorError, match="unbalanced quotes"):
+        docker.plan(opt(docker_facts()), config_dir=tmp_path,
+                    dropin_text='[Service]\nEnvironment="A=1\n', daemon_json_text=None)  # fmt: skip
+    with pytest.raises(DoctorError, match="not valid JSON"):
+        docker.plan(opt(docker_facts(rk="3.0.1")), config_dir=tmp_path, dropin_text=None,
+                    daemon_json_text='{"a": }')  # fmt: skip
+
+
+def test_docker_driver_choice_errors() -> None:
+    with pytest.raises(DoctorError, match="not usable here"):
+        docker.choose(docker_facts(), "pasta")
+    with pytest.raises(DoctorError, match="unknown"):
+        docker.choose(docker_facts(), "vpnkit")
+
+
+# ------------------------------------------------------------------------------------ compose
+
+P4 = PodmanFacts(cli="/usr/bin/podman", version="4.3.1", rootless=True)
+P5 = PodmanFacts(cli="/usr/bin/podman", version="5.4.2", rootless=True)
+P6 = PodmanFacts(cli="/usr/bin/podman", version="6.0.0", rootless=True, pasta_version="2026_06_01")
+
+
+def test_compose_docker_mailserver_podman4_exact() -> None:
+    src = DATA / "compose/docker-mailserver-compose.yaml"
+    text = src.read_text()
+    cp = compose.plan(src, text, service=None, engine="podman", podman=P4)
+    assert cp.plan is not None
+    expected = text.replace(
+        "    image: ghcr.io/docker-mailserver/docker-mailserver:latest\n",
+        "    image: ghcr.io/docker-mailserver/docker-mailserver:latest\n"
+        '    network_mode: "slirp4netns:port_handler=slirp4netns"\n'
+        "    environment:\n      NETWORK_INTERFACE: tap0\n",
+    )
+    assert cp.plan.after == expected
+    again = compose.plan(src, cp.plan.after, service=None, engine="podman", podman=P4)
+    assert again.plan is not None and not again.plan.changed
+
+
+def test_compose_pasta_with_interface() -> None:
+    src = DATA / "compose/docker-mailserver-compose.yaml"
+    text = src.read_text()
+    cp = compose.plan(src, text, service="mailserver", engine="podman", podman=P5,
+                      pasta_installed=True, host_interface="enp1s0")  # fmt: skip
+    assert cp.plan is not None
+    assert cp.plan.after == text.replace(
+        "latest\n", "latest\n    network_mode: pasta\n    environment:\n      NETWORK_INTERFACE: enp1s0\n", 1
+    )
+    # Not a docker-mailserver image and no NETWORK_INTERFACE: only network_mode.
+    src2 = DATA / "compose/docker-mailserver-docs-fail2ban-cap-add-net-admin.yaml"
+    cp2 = compose.plan(src2, src2.read_text(), service=None, engine="podman", podman=P5)
+    assert cp2.plan is not None
+    assert cp2.plan.after == src2.read_text().replace("  mailserver:\n", "  mailserver:\n    network_mode: pasta\n")
+    # A list environment that has NETWORK_INTERFACE gets its value rewritten in place.
+    text3 = "services:\n  m:\n    image: x\n    environment:\n      - A=1\n      - 'NETWORK_INTERFACE=eth0'  # c\n"
+    cp3 = compose.plan(Path("/x/c.yaml"), text3, service=None, engine="podman", podman=P4)
+    assert cp3.plan is not None
+    assert cp3.plan.after == text3.replace("'NETWORK_INTERFACE=eth0'", "'NETWORK_INTERFACE=tap0'").replace(
+        "image: x\n", 'image: x\n    network_mode: "slirp4netns:port_handler=slirp4netns"\n'
+    )
+
+
+def test_compose_reference_snippets() -> None:
+    src = ref("ref_podman", "compose-input.yaml")
+    for pf, pasta, name in ((P4, False, "compose-podman4-slirp4netns.yaml"),
+                            (P5, True, "compose-podman5-pasta.yaml")):  # fmt: skip
+        cp = compose.plan(Path("/x/compose.yaml"), src, service=None, engine="podman",
+                          podman=pf, pasta_installed=pasta)  # fmt: skip
+        assert cp.plan is not None and cp.plan.after == ref("ref_podman", name)
+
+
+def test_compose_refuses_networks_and_says_what_to_do() -> None:
+    text = "services:\n  web:\n    image: nginx\n    networks:\n      - front\nnetworks:\n  front: {}\n"
+    with pytest.raises(DoctorError) as e:
+        compose.plan(Path("/x/c.yaml"), text, service="web", engine="podman", podman=P6)
+    msg = str(e.value)
+    assert "front" in msg and "remove `networks:`" in msg and "rootless_port_forwarder" in msg
+
+
+def test_compose_docker_says_daemon_fix() -> None:
+    text = (DATA / "compose/docker-mailserver-compose.yaml").read_text()
+    cp = compose.plan(Path("/x/compose.yaml"), text, service=None, engine="docker")
+    assert cp.plan is None and "rootless-doctor fix docker" in cp.advice
+
+
+def test_compose_malformed_yaml_one_line() -> None:
+    src = DATA / "compose/docker-mailserver-docs-podman-slirp4netns-network-mode.yaml"
+    with pytest.raises(DoctorError) as e:
+        compose.plan(src, src.read_text(), service=None, engine="podman", podman=P4)
+    assert str(e.value).startswith(f"{src}:") and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------ podman
+
+CONF = DATA / "containers-conf"
+
+
+@pytest.mark.parametrize(
+    ("src", "pf", "pasta", "anchor", "added"),
+    [
+        ("containers.conf-podman-4.3.1-debian12-usr-share.conf", P4, False,
+         "#network_cmd_options = []\n", 'network_cmd_options = ["port_handler=slirp4netns"]\n'),
+        ("containers.conf-common-v0.58.0-podman-5.0.0.conf", P5, True,
+         '#default_rootless_network_cmd = "pasta"\n', 'default_rootless_network_cmd = "pasta"\n'),
+        ("containers.conf-common-v0.62.0-podman-5.4.0.conf", P5, True,
+         '#default_rootless_network_cmd = "pasta"\n', 'default_rootless_network_cmd = "pasta"\n'),
+    ],
+)  # fmt: skip
+def test_podman_default_commented_conf_exact(
+    src: str, pf: PodmanFacts, pasta: bool, anchor: str, added: str
+) -> None:
+    text = (CONF / src).read_text()
+    assert text.count(anchor) == 1
+    pp = podman.plan(Path("/x/containers.conf"), text, pf, pasta)
+    assert pp.plan.after == text.replace(anchor, anchor + added)
+    assert not podman.plan(Path("/x"), pp.plan.after, pf, pasta).plan.changed
+
+
+def test_podman6_conf_exact_and_experimental_note() -> None:
+    text = (CONF / "containers.conf-common-v0.68.0-podman-6.0.0-rc1.conf").read_text()
+    pp = podman.plan(Path("/x"), text, P6, True)
+    a1, a2 = '#default_rootless_network_cmd = "pasta"\n', '#rootless_port_forwarder = "rootlessport"\n'
+    assert pp.plan.after == text.replace(a1, a1 + 'default_rootless_network_cmd = "pasta"\n').replace(
+        a2, a2 + 'rootless_port_forwarder = "pasta"\n'
+    )
+    assert "network_cmd_options" not in pp.plan.after.replace("#network_cmd_options", "")
+    assert any("experimental" in n for n in pp.notes)
+
+
+def test_podman6_moves_slirp4netns_to_pasta() -> None:
+    text = (CONF / "user-snippet-devcontainer-network-slirp4netns.conf").read_text()
+    pp = podman.plan(Path("/x"), text, P6, True)
+    assert pp.plan.after == (
+        '[network]\ndefault_rootless_network_cmd = "pasta"\nrootless_port_forwarder = "pasta"\n'
+    )
+
+
+def test_podman_reference_snippets_and_already_fixed() -> None:
+    for pf, pasta, name in ((P4, False, "containers.conf-podman4-slirp4netns.conf"),
+                            (P5, True, "containers.conf-podman5-pasta.conf"),
+                            (P6, True, "containers.conf-podman6.conf")):  # fmt: skip
+        assert podman.plan(Path("/x"), None, pf, pasta).plan.after == ref("ref_podman", name)
+    rhel = (CONF / "user-snippet-rhel-guide-engine-network-cmd-options-port-handler.conf").read_text()
+    assert not podman.plan(Path("/x"), rhel, P4, False).plan.changed
+
+
+def test_podman_malformed_toml() -> None:
+    with pytest.raises(DoctorError, match=r"^/x/c.conf:2: not valid TOML"):
+        podman.plan(Path("/x/c.conf"), "[engine]\nruntime = \n", P4, False)
+
+
+# ------------------------------------------------------------------------------------ quadlet
+
+
+def test_quadlet_dms_unit_exact() -> None:
+    src = DATA / "systemd/docker-mailserver-docs-podman-quadlet-dms.container"
+    text = src.read_text()
+    qp = quadlet.plan(src.with_name("dms.container"), text, podman=P4, pasta_installed=False)
+    assert qp.plan is not None
+    assert qp.plan.after == text.replace(
+        "Environment=SSL_TYPE=letsencrypt\n",
+        "Environment=SSL_TYPE=letsencrypt\nNetwork=slirp4netns:port_handler=slirp4netns\n"
+        'Environment="NETWORK_INTERFACE=tap0"\n',
+    )
+    assert qp.plan.next_steps == ("systemctl --user daemon-reload", "systemctl --user restart dms.service")
+    again = quadlet.plan(src.with_name("dms.container"), qp.plan.after, podman=P4, pasta_installed=False)
+    assert again.plan is not None and not again.plan.changed
+
+
+def test_quadlet_reference_and_refusal() -> None:
+    q = ref("ref_podman", "quadlet-input.container")
+    for pf, pasta, name in ((P4, False, "quadlet-podman4-slirp4netns.container"),
+                            (P5, True, "quadlet-podman5-pasta.container")):  # fmt: skip
+        qp = quadlet.plan(Path("/x/web.container"), q, podman=pf, pasta_installed=pasta)
+        assert qp.plan is not None and qp.plan.after == ref("ref_podman", name)
+    with pytest.raises(DoctorError, match="user-defined network"):
+        quadlet.plan(Path("/x/web.container"), q.replace("PublishPort", "Network=mynet.network\nPublishPort"),
+                     podman=P5, pasta_installed=True)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ sysctl
+
+
+def test_sysctl_plan() -> None:
+    p = sysctl.plan(25, None)
+    assert p.after == (
+        "# rootless-doctor: let rootless Docker/Podman publish ports from 25 up (sysctl.d(5)).\n"
+        "net.ipv4.ip_unprivileged_port_start = 25\n"
+    )
+    assert not sysctl.plan(25, p.after).changed
+    assert sysctl.plan(80, "net/ipv4/ip_unprivileged_port_start=443 # x\n").after == (
+        "net/ipv4/ip_unprivileged_port_start=80 # x\n"
+    )
+
+
+# ------------------------------------------------------------------------------------ apply.py
+
+
+def me(tmp_path: Path) -> apply.Owner:
+    return apply.Owner(name="t", uid=os.geteuid(), gid=os.getegid(), home=tmp_path / "home")
+
+
+def test_write_backup_undo_restores_exact_bytes(tmp_path: Path) -> None:
+    o = me(tmp_path)
+    f = o.home / ".config/x.conf"
+    f.parent.mkdir(parents=True)
+    original = b"a=1\r\n# comment \xc3\xa9\n"
+    f.write_bytes(original)
+    f.chmod(0o640)
+    w = apply.write(FilePlan(path=f, before=original.decode(), after="b=2\n", what="w"), o)
+    assert f.read_bytes() == b"b=2\n" and stat.S_IMODE(f.stat().st_mode) == 0o640
+    assert w.backup is not None and w.backup.read_bytes() == original
+    assert str(o.state_dir) in str(w.backup)
+    # A second fix keeps the first original.
+    apply.write(FilePlan(path=f, before="b=2\n", after="c=3\n", what="w"), o)
+    new = o.home / ".config/sub/new.conf"
+    apply.write(FilePlan(path=new, before=None, after="n\n", what="w"), o)
+    done = apply.undo(o)
+    assert {u.action for u in done} == {"restored", "removed (the fix created it)"}
+    assert f.read_bytes() == original and stat.S_IMODE(f.stat().st_mode) == 0o640
+    assert not new.exists()
+    assert apply.undo(o) == []
+
+
+def test_undo_skips_files_edited_since(tmp_path: Path) -> None:
+    o = me(tmp_path)
+    f = o.home / "x.conf"
+    f.parent.mkdir(parents=True)
+    f.write_text("a\n")
+    apply.write(FilePlan(path=f, before="a\n", after="b\n", what="w"), o)
+    f.write_text("edited by hand\n")
+    (u,) = apply.undo(o)
+    assert u.action.startswith("skipped") and f.read_text() == "edited by hand\n"
+    (u,) = apply.undo(o, force=True)
+    assert u.action == "restored" and f.read_text() == "a\n"
+
+
+def test_refuses_symlink_and_other_home(tmp_path: Path) -> None:
+    o = me(tmp_path)
+    real = tmp_path / "real.conf"
+    real.write_text("x\n")
+    link = tmp_path / "link.conf"
+    link.symlink_to(real)
+    with pytest.raises(DoctorError, match="symlink"):
+        apply.write(FilePlan(path=link, before="x\n", after="y\n", what="w"), o)
+    assert real.read_text() == "x\n"
+    others = apply._other_homes(o)
+    if others:
+        name, home = others[0]
+        with pytest.raises(DoctorError, match=f"inside {name}'s home"):
+            apply.check_target(home / ".config/x.conf", o)
+
+
+def test_read_text_refuses_binary_and_non_utf8(tmp_path: Path) -> None:
+    b = tmp_path / "bin.yaml"
+    b.write_bytes(b"a\0b")
+    with pytest.raises(DoctorError, match="binary"):
+        apply.read_text(b)
+    n = tmp_path / "latin1.yaml"
+    n.write_bytes(b"caf\xe9\n")
+    with pytest.raises(DoctorError, match="not valid UTF-8"):
+        apply.read_text(n)
+    assert apply.read_text(tmp_path / "missing") is None
+
+
+def test_sudo_owner(tmp_path: Path) -> None:
+    with pytest.raises(DoctorError, match="SUDO_USER=nosuchuser"):
+        apply.target_owner({"SUDO_USER": "nosuchuser"}, euid=0)
+    o = apply.target_owner({"SUDO_USER": "root"}, euid=0)
+    assert not o.via_sudo
+    import pwd
+
+    user = next((p for p in pwd.getpwall() if p.pw_uid >= 1000 and p.pw_uid < 65534), None)
+    if user is None:
+        pytest.skip("no unprivileged user on this machine")
+    o = apply.target_owner({"SUDO_USER": user.pw_name, "HOME": "/root"}, euid=0)
+    assert o.via_sudo and o.uid == user.pw_uid and o.home == Path(user.pw_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_sudo_write_gives_files_to_the_user(tmp_path: Path) -> None:
+    o = apply.Owner(name="u", uid=4242, gid=4243, home=tmp_path / "home", via_sudo=True)
+    f = o.home / ".config/docker/daemon.json"
+    apply.write(FilePlan(path=f, before=None, after="{}\n", what="w"), o)
+    for p in (f, f.parent, f.parent.parent, o.state_dir / "manifest.json"):
+        assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4243), p
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    o = me(tmp_path)
+    o.home.mkdir()
+    state: dict[str, object] = {"facts": docker_facts(), "owner": o}
+    monkeypatch.setattr(cli_fix, "owner", lambda: state["owner"])
+    monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid, user="t"))
+    monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: state["facts"])
+    return state
+
+
+def _run(*args: str) -> tuple[int, str]:
+    from typer.main import get_command
+
+    r = CliRunner().invoke(cli_fix.fix_app, list(args))
+    if r.exception and not isinstance(r.exception, SystemExit):
+        if isinstance(r.exception, DoctorError):
+            return 2, str(r.exception)
+        raise r.exception
+    _ = get_command
+    return r.exit_code, r.output
+
+
+def test_cli_docker_dry_run_write_second_run_undo(cli_env: dict[str, object]) -> None:
+    o = cli_env["owner"]
+    assert isinstance(o, apply.Owner)
+    dropin = o.home / ".config/systemd/user/docker.service.d/override.conf"
+    code, out = _run("docker", "--dry-run")
+    assert code == 0 and "+[Service]" in out and not dropin.exists()
+    code, out = _run("docker")
+    assert code == 0 and f"wrote {dropin}" in out
+    assert dropin.read_text() == ref("ref_systemd", "override-slirp4netns.conf")
+    assert "systemctl --user daemon-reload && systemctl --user restart docker" in out
+    mtime = dropin.stat().st_mtime_ns
+    code, out = _run("docker")
+    assert code == 0 and "nothing to do" in out and dropin.stat().st_mtime_ns == mtime
+    code, out = _run("--undo")
+    assert code == 0 and "removed" in out and not dropin.exists()
+
+
+def test_cli_docker_json_and_already_preserved(cli_env: dict[str, object]) -> None:
+    code, out = _run("docker", "--dry-run", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["changed"] and data["dry_run"] and data["files"][0]["diff"]
+    cli_env["facts"] = docker_facts(port="slirp4netns")
+    code, out = _run("docker")
+    assert code == 0 and out.startswith("nothing to do")
+
+
+def test_cli_malformed_input_no_write(cli_env: dict[str, object], tmp_path: Path) -> None:
+    cli_env["facts"] = HostFacts(podman=P4)
+    bad = tmp_path / "compose.yaml"
+    src = (DATA / "compose/docker-mailserver-docs-fail2ban-podman-slirp4netns-port-handler.yaml").read_bytes()
+    bad.write_bytes(src)
+    code, out = _run("compose", str(bad))
+    assert code == 2 and out.startswith(f"{bad}:") and "\n" not in out.strip()
+    assert bad.read_bytes() == src
+    o = cli_env["owner"]
+    assert isinstance(o, apply.Owner)
+    assert not (o.state_dir / "manifest.json").exists()
+
+
+def test_cli_compose_write_and_undo_bytes(cli_env: dict[str, object], tmp_path: Path) -> None:
+    cli_env["facts"] = HostFacts(podman=P4)
+    f = tmp_path / "compose.yaml"
+    original = (DATA / "compose/docker-mailserver-compose.yaml").read_bytes()
+    f.write_bytes(original)
+    code, out = _run("compose", str(f))
+    assert code == 0 and "podman-compose -f" in out and "network_mode" in f.read_text()
+    code, out = _run("compose", str(f))
+    assert code == 0 and "nothing to do" in out
+    code, out = _run("undo")
+    assert code == 0 and f.read_bytes() == original
+
+
+def test_cli_restart_runs_systemctl_in_order(
+    cli_env: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "systemctl.log"
+    script = bindir / "systemctl"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    rechecked: list[bool] = []
+    monkeypatch.setattr(cli_fix, "_recheck", lambda o, quiet: rechecked.append(True))
+    code, out = _run("docker", "--restart")
+    assert code == 0, out
+    assert log.read_text().splitlines() == ["--user daemon-reload", "--user restart docker"]
+    assert rechecked == [True]
+    assert out.index("running: systemctl --user daemon-reload") < out.index("running: systemctl --user restart docker")
