@@ -302,7 +302,15 @@ class _Undo:
                     self.errors.append(f"{what}: {err}")
                     continue
                 if isinstance(res, CmdOutput) and not res.ok and not _nothing_there(res):
-                    self.errors.append(f"{what}: {res.why()}")
+                    self.errors.append(f"{what}: {_why(res, ' '.join(res.argv[:2]))}")
+
+
+def _why(out: CmdOutput, what: str) -> str:
+    """One line for a failed command, named short (the full argv holds the listener's code)."""
+    if out.error:
+        return f"`{what}`: {out.error}"
+    last = (out.stderr.strip().splitlines() or [out.stdout.strip() or "no output"])[-1]
+    return f"`{what}` exited {out.code}: {last.strip()}"
 
 
 def _nothing_there(out: CmdOutput) -> bool:
@@ -595,7 +603,7 @@ def _probe_container(
         out = _run([*argv, *target, *lst.argv], r.deadline, env)
     r.used.append(f"{Path(cli).name} run {name}: {what}, published {_hostport(r.source, r.port)}")
     if not out.ok:
-        raise _CouldNotRun(out.why())
+        raise _CouldNotRun(_why(out, f"{Path(cli).name} run"))
     return _ask(r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline))
 
 
@@ -619,7 +627,7 @@ def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
     with r.guard.critical():
         out = _run([cli, "import", str(tar), tag], r.deadline, env)
     if not out.ok:
-        raise _CouldNotRun(out.why())
+        raise _CouldNotRun(_why(out, f"{Path(cli).name} import"))
     return tag
 
 

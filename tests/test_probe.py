@@ -256,7 +256,7 @@ def _probe_leftovers(u: stack.User, before: set[str]) -> list[str]:
 
 
 def _assert_addr(p: Mapping[str, object], independent: str, verdict: str) -> None:
-    assert p["ran"] is True, p
+    assert p["ran"] is True, json.dumps(p, indent=1)
     assert p["source"] == SRC
     assert p["observed"] == independent, p
     assert p["verdict"] == verdict, p
@@ -306,16 +306,23 @@ network_cmd_options = ["port_handler=slirp4netns"]
     ],
 )
 def test_real_podman(
-    tool: list[str], tmp_path: Path, network: str, conf: str | None, verdict: str, code: int
+    tool: list[str],
+    request: pytest.FixtureRequest,
+    network: str,
+    conf: str | None,
+    verdict: str,
+    code: int,
 ) -> None:
     u = stack.user()
     env = None
     if conf is not None:
         # The user's containers.conf with network_cmd_options, through CONTAINERS_CONF (podman
         # 4.3 has no CONTAINERS_CONF_OVERRIDE); the probe runs podman with engine defaults.
-        conf_file = tmp_path / "containers.conf"
+        conf_dir = Path(tempfile.mkdtemp(prefix="rd-probe-conf-"))  # the user must read it
+        request.addfinalizer(lambda: shutil.rmtree(conf_dir, ignore_errors=True))
+        conf_file = conf_dir / "containers.conf"
         conf_file.write_text(conf)
-        os.chmod(tmp_path, 0o755)
+        os.chmod(conf_dir, 0o755)
         os.chmod(conf_file, 0o644)
         env = stack.user_env(u, CONTAINERS_CONF=str(conf_file))
     with stack.client_netns():
