@@ -8,7 +8,6 @@ from the fixed compose file. Traffic: only the test veth 10.200.0.x.
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -17,12 +16,20 @@ import stack
 from rootless_doctor.fixes import unitfile
 
 REPO = Path(__file__).resolve().parent.parent
-TOOL = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-        "from rootless_doctor.cli import main; sys.argv[0] = 'rootless-doctor'; main()"]  # fmt: skip
+# The test venv's interpreter may live under /root (unreadable for the user): run the system
+# python3 of the same minor version on the venv's site-packages and the source tree instead.
+SITE = next((p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()), "")
+TOOL = [
+    "/usr/bin/python3",
+    "-c",
+    "import sys; sys.argv[0] = 'rootless-doctor'; from rootless_doctor.cli import main; main()",
+]
 
 
 def tool(u: stack.User, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    cp = stack.run_as(u, [*TOOL, *args], env=env or stack.user_env(u), timeout=120)
+    e = dict(env or stack.user_env(u))
+    e["PYTHONPATH"] = f"{REPO}:{SITE}"
+    cp = stack.run_as(u, [*TOOL, *args], env=e, timeout=120)
     return cp.returncode, cp.stdout + cp.stderr
 
 
@@ -60,9 +67,11 @@ def test_fix_docker_keeps_client_ip() -> None:
             env = dropin_env(dropin.read_text())
             assert env["DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"] == "slirp4netns"
             with stack.rootless_dockerd(
-                u, port_driver=env["DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"],
-                net=env["DOCKERD_ROOTLESS_ROOTLESSKIT_NET"], extra_env=env,
-            ) as d:  # fmt: skip
+                u,
+                port_driver=env["DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"],
+                net=env["DOCKERD_ROOTLESS_ROOTLESSKIT_NET"],
+                extra_env=env,
+            ) as d:
                 d.run(port)
                 assert stack.ask_from_netns(ns, ns.host_addr, port) == ns.client_addr
     finally:
@@ -112,4 +121,3 @@ def test_fix_compose_keeps_client_ip() -> None:
         import shutil
 
         shutil.rmtree(d, ignore_errors=True)
-    _ = shlex

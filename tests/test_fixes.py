@@ -43,7 +43,9 @@ def ref(pkg: str, name: str) -> str:
         return (REPO / {"ref_systemd": "systemd", "ref_podman": "podman"}[pkg] / name).read_text()
 
 
-def docker_facts(rk: str = "1.1.0", port: str = "builtin", tools: tuple[Tool, ...] = (SLIRP,)) -> HostFacts:
+def docker_facts(
+    rk: str = "1.1.0", port: str = "builtin", tools: tuple[Tool, ...] = (SLIRP,)
+) -> HostFacts:
     return HostFacts(
         docker=DockerFacts(
             cli="/usr/bin/docker",
@@ -98,26 +100,35 @@ def test_docker_daemon_json_splice_exact() -> None:
         '{\n    "userland-proxy": false,\n    "metrics-addr": "127.0.0.1:9323",\n'
         '    "experimental": true\n}\n'
     )
-    assert docker.set_userland_proxy_off('{"userland-proxy": true}', "d") == '{"userland-proxy": false}'
+    assert (
+        docker.set_userland_proxy_off('{"userland-proxy": true}', "d")
+        == '{"userland-proxy": false}'
+    )
 
 
 def test_docker_dropin_with_other_settings_exact(tmp_path: Path) -> None:
     src = DATA / "systemd/phaidra-readme-override-assembled.conf"
     before = src.read_text()
-    (p,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    (p,) = docker.plan(
+        opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None
+    )
     assert p.after == (
         "[Service]\n"
         'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns"\n'
         'Environment=DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS="-p 0.0.0.0:9323:9323/tcp"\n'
         'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
     )
-    (p2,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=p.after, daemon_json_text=None)
+    (p2,) = docker.plan(
+        opt(docker_facts()), config_dir=tmp_path, dropin_text=p.after, daemon_json_text=None
+    )
     assert not p2.changed
 
 
 def test_docker_dropin_rewrites_wrong_values_in_place(tmp_path: Path) -> None:
     before = (DATA / "systemd/bypass4netns-issue85-override.conf").read_text()
-    (p,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    (p,) = docker.plan(
+        opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None
+    )
     assert p.after == (
         "[Service]\n"
         'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
@@ -128,10 +139,12 @@ def test_docker_dropin_rewrites_wrong_values_in_place(tmp_path: Path) -> None:
 def test_docker_dropin_multi_assignment_line_and_sections(tmp_path: Path) -> None:
     before = (
         "# mine\n[Unit]\nDescription=x\n\n[Service]\n"
-        'Environment="HTTP_PROXY=http://proxy:3128" "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=builtin"\n'
+        'Environment="HTTP_PROXY=http://proxy:3128" "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=builtin"\n'  # noqa: E501
         "LimitNOFILE=infinity\n\n# install part\n[Install]\nWantedBy=default.target\n"
     )
-    (p,) = docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+    (p,) = docker.plan(
+        opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None
+    )
     assert p.after == (
         "# mine\n[Unit]\nDescription=x\n\n[Service]\n"
         'Environment="HTTP_PROXY=http://proxy:3128"\n'
@@ -145,14 +158,24 @@ def test_docker_dropin_multi_assignment_line_and_sections(tmp_path: Path) -> Non
 def test_docker_malformed_dropin_one_line(tmp_path: Path) -> None:
     before = (DATA / "systemd/moby-issue52641-override-commented-lines.conf").read_text()
     with pytest.raises(DoctorError) as e:
-        docker.plan(opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None)
+        docker.plan(
+            opt(docker_facts()), config_dir=tmp_path, dropin_text=before, daemon_json_text=None
+        )
     assert "override.conf:1" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(DoctorError, match="unbalanced quotes"):
-        docker.plan(opt(docker_facts()), config_dir=tmp_path,
-                    dropin_text='[Service]\nEnvironment="A=1\n', daemon_json_text=None)  # fmt: skip
+        docker.plan(
+            opt(docker_facts()),
+            config_dir=tmp_path,
+            dropin_text='[Service]\nEnvironment="A=1\n',
+            daemon_json_text=None,
+        )
     with pytest.raises(DoctorError, match="not valid JSON"):
-        docker.plan(opt(docker_facts(rk="3.0.1")), config_dir=tmp_path, dropin_text=None,
-                    daemon_json_text='{"a": }')  # fmt: skip
+        docker.plan(
+            opt(docker_facts(rk="3.0.1")),
+            config_dir=tmp_path,
+            dropin_text=None,
+            daemon_json_text='{"a": }',
+        )
 
 
 def test_docker_driver_choice_errors() -> None:
@@ -188,37 +211,56 @@ def test_compose_docker_mailserver_podman4_exact() -> None:
 def test_compose_pasta_with_interface() -> None:
     src = DATA / "compose/docker-mailserver-compose.yaml"
     text = src.read_text()
-    cp = compose.plan(src, text, service="mailserver", engine="podman", podman=P5,
-                      pasta_installed=True, host_interface="enp1s0")  # fmt: skip
+    cp = compose.plan(
+        src,
+        text,
+        service="mailserver",
+        engine="podman",
+        podman=P5,
+        pasta_installed=True,
+        host_interface="enp1s0",
+    )
     assert cp.plan is not None
     assert cp.plan.after == text.replace(
-        "latest\n", "latest\n    network_mode: pasta\n    environment:\n      NETWORK_INTERFACE: enp1s0\n", 1
+        "latest\n",
+        "latest\n    network_mode: pasta\n    environment:\n      NETWORK_INTERFACE: enp1s0\n",
+        1,
     )
     # Not a docker-mailserver image and no NETWORK_INTERFACE: only network_mode.
     src2 = DATA / "compose/docker-mailserver-docs-fail2ban-cap-add-net-admin.yaml"
     cp2 = compose.plan(src2, src2.read_text(), service=None, engine="podman", podman=P5)
     assert cp2.plan is not None
-    assert cp2.plan.after == src2.read_text().replace("  mailserver:\n", "  mailserver:\n    network_mode: pasta\n")
+    assert cp2.plan.after == src2.read_text().replace(
+        "  mailserver:\n", "  mailserver:\n    network_mode: pasta\n"
+    )
     # A list environment that has NETWORK_INTERFACE gets its value rewritten in place.
-    text3 = "services:\n  m:\n    image: x\n    environment:\n      - A=1\n      - 'NETWORK_INTERFACE=eth0'  # c\n"
+    text3 = "services:\n  m:\n    image: x\n    environment:\n      - A=1\n      - 'NETWORK_INTERFACE=eth0'  # c\n"  # noqa: E501
     cp3 = compose.plan(Path("/x/c.yaml"), text3, service=None, engine="podman", podman=P4)
     assert cp3.plan is not None
-    assert cp3.plan.after == text3.replace("'NETWORK_INTERFACE=eth0'", "'NETWORK_INTERFACE=tap0'").replace(
-        "image: x\n", 'image: x\n    network_mode: "slirp4netns:port_handler=slirp4netns"\n'
-    )
+    assert cp3.plan.after == text3.replace(
+        "'NETWORK_INTERFACE=eth0'", "'NETWORK_INTERFACE=tap0'"
+    ).replace("image: x\n", 'image: x\n    network_mode: "slirp4netns:port_handler=slirp4netns"\n')
 
 
 def test_compose_reference_snippets() -> None:
     src = ref("ref_podman", "compose-input.yaml")
-    for pf, pasta, name in ((P4, False, "compose-podman4-slirp4netns.yaml"),
-                            (P5, True, "compose-podman5-pasta.yaml")):  # fmt: skip
-        cp = compose.plan(Path("/x/compose.yaml"), src, service=None, engine="podman",
-                          podman=pf, pasta_installed=pasta)  # fmt: skip
+    for pf, pasta, name in (
+        (P4, False, "compose-podman4-slirp4netns.yaml"),
+        (P5, True, "compose-podman5-pasta.yaml"),
+    ):
+        cp = compose.plan(
+            Path("/x/compose.yaml"),
+            src,
+            service=None,
+            engine="podman",
+            podman=pf,
+            pasta_installed=pasta,
+        )
         assert cp.plan is not None and cp.plan.after == ref("ref_podman", name)
 
 
 def test_compose_refuses_networks_and_says_what_to_do() -> None:
-    text = "services:\n  web:\n    image: nginx\n    networks:\n      - front\nnetworks:\n  front: {}\n"
+    text = "services:\n  web:\n    image: nginx\n    networks:\n      - front\nnetworks:\n  front: {}\n"  # noqa: E501
     with pytest.raises(DoctorError) as e:
         compose.plan(Path("/x/c.yaml"), text, service="web", engine="podman", podman=P6)
     msg = str(e.value)
@@ -246,14 +288,29 @@ CONF = DATA / "containers-conf"
 @pytest.mark.parametrize(
     ("src", "pf", "pasta", "anchor", "added"),
     [
-        ("containers.conf-podman-4.3.1-debian12-usr-share.conf", P4, False,
-         "#network_cmd_options = []\n", 'network_cmd_options = ["port_handler=slirp4netns"]\n'),
-        ("containers.conf-common-v0.58.0-podman-5.0.0.conf", P5, True,
-         '#default_rootless_network_cmd = "pasta"\n', 'default_rootless_network_cmd = "pasta"\n'),
-        ("containers.conf-common-v0.62.0-podman-5.4.0.conf", P5, True,
-         '#default_rootless_network_cmd = "pasta"\n', 'default_rootless_network_cmd = "pasta"\n'),
+        (
+            "containers.conf-podman-4.3.1-debian12-usr-share.conf",
+            P4,
+            False,
+            "#network_cmd_options = []\n",
+            'network_cmd_options = ["port_handler=slirp4netns"]\n',
+        ),
+        (
+            "containers.conf-common-v0.58.0-podman-5.0.0.conf",
+            P5,
+            True,
+            '#default_rootless_network_cmd = "pasta"\n',
+            'default_rootless_network_cmd = "pasta"\n',
+        ),
+        (
+            "containers.conf-common-v0.62.0-podman-5.4.0.conf",
+            P5,
+            True,
+            '#default_rootless_network_cmd = "pasta"\n',
+            'default_rootless_network_cmd = "pasta"\n',
+        ),
     ],
-)  # fmt: skip
+)
 def test_podman_default_commented_conf_exact(
     src: str, pf: PodmanFacts, pasta: bool, anchor: str, added: str
 ) -> None:
@@ -267,10 +324,13 @@ def test_podman_default_commented_conf_exact(
 def test_podman6_conf_exact_and_experimental_note() -> None:
     text = (CONF / "containers.conf-common-v0.68.0-podman-6.0.0-rc1.conf").read_text()
     pp = podman.plan(Path("/x"), text, P6, True)
-    a1, a2 = '#default_rootless_network_cmd = "pasta"\n', '#rootless_port_forwarder = "rootlessport"\n'
-    assert pp.plan.after == text.replace(a1, a1 + 'default_rootless_network_cmd = "pasta"\n').replace(
-        a2, a2 + 'rootless_port_forwarder = "pasta"\n'
+    a1, a2 = (
+        '#default_rootless_network_cmd = "pasta"\n',
+        '#rootless_port_forwarder = "rootlessport"\n',
     )
+    assert pp.plan.after == text.replace(
+        a1, a1 + 'default_rootless_network_cmd = "pasta"\n'
+    ).replace(a2, a2 + 'rootless_port_forwarder = "pasta"\n')
     assert "network_cmd_options" not in pp.plan.after.replace("#network_cmd_options", "")
     assert any("experimental" in n for n in pp.notes)
 
@@ -284,11 +344,15 @@ def test_podman6_moves_slirp4netns_to_pasta() -> None:
 
 
 def test_podman_reference_snippets_and_already_fixed() -> None:
-    for pf, pasta, name in ((P4, False, "containers.conf-podman4-slirp4netns.conf"),
-                            (P5, True, "containers.conf-podman5-pasta.conf"),
-                            (P6, True, "containers.conf-podman6.conf")):  # fmt: skip
+    for pf, pasta, name in (
+        (P4, False, "containers.conf-podman4-slirp4netns.conf"),
+        (P5, True, "containers.conf-podman5-pasta.conf"),
+        (P6, True, "containers.conf-podman6.conf"),
+    ):
         assert podman.plan(Path("/x"), None, pf, pasta).plan.after == ref("ref_podman", name)
-    rhel = (CONF / "user-snippet-rhel-guide-engine-network-cmd-options-port-handler.conf").read_text()
+    rhel = (
+        CONF / "user-snippet-rhel-guide-engine-network-cmd-options-port-handler.conf"
+    ).read_text()
     assert not podman.plan(Path("/x"), rhel, P4, False).plan.changed
 
 
@@ -310,20 +374,31 @@ def test_quadlet_dms_unit_exact() -> None:
         "Environment=SSL_TYPE=letsencrypt\nNetwork=slirp4netns:port_handler=slirp4netns\n"
         'Environment="NETWORK_INTERFACE=tap0"\n',
     )
-    assert qp.plan.next_steps == ("systemctl --user daemon-reload", "systemctl --user restart dms.service")
-    again = quadlet.plan(src.with_name("dms.container"), qp.plan.after, podman=P4, pasta_installed=False)
+    assert qp.plan.next_steps == (
+        "systemctl --user daemon-reload",
+        "systemctl --user restart dms.service",
+    )
+    again = quadlet.plan(
+        src.with_name("dms.container"), qp.plan.after, podman=P4, pasta_installed=False
+    )
     assert again.plan is not None and not again.plan.changed
 
 
 def test_quadlet_reference_and_refusal() -> None:
     q = ref("ref_podman", "quadlet-input.container")
-    for pf, pasta, name in ((P4, False, "quadlet-podman4-slirp4netns.container"),
-                            (P5, True, "quadlet-podman5-pasta.container")):  # fmt: skip
+    for pf, pasta, name in (
+        (P4, False, "quadlet-podman4-slirp4netns.container"),
+        (P5, True, "quadlet-podman5-pasta.container"),
+    ):
         qp = quadlet.plan(Path("/x/web.container"), q, podman=pf, pasta_installed=pasta)
         assert qp.plan is not None and qp.plan.after == ref("ref_podman", name)
     with pytest.raises(DoctorError, match="user-defined network"):
-        quadlet.plan(Path("/x/web.container"), q.replace("PublishPort", "Network=mynet.network\nPublishPort"),
-                     podman=P5, pasta_installed=True)  # fmt: skip
+        quadlet.plan(
+            Path("/x/web.container"),
+            q.replace("PublishPort", "Network=mynet.network\nPublishPort"),
+            podman=P5,
+            pasta_installed=True,
+        )
 
 
 # ------------------------------------------------------------------------------------ sysctl
@@ -443,7 +518,9 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object
     o.home.mkdir()
     state: dict[str, object] = {"facts": docker_facts(), "owner": o}
     monkeypatch.setattr(cli_fix, "owner", lambda: state["owner"])
-    monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid, user="t"))
+    monkeypatch.setattr(
+        cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid, user="t")
+    )
     monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: state["facts"])
     return state
 
@@ -489,7 +566,9 @@ def test_cli_docker_json_and_already_preserved(cli_env: dict[str, object]) -> No
 def test_cli_malformed_input_no_write(cli_env: dict[str, object], tmp_path: Path) -> None:
     cli_env["facts"] = HostFacts(podman=P4)
     bad = tmp_path / "compose.yaml"
-    src = (DATA / "compose/docker-mailserver-docs-fail2ban-podman-slirp4netns-port-handler.yaml").read_bytes()
+    src = (
+        DATA / "compose/docker-mailserver-docs-fail2ban-podman-slirp4netns-port-handler.yaml"
+    ).read_bytes()
     bad.write_bytes(src)
     code, out = _run("compose", str(bad))
     assert code == 2 and out.startswith(f"{bad}:") and "\n" not in out.strip()
@@ -528,4 +607,6 @@ def test_cli_restart_runs_systemctl_in_order(
     assert code == 0, out
     assert log.read_text().splitlines() == ["--user daemon-reload", "--user restart docker"]
     assert rechecked == [True]
-    assert out.index("running: systemctl --user daemon-reload") < out.index("running: systemctl --user restart docker")
+    assert out.index("running: systemctl --user daemon-reload") < out.index(
+        "running: systemctl --user restart docker"
+    )

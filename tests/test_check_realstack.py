@@ -1,0 +1,108 @@
+"""`rootless-doctor check --json`, run as the unprivileged owner, against real stacks.
+
+For each setup the test asserts both what check reports (drivers, verdict) and that the verdict
+matches what a server inside really saw from a client in the test's own network namespace.
+Needs the real stack (.ci/setup-stack.sh): skips without it, fails in CI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import rdtool
+import stack
+
+pytestmark = pytest.mark.realstack
+
+
+@pytest.fixture(scope="module")
+def u() -> stack.User:
+    stack.require()
+    return stack.user()
+
+
+@pytest.fixture(scope="module")
+def ns(u: stack.User) -> Iterator[stack.Netns]:
+    with stack.client_netns() as n:
+        yield n
+
+
+def engine(report: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [e for e in report["engines"] if e["engine"] == name]
+    assert found, f"no {name} engine in {[e['engine'] for e in report['engines']]}"
+    return found[0]
+
+
+@pytest.mark.parametrize(("port_driver", "seen_preserved"), [("builtin", False),
+                                                              ("slirp4netns", True)])
+def test_standalone_rootlesskit(
+    u: stack.User, ns: stack.Netns, port_driver: str, seen_preserved: bool
+) -> None:
+    with stack.rootlesskit(u, net="slirp4netns", port_driver=port_driver) as rk:
+        seen = stack.ask_from_netns(ns, ns.host_addr, rk.host_port)
+        report = rdtool.check_json(u)
+    assert (seen == ns.client_addr) is seen_preserved, seen
+    kits = [e for e in report["engines"] if e["engine"] == "rootlesskit"]
+    assert len(kits) == 1, report["engines"]
+    kit = kits[0]
+    assert kit["rootlesskit_version"] == "1.1.0"
+    assert kit["network_driver"] == "slirp4netns"
+    assert kit["port_driver"] == port_driver
+    assert kit["source_ip_preserved"] is (seen == ns.client_addr)
+    assert port_driver in kit["reason"]
+    stack.podman_reset(u)  # check's `podman info` starts podman's pause process, as any podman does
+    assert stack.leftovers(u) == []
+
+
+@pytest.mark.parametrize(("port_driver", "expected_seen"), [("builtin", "172.17.0.1"),
+                                                             ("slirp4netns", "client")])
+def test_rootless_dockerd(
+    u: stack.User, ns: stack.Netns, port_driver: str, expected_seen: str
+) -> None:
+    with stack.rootless_dockerd(u, port_driver=port_driver) as d:
+        port = stack.free_port()
+        d.run(port)
+        seen = stack.ask_from_netns(ns, ns.host_addr, port)
+        report = rdtool.check_json(u)
+    assert seen == (ns.client_addr if expected_seen == "client" else expected_seen)
+    docker = engine(report, "docker")
+    assert docker["rootless"] is True
+    assert docker["version"].startswith("20.10.24")  # Debian reports 20.10.24+dfsg1
+    assert docker["rootlesskit_version"] == "1.1.0"
+    assert docker["network_driver"] == "slirp4netns"
+    assert docker["port_driver"] == port_driver
+    assert docker["source_ip_preserved"] is (seen == ns.client_addr)
+    assert [c["source_ip_preserved"] for c in docker["containers"]] == [seen == ns.client_addr]
+    # Docker's RootlessKit is the engine's, not a standalone one.
+    assert not [e for e in report["engines"] if e["engine"] == "rootlesskit"]
+    stack.podman_reset(u)
+    assert stack.leftovers(u) == []
+
+
+@pytest.mark.parametrize(
+    ("network", "handler", "expected_seen"),
+    [("slirp4netns", "rootlesskit", "10.0.2.100"),
+     ("slirp4netns:port_handler=slirp4netns", "slirp4netns", "client")],
+)
+def test_podman(
+    u: stack.User, ns: stack.Netns, network: str, handler: str, expected_seen: str
+) -> None:
+    with stack.podman_container(u, network=network, name="rdcheck") as c:
+        seen = stack.ask_from_netns(ns, ns.host_addr, c.host_port)
+        report = rdtool.check_json(u)
+    stack.podman_reset(u)
+    assert seen == (ns.client_addr if expected_seen == "client" else expected_seen)
+    podman = engine(report, "podman")
+    assert podman["rootless"] is True
+    assert podman["version"] == "4.3.1"
+    # What a default `podman run -p` gets on Podman 4.3: slirp4netns + rootlesskit handler.
+    assert podman["network_driver"] == "slirp4netns"
+    assert podman["source_ip_preserved"] is False
+    mine = [x for x in podman["containers"] if x["name"] == "rdcheck"]
+    assert len(mine) == 1, podman["containers"]
+    assert mine[0]["network_mode"].startswith("slirp4netns")
+    assert mine[0]["port_handler"] == handler
+    assert mine[0]["source_ip_preserved"] is (seen == ns.client_addr)
+    assert stack.leftovers(u) == []
