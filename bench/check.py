@@ -32,11 +32,21 @@ def as_user(argv: list[str], user: str | None) -> tuple[list[str], dict[str, str
     pw = pwd.getpwnam(user)
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        "HOME": pw.pw_dir, "USER": user, "LOGNAME": user,
+        "HOME": pw.pw_dir,
+        "USER": user,
+        "LOGNAME": user,
         "XDG_RUNTIME_DIR": f"/run/user/{pw.pw_uid}",
     }
-    cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
-           "env", "-i", *[f"{k}={v}" for k, v in env.items()], *argv]
+    cmd = [
+        "setpriv",
+        f"--reuid={pw.pw_uid}",
+        f"--regid={pw.pw_gid}",
+        "--init-groups",
+        "env",
+        "-i",
+        *[f"{k}={v}" for k, v in env.items()],
+        *argv,
+    ]
     return cmd, None
 
 
@@ -70,21 +80,27 @@ def main() -> int:
     py = "/usr/bin/python3" if args.as_user else sys.executable
     rows["python3 -c pass"] = timed([py, "-c", "pass"], args.runs, args.as_user, cwd)
     from_args = [a for c in captures for a in ("--from", str(c))]
-    rows["check --from"] = timed([args.tool, "check", "--json", *from_args], args.runs,
-                                 args.as_user, cwd)
+    rows["check --from"] = timed(
+        [args.tool, "check", "--json", *from_args], args.runs, args.as_user, cwd
+    )
     if shutil.which("podman"):
-        rows["podman info"] = timed(["podman", "info", "--format", "json"], args.runs,
-                                    args.as_user, cwd)
+        rows["podman info"] = timed(
+            ["podman", "info", "--format", "json"], args.runs, args.as_user, cwd
+        )
     rows["check (live)"] = timed([args.tool, "check", "--json"], args.runs, args.as_user, cwd)
-    print(f"host: {os.uname().nodename}, runs: {args.runs}, user: {args.as_user or 'current'}, "
-          f"--from: {', '.join(c.name for c in captures)}")
+    print(
+        f"host: {os.uname().nodename}, runs: {args.runs}, user: {args.as_user or 'current'}, "
+        f"--from: {', '.join(c.name for c in captures)}"
+    )
     for name, vals in rows.items():
         print(f"{name:<18} median {statistics.median(vals):7.1f} ms   min {min(vals):7.1f} ms")
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"check --from: {med['check --from']:.1f} ms (target < 50 ms)")
     if "podman info" in med:
-        print(f"live check / podman info: {med['check (live)'] / med['podman info']:.2f}x "
-              "(target <= 1.1x)")
+        print(
+            f"live check / podman info: {med['check (live)'] / med['podman info']:.2f}x "
+            "(target <= 1.1x)"
+        )
     return 0
 
 

@@ -98,10 +98,13 @@ def raw_rootlesskit(state_dir: str) -> tuple[float, str]:
     try:
         assert lst.stdout is not None
         cport = int(lst.stdout.readline())
-        pid = subprocess.run(
+        add = subprocess.run(
             ["rootlessctl", "--socket", api, "add-ports", f"{SRC}:{port}:{cport}/tcp"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if add.returncode:
+            raise RuntimeError(f"rootlessctl add-ports: {add.stderr.strip()}")
+        pid = add.stdout.strip()
         seen = _request(port, t0 + 20)
         subprocess.run(["rootlessctl", "--socket", api, "remove-ports", pid], check=True)
     finally:

@@ -63,7 +63,7 @@ def check(
         from . import host
 
         if compose is not None and not compose.is_file():
-            raise DoctorError(f"{compose}: no such compose file; pass an existing file to --compose")
+            raise DoctorError(f"{compose}: no such compose file; name an existing one")
         facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
     report = diagnose(facts)
     if probe and not facts.offline:
@@ -97,6 +97,9 @@ def main() -> None:
     except Exception as err:  # a bug: one line, the traceback only on request
         if os.environ.get("RD_DEBUG"):
             raise
-        print(f"rootless-doctor: internal error: {type(err).__name__}: {err} "
-              "(set RD_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        print(
+            f"rootless-doctor: internal error: {type(err).__name__}: {err} "
+            "(set RD_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
         sys.exit(3)

@@ -35,7 +35,7 @@ class HostPaths:
     """Where host.py looks. Tests point ``root`` and ``home`` at a temp dir."""
 
     root: Path = Path("/")
-    home: Path = Path.home()
+    home: Path = Path("/nonexistent")  # host.default_paths() fills the real one
     uid: int = 0
     user: str = ""
     runtime_dir: Path | None = None  # $XDG_RUNTIME_DIR as the engines would see it
@@ -125,7 +125,8 @@ class ContainerFacts:
     engine: Literal["docker", "podman"]
     name: str
     id: str = ""
-    network_mode: str | None = None  # pasta, slirp4netns[:opts], bridge, host, none, container:ID, <net>
+    # pasta, slirp4netns[:opts], bridge, host, none, container:ID, or a network name
+    network_mode: str | None = None
     port_handler: str | None = None  # rootlesskit, slirp4netns, pasta, rootlessport
     networks: tuple[str, ...] = ()  # networks joined (user-defined ones matter)
     ports: tuple[PublishedPort, ...] = ()

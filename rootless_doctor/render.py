@@ -56,8 +56,13 @@ def to_json(report: Report) -> JsonReport:
         "schema_version": SCHEMA_VERSION,
         "engines": [_engine(e) for e in report.engines],
         "checks": [
-            {"id": c.id, "status": c.status, "title": c.title, "detail": c.detail,
-             "remedy": c.remedy}
+            {
+                "id": c.id,
+                "status": c.status,
+                "title": c.title,
+                "detail": c.detail,
+                "remedy": c.remedy,
+            }
             for c in report.checks
         ],
     }
@@ -77,8 +82,13 @@ def _engine(e: EngineReport) -> JsonEngine:
         "source_ip_preserved": e.source_ip_preserved,
         "reason": e.reason,
         "containers": [
-            {"name": c.name, "network_mode": c.network_mode, "port_handler": c.port_handler,
-             "source_ip_preserved": c.source_ip_preserved, "reason": c.reason}
+            {
+                "name": c.name,
+                "network_mode": c.network_mode,
+                "port_handler": c.port_handler,
+                "source_ip_preserved": c.source_ip_preserved,
+                "reason": c.reason,
+            }
             for c in e.containers
         ],
     }
@@ -86,9 +96,15 @@ def _engine(e: EngineReport) -> JsonEngine:
 
 def probe_json(p: ProbeResult) -> dict[str, Any]:
     return {
-        "engine": p.engine, "ran": p.ran, "source": p.source, "observed": p.observed,
-        "source_ip_preserved": p.preserved, "elapsed_ms": round(p.elapsed_ms, 1),
-        "used": p.used, "error": p.error, "expected": p.expected,
+        "engine": p.engine,
+        "ran": p.ran,
+        "source": p.source,
+        "observed": p.observed,
+        "source_ip_preserved": p.preserved,
+        "elapsed_ms": round(p.elapsed_ms, 1),
+        "used": p.used,
+        "error": p.error,
+        "expected": p.expected,
     }
 
 
@@ -127,22 +143,34 @@ def report_lines(report: Report) -> list[tuple[str, str]]:
     for e in report.engines:
         mode = {True: "rootless", False: "rootful", None: "rootless?"}[e.rootless]
         head = f"{e.engine} {e.version or '(version unknown)'} ({mode})"
-        if e.rootlesskit_version or e.network_driver or e.port_driver:
-            head += (f" — RootlessKit {e.rootlesskit_version or '?'}, network "
-                     f"{e.network_driver or '?'}, port driver {e.port_driver or '?'}")
+        parts = []
+        if e.engine != "podman" and (e.rootlesskit_version or e.rootless):
+            parts.append(f"RootlessKit {e.rootlesskit_version or '?'}")
+        if e.network_driver or e.port_driver:
+            label = "port handler" if e.engine == "podman" else "port driver"
+            parts.append(f"network {e.network_driver or '?'}, {label} {e.port_driver or '?'}")
+        if parts:
+            head += " — " + ", ".join(parts)
         lines.append(("bold", head))
         style = {True: "green", False: "bold red", None: "magenta"}[e.source_ip_preserved]
         lines.append((style, f"  client source IP: {_yes_no(e.source_ip_preserved)} — {e.reason}"))
-        for c in e.containers:
-            st = {True: "green", False: "red", None: "magenta"}[c.source_ip_preserved]
-            lines.append((st, f"  · {c.name} [{c.network_mode or '?'}, handler "
-                              f"{c.port_handler or '?'}]: {_yes_no(c.source_ip_preserved)} — "
-                              f"{c.reason}"))
+        for ct in e.containers:
+            st = {True: "green", False: "red", None: "magenta"}[ct.source_ip_preserved]
+            lines.append(
+                (
+                    st,
+                    f"  · {ct.name} [{ct.network_mode or '?'}, handler "
+                    f"{ct.port_handler or '?'}]: {_yes_no(ct.source_ip_preserved)} — "
+                    f"{ct.reason}",
+                )
+            )
         lines.extend(_checks(by_engine.pop(e.engine, [])))
     for p in report.probes:
         if p.ran:
-            txt = (f"probe {p.engine}: connected from {p.source}, listener saw {p.observed} → "
-                   f"{_yes_no(p.preserved)} ({p.elapsed_ms:.0f} ms; {p.used})")
+            txt = (
+                f"probe {p.engine}: connected from {p.source}, listener saw {p.observed} → "
+                f"{_yes_no(p.preserved)} ({p.elapsed_ms:.0f} ms; {p.used})"
+            )
         else:
             txt = f"probe {p.engine}: could not run — {p.error}"
         lines.append(("bold" if p.ran else "magenta", txt))
@@ -151,9 +179,13 @@ def report_lines(report: Report) -> list[tuple[str, str]]:
         lines.append(("bold", "Host"))
         lines.extend(_checks(rest))
     n = {s: sum(1 for c in report.checks if c.status == s) for s in _MARK}
-    lines.append(("bold red" if n["fail"] else "bold green",
-                  f"{n['fail']} failed, {n['warn']} warnings, {n['ok']} ok, "
-                  f"{n['skip']} skipped, {n['unknown']} unknown"))
+    lines.append(
+        (
+            "bold red" if n["fail"] else "bold green",
+            f"{n['fail']} failed, {n['warn']} warnings, {n['ok']} ok, "
+            f"{n['skip']} skipped, {n['unknown']} unknown",
+        )
+    )
     return lines
 
 

@@ -3,15 +3,14 @@ developer machine without the stack, fail in CI (CI=true), so they always run th
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 DATA = Path(__file__).parent / "data"
-
-import os
-
-import pytest
 
 _skipped: list[str] = []
 

@@ -35,8 +35,9 @@ def engine(report: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
-@pytest.mark.parametrize(("port_driver", "seen_preserved"), [("builtin", False),
-                                                              ("slirp4netns", True)])
+@pytest.mark.parametrize(
+    ("port_driver", "seen_preserved"), [("builtin", False), ("slirp4netns", True)]
+)
 def test_standalone_rootlesskit(
     u: stack.User, ns: stack.Netns, port_driver: str, seen_preserved: bool
 ) -> None:
@@ -56,8 +57,9 @@ def test_standalone_rootlesskit(
     assert stack.leftovers(u) == []
 
 
-@pytest.mark.parametrize(("port_driver", "expected_seen"), [("builtin", "172.17.0.1"),
-                                                             ("slirp4netns", "client")])
+@pytest.mark.parametrize(
+    ("port_driver", "expected_seen"), [("builtin", "172.17.0.1"), ("slirp4netns", "client")]
+)
 def test_rootless_dockerd(
     u: stack.User, ns: stack.Netns, port_driver: str, expected_seen: str
 ) -> None:
@@ -83,8 +85,10 @@ def test_rootless_dockerd(
 
 @pytest.mark.parametrize(
     ("network", "handler", "expected_seen"),
-    [("slirp4netns", "rootlesskit", "10.0.2.100"),
-     ("slirp4netns:port_handler=slirp4netns", "slirp4netns", "client")],
+    [
+        ("slirp4netns", "rootlesskit", "10.0.2.100"),
+        ("slirp4netns:port_handler=slirp4netns", "slirp4netns", "client"),
+    ],
 )
 def test_podman(
     u: stack.User, ns: stack.Netns, network: str, handler: str, expected_seen: str

@@ -398,7 +398,11 @@ def test_real_interrupt_cleans_up(tool: list[str], sig: signal.Signals) -> None:
                 if any(Path("/tmp").glob("rd-probe-rootfs-*")):
                     break
                 time.sleep(0.001)
-            assert proc.poll() is None, "the probe finished before it could be interrupted"
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(
+                    f"the probe ended before the signal (exit {proc.returncode}): {out!r} {err!r}"
+                )
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=30)
         finally:

@@ -73,7 +73,8 @@ def _podman_handler(p: PodmanFacts, net: str | None) -> str | None:
 
 def podman_report(p: PodmanFacts) -> EngineReport:
     v = kb.podman_engine_verdict(p)
-    net, _ = kb.podman_default_network(p)
+    # Rootful Podman publishes ports with netavark/CNI DNAT: no rootless network command applies.
+    net = None if p.rootless is False else kb.podman_default_network(p)[0]
     containers = []
     for c in p.containers:
         cv = kb.podman_container_verdict(p, c)

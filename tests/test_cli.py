@@ -1,0 +1,213 @@
+"""The command line as a user meets it: a subprocess of the package, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DATA
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rd(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ)
+    e.pop("NO_COLOR", None)
+    e["PYTHONPATH"] = str(REPO)
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "rootless_doctor", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        cwd=cwd or REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_schema(data: dict[str, Any]) -> None:
+    """The documented --json schema (README "JSON output"), key for key."""
+    assert data["schema_version"] == 1
+    assert set(data) <= {"schema_version", "engines", "checks", "probes"}
+    for e in data["engines"]:
+        assert set(e) == {
+            "engine",
+            "rootless",
+            "version",
+            "rootlesskit_version",
+            "network_driver",
+            "port_driver",
+            "source_ip_preserved",
+            "reason",
+            "containers",
+        }
+        assert e["engine"] in ("docker", "podman", "rootlesskit")
+        assert e["source_ip_preserved"] in (True, False, None)
+        assert isinstance(e["reason"], str) and e["reason"]
+        for c in e["containers"]:
+            assert set(c) == {
+                "name",
+                "network_mode",
+                "port_handler",
+                "source_ip_preserved",
+                "reason",
+            }
+    ids = [c["id"] for c in data["checks"]]
+    assert ids, "no checks"
+    for c in data["checks"]:
+        assert set(c) == {"id", "status", "title", "detail", "remedy"}
+        assert c["status"] in ("ok", "warn", "fail", "skip", "unknown")
+
+
+def test_from_docker_rootless_builtin_is_lost_and_fails() -> None:
+    cp = rd(
+        "check",
+        "--json",
+        "--from",
+        str(
+            DATA / "docker-version/docker-28.1.1-rootless-rootlesskit-2.3.4-slirp4netns-builtin.txt"
+        ),
+    )
+    assert cp.returncode == 1, cp.stderr
+    data = json.loads(cp.stdout)
+    assert_schema(data)
+    (docker,) = data["engines"]
+    assert (docker["engine"], docker["version"], docker["rootlesskit_version"]) == (
+        "docker",
+        "28.1.1",
+        "2.3.4",
+    )
+    assert (docker["network_driver"], docker["port_driver"]) == ("slirp4netns", "builtin")
+    assert docker["source_ip_preserved"] is False
+    assert "builtin" in docker["reason"] and "2.3.4" in docker["reason"]
+    failing = {c["id"] for c in data["checks"] if c["status"] == "fail"}
+    assert "DOCKER-SOURCE-IP" in failing
+
+
+def test_from_docker_slirp4netns_port_driver_is_kept() -> None:
+    cp = rd(
+        "check",
+        "--json",
+        "--from",
+        str(
+            DATA
+            / "docker-version/docker-27.1.1-rootless-rootlesskit-2.0.2-slirp4netns-portdriver-slirp4netns.txt"
+        ),
+    )
+    data = json.loads(cp.stdout)
+    assert_schema(data)
+    assert data["engines"][0]["source_ip_preserved"] is True
+    assert data["engines"][0]["port_driver"] == "slirp4netns"
+
+
+def test_from_several_files_combine_into_one_picture() -> None:
+    cp = rd(
+        "check",
+        "--json",
+        "--from",
+        str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json"),
+        "--from",
+        str(DATA / "podman-inspect/podman-4.3.1-rootless-s4-handler.json"),
+    )
+    data = json.loads(cp.stdout)
+    assert_schema(data)
+    (podman,) = data["engines"]
+    assert podman["version"] == "4.3.1" and podman["rootless"] is True
+    assert podman["source_ip_preserved"] is False  # default slirp4netns + rootlesskit handler
+    (c,) = podman["containers"]
+    assert c["port_handler"] == "slirp4netns" and c["source_ip_preserved"] is True
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00\x01\x02binary",
+        "caf\xe9".encode("latin-1"),
+        b"hello, this is not an engine output\n",
+        b"",
+    ],
+)
+def test_unreadable_from_file_is_one_line_and_exit_2(tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "pasted.txt"
+    f.write_bytes(content)
+    cp = rd("check", "--from", str(f))
+    assert cp.returncode == 2
+    assert cp.stdout == ""
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(f) in lines[0], cp.stderr
+    assert "Traceback" not in cp.stderr
+
+
+def test_missing_from_file_and_compose_are_exit_2(tmp_path: Path) -> None:
+    cp = rd("check", "--from", str(tmp_path / "nope.json"))
+    assert cp.returncode == 2 and "nope.json" in cp.stderr and "Traceback" not in cp.stderr
+    cp = rd("check", "--compose", str(tmp_path / "compose.yaml"))
+    assert cp.returncode == 2 and "compose.yaml" in cp.stderr
+    assert len(cp.stderr.strip().splitlines()) == 1
+
+
+def test_bad_usage_is_exit_2() -> None:
+    assert rd("check", "--no-such-option").returncode == 2
+
+
+def test_no_engine_at_all_says_so_and_exits_0(tmp_path: Path) -> None:
+    """A host with no docker/podman/rootlesskit on PATH and an empty home."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {
+        "PATH": str(empty),
+        "HOME": str(tmp_path),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / ".config"),
+        "DOCKER_HOST": "",
+        "CONTAINERS_CONF": "",
+    }
+    cp = rd("check", env=env, cwd=tmp_path)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "No Docker, Podman or RootlessKit found." in cp.stdout
+    assert "\x1b[" not in cp.stdout  # not a terminal: no colour codes
+    data = json.loads(rd("check", "--json", env=env, cwd=tmp_path).stdout)
+    assert_schema(data)
+    assert data["engines"] == []
+
+
+def test_compose_lint_from_file() -> None:
+    cp = rd(
+        "check",
+        "--json",
+        "--from",
+        str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json"),
+        "--compose",
+        str(DATA / "compose/docker-mailserver-compose.yaml"),
+    )
+    data = json.loads(cp.stdout)
+    assert_schema(data)
+    ids = {c["id"]: c for c in data["checks"]}
+    # docker-mailserver publishes 25/143/465/587/993 on the default (bridge) network. The sysctl
+    # is not in the pasted files, so whether they can bind is honestly unknown.
+    assert ids["COMPOSE-PRIVILEGED-PORTS"]["status"] == "unknown"
+    assert "25" in ids["COMPOSE-PRIVILEGED-PORTS"]["detail"]
+    assert ids["COMPOSE-NETWORK-MODE"]["status"] == "fail"
+
+
+def test_human_report_groups_by_engine() -> None:
+    cp = rd(
+        "check",
+        "--from",
+        str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json"),
+        env={"NO_COLOR": "1"},
+    )
+    assert cp.returncode in (0, 1)
+    out = cp.stdout
+    assert out.startswith("Diagnosis of the given files only")
+    assert "podman 4.3.1 (rootless)" in out
+    assert "client source IP: LOST" in out
+    assert "fix:" in out  # remedies are shown with failing checks
