@@ -92,15 +92,15 @@ def test_from_docker_rootless_builtin_is_lost_and_fails() -> None:
     assert "DOCKER-SOURCE-IP" in failing
 
 
+S4NN_27 = "docker-27.1.1-rootless-rootlesskit-2.0.2-slirp4netns-portdriver-slirp4netns.txt"
+
+
 def test_from_docker_slirp4netns_port_driver_is_kept() -> None:
     cp = rd(
         "check",
         "--json",
         "--from",
-        str(
-            DATA
-            / "docker-version/docker-27.1.1-rootless-rootlesskit-2.0.2-slirp4netns-portdriver-slirp4netns.txt"
-        ),
+        str(DATA / "docker-version" / S4NN_27),
     )
     data = json.loads(cp.stdout)
     assert_schema(data)
