@@ -16,8 +16,8 @@ driver (see /work/shared/real-stack.md).
 
 Without ``--image`` no registry is touched: the container rootfs is a temp directory holding only
 the host's merged-/usr symlinks, with the host's ``/usr`` bind-mounted read-only for python3. With
-``--image`` the host's static busybox (``tcpsvd``) is mounted in when there is one, else the image's
-own ``python3`` runs the listener.
+``--image`` the host's static busybox (``nc -ll`` + ``netstat``) is mounted in when there is
+one, else the image's own ``python3`` runs the listener.
 
 Everything started is undone in ``finally`` (container, made image, temp rootfs, published port,
 listener process), also on SIGINT/SIGTERM, which are turned into :class:`ProbeInterrupted`
@@ -268,9 +268,10 @@ def choose_source(source: str | None, addresses: list[tuple[str, str]]) -> str:
 
 
 def _free_port(source: str) -> int:
+    """A port free on every address (the engines publish on all of them)."""
     fam = socket.AF_INET6 if ":" in source else socket.AF_INET
     with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((source, 0))
+        s.bind(("::" if ":" in source else "0.0.0.0", 0))
         return int(s.getsockname()[1])
 
 
@@ -531,20 +532,18 @@ def _listener(image: str | None, port: int) -> _Listener:
         )
     bb = _static_busybox()
     if bb is not None:
+        # Debian's busybox has no tcpsvd: `nc -ll -e` serves each connection, and the peer is
+        # read from netstat inside the container's netns (the established connection on PORT).
         # busybox's applet dispatch needs argv[0] to start with "busybox".
+        box = "/.rd-probe/busybox"
+        peer = (
+            f'exec {box} netstat -tn | {box} awk \'$6 == "ESTABLISHED" && $4 ~ /:{port}$/ '
+            '{ a = $5; sub(/:[0-9]+$/, "", a); sub(/^::ffff:/, "", a); print a; exit }\''
+        )
         return _Listener(
-            (f"{bb}:/.rd-probe/busybox:ro",),
-            (
-                "/.rd-probe/busybox",
-                "tcpsvd",
-                "0.0.0.0",
-                str(port),
-                "/.rd-probe/busybox",
-                "sh",
-                "-c",
-                'echo "$TCPREMOTEIP"',
-            ),
-            f"image {image} + host static busybox (tcpsvd listener)",
+            (f"{bb}:{box}:ro",),
+            (box, "nc", "-ll", "-p", str(port), "-e", box, "sh", "-c", peer),
+            f"image {image} + host static busybox (nc listener)",
         )
     return _Listener(
         (), ("python3", "-c", LISTENER, str(port)), f"image {image} (its own python3 listener)"
@@ -582,7 +581,9 @@ def _probe_container(
     lst = _listener(image, r.port)
     name = f"rd-probe-{os.getpid()}-{secrets.token_hex(3)}"
     argv = [cli, "run", "-d", "--rm", "--name", name, "--label", f"{LABEL}=1"]
-    argv += ["-p", f"{_hostport(r.source, r.port)}:{r.port}", *extra]
+    # `-p PORT:PORT` on every address, as users publish: with a host IP given, rootless Docker
+    # 20.10 with the slirp4netns port driver takes another path (docker-proxy → 172.17.0.1).
+    argv += ["-p", f"{r.port}:{r.port}", *extra]
     for m in lst.mounts:
         argv += ["-v", m]
     if image is None and cli.endswith("podman"):
@@ -601,7 +602,7 @@ def _probe_container(
     r.undo.push(f"remove container {name}", lambda: _run(rm, time.monotonic() + 30, env))
     with r.guard.critical():  # an interrupted `run` would still create the container
         out = _run([*argv, *target, *lst.argv], r.deadline, env)
-    r.used.append(f"{Path(cli).name} run {name}: {what}, published {_hostport(r.source, r.port)}")
+    r.used.append(f"{Path(cli).name} run {name}: {what}, published port {r.port}")
     if not out.ok:
         raise _CouldNotRun(_why(out, f"{Path(cli).name} run"))
     return _ask(r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline))
@@ -781,7 +782,8 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
         f"(port driver {_driver(info) or kit.port_driver}, {sock})"
     )
     cport = _read_port(proc, r.deadline)
-    spec = {"proto": "tcp", "parentIP": r.source, "parentPort": r.port, "childPort": cport}
+    any_ip = "::" if ":" in r.source else "0.0.0.0"  # every address, as Docker publishes
+    spec = {"proto": "tcp", "parentIP": any_ip, "parentPort": r.port, "childPort": cport}
     with r.guard.critical():
         status = _api(sock, "POST", "/v1/ports", spec, r.deadline)
         pid_ = status.get("id") if isinstance(status, dict) else None
@@ -790,7 +792,7 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
                 f"remove port {pid_} from {sock}",
                 lambda: _api(sock, "DELETE", f"/v1/ports/{pid_}", None, time.monotonic() + 10),
             )
-    r.used.append(f"published {_hostport(r.source, r.port)} → child port {cport} via api.sock")
+    r.used.append(f"published port {r.port} → child port {cport} via api.sock")
 
     def alive() -> str | None:
         return None if proc.poll() is None else f"listener exited {proc.returncode}"

@@ -263,7 +263,8 @@ def _probe_leftovers(u: stack.User, before: set[str], used: object = "") -> list
     deadline = time.monotonic() + 3
     while (left := new()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    m = re.search(r"published \S+:(\d+)", str(used))
+    m = re.search(r"published port (\d+)", str(used))
+    assert m or not used, f"no port in {used!r}"
     if m:
         listening = [x for x in stack.leftovers(u) if x.endswith(f" port {m.group(1)}")]
         left += listening
@@ -353,6 +354,31 @@ def test_real_podman(
         assert "throwaway rootfs" in str(p["used"])
         assert rc == code
         assert _probe_leftovers(u, before, p["used"]) == []
+
+
+@pytest.mark.realstack
+def test_real_podman_with_image(tool: list[str]) -> None:
+    """``--image``: a local image (never pulled) with the host's static busybox as listener."""
+    u = stack.user()
+    image = "localhost/rdprobe-image"
+    made = stack.run_as(
+        u, ["sh", "-c", f'tar -C "$1" -cf - . | podman import -q - {image}', "sh", stack.rootfs(u)]
+    )
+    assert made.returncode == 0, made.stderr
+    try:
+        with stack.client_netns():
+            with stack.podman_container(u, name="rdprobe-peer") as c:
+                independent = stack.ask_bound(SRC, SRC, c.host_port)
+            before = _processes(u)
+            rc, data = run_tool(tool, "--engine", "podman", "--image", image)
+            (p,) = _probes(data)
+            _assert_addr(p, independent, "lost")
+            assert f"image {image}" in str(p["used"])
+            assert rc == 1
+            assert _probe_leftovers(u, before, p["used"]) == []
+            assert stack.podman(u, "image", "exists", image).returncode == 0, "not the probe's"
+    finally:
+        stack.podman(u, "rmi", "-f", image)
 
 
 @pytest.mark.realstack
