@@ -15,8 +15,11 @@ own), then runs a worker AS THE STACK USER that alternates, N times each:
   it; probe: ``probe.probe("rootlesskit", ...)`` in-process. For scale it also times the full cycle
   of real-stack.md (start rootlesskit with the server → one request → stop).
 
-Also timed, end to end: the CLI (``probe --engine E --json``) as a fresh process, which adds Python
-start-up and the engine detection (``host.gather``). Prints medians and probe/raw ratios.
+Also timed, N times each, end to end: the CLI as a fresh process, as the user,
+``rootless-doctor probe --engine E --source 10.200.0.1 --json`` (``$RD_TOOL`` when set, else
+``python3 -m rootless_doctor`` of a byte-compiled copy, as an installed package is): it adds
+Python start-up, Typer and check's expected verdict (``host.gather`` of that engine, run beside
+the probe). Prints medians and the ratios to the raw cycle.
 """
 
 from __future__ import annotations
@@ -144,6 +147,25 @@ def one_probe(engine: str) -> tuple[float, str]:
     return (time.monotonic() - t0) * 1000, r.observed
 
 
+def one_cli(cli: list[str], engine: str) -> tuple[float, str]:
+    """The whole CLI process: start-up, Typer, probe, expected verdict, JSON out."""
+    t0 = time.monotonic()
+    cp = subprocess.run(
+        [*cli, "--engine", engine, "--source", SRC, "--json"], capture_output=True, text=True
+    )
+    ms = (time.monotonic() - t0) * 1000
+    try:
+        probes = json.loads(cp.stdout)["probes"]
+    except ValueError:
+        raise RuntimeError(f"CLI exited {cp.returncode}: {cp.stderr.strip()}") from None
+    if not all(p["ran"] for p in probes):
+        raise RuntimeError(f"CLI could not probe: {[p['error'] for p in probes]}")
+    # The expected verdict must have been folded in (else the CLI skipped check's half).
+    if any(p["expected"] is None for p in probes):
+        raise RuntimeError(f"CLI gave no expected verdict: {probes}")
+    return ms, ",".join(p["observed"] for p in probes)
+
+
 def worker(engine: str, n: int, state_dir: str, cli: list[str]) -> None:
     tmp = tempfile.mkdtemp(prefix="rd-bench-")
     times: dict[str, list[float]] = {}
@@ -170,23 +192,14 @@ def worker(engine: str, n: int, state_dir: str, cli: list[str]) -> None:
             runs = [("raw", raw), ("probe", lambda: one_probe(engine))]
             if engine == "rootlesskit":
                 runs.append(("raw full (start rootlesskit)", lambda: full_rootlesskit(tmp)))
+            if cli:
+                runs.append(("cli end-to-end", lambda: one_cli(cli, engine)))
             if i % 2:
                 runs.reverse()
             for kind, fn in runs:
                 res = fn()
                 if i:
                     rec(kind, res)
-            if cli and i and i <= 5:
-                t0 = time.monotonic()
-                cp = subprocess.run(
-                    [*cli, "--engine", engine, "--source", SRC, "--json"],
-                    capture_output=True, text=True,
-                )  # fmt: skip
-                data = json.loads(cp.stdout)
-                rec(
-                    "cli end-to-end",
-                    ((time.monotonic() - t0) * 1000, data["probes"][0]["observed"]),
-                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({k: {"ms": v, "seen": sorted(seen[k])} for k, v in times.items()}))
@@ -199,6 +212,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=15, help="runs of each kind (default 15)")
     ap.add_argument("--stacks", default="rootlesskit,podman")
+    ap.add_argument(
+        "--path",
+        default="",
+        help="directories put first on the user's PYTHONPATH, e.g. a `pip install --target` of "
+        "the versions pyproject.toml pins when the venv has others",
+    )
     ap.add_argument(
         "--worker", nargs=4, metavar=("ENGINE", "N", "STATE", "CLI"), help=argparse.SUPPRESS
     )
@@ -219,17 +238,21 @@ def main() -> None:
     try:
         shutil.copytree(REPO / "rootless_doctor", tmp / "rootless_doctor")
         shutil.copy(__file__, tmp / "bench_probe.py")
-        subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
         site = next(Path("/opt/rdvenv/lib").glob("python3*/site-packages"))
         py = "/opt/rdvenv/bin/python"
         if stack.run_as(u, [py, "-c", "pass"]).returncode != 0:
             py = "/usr/bin/python3"  # the venv's interpreter may live under /root
-        env = stack.user_env(u, PYTHONPATH=f"{tmp}:{site}", PYTHONDONTWRITEBYTECODE="1")
-        snippet = (
-            "import typer; from rootless_doctor.cli_probe import probe_command as c; "
-            "a = typer.Typer(add_completion=False); a.command()(c); a()"
+        # Byte-compiled with the interpreter the user runs, as pip does on install: the user
+        # cannot write __pycache__ here, and compiling on every start would be timed too.
+        subprocess.run([py, "-m", "compileall", "-q", str(tmp / "rootless_doctor")], check=True)
+        subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
+        pythonpath = ":".join(p for p in (str(tmp), a.path, str(site)) if p)
+        env = stack.user_env(u, PYTHONPATH=pythonpath, PYTHONDONTWRITEBYTECODE="1")
+        cli = (
+            [os.environ["RD_TOOL"], "probe"]
+            if os.environ.get("RD_TOOL")
+            else [py, "-m", "rootless_doctor", "probe"]
         )
-        cli = [os.environ["RD_TOOL"], "probe"] if os.environ.get("RD_TOOL") else [py, "-c", snippet]
         results: dict[str, dict[str, dict[str, object]]] = {}
         with stack.client_netns():
             for engine in a.stacks.split(","):
@@ -241,15 +264,22 @@ def main() -> None:
                     results[engine] = _work(stack, u, py, env, tmp, engine, a.n, "", cli)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"runs per kind: {a.n} (CLI: 5); medians in ms; client bound to {SRC}")
+    print(f"runs per kind: {a.n} (after 1 warm-up round); medians in ms; client bound to {SRC}")
+    print(f"CLI: {' '.join(cli)} --engine E --source {SRC} --json  (PYTHONPATH {pythonpath})")
     for engine, kinds in results.items():
         raw = statistics.median(kinds["raw"]["ms"])  # type: ignore[arg-type]
         for kind, d in kinds.items():
-            med = statistics.median(d["ms"])  # type: ignore[arg-type]
+            ms = sorted(d["ms"])  # type: ignore[call-overload]
+            med = statistics.median(ms)
             print(
-                f"{engine:12} {kind:30} median {med:7.1f}  ratio to raw {med / raw:4.2f}"
-                f"  saw {d['seen']}"
+                f"{engine:12} {kind:30} median {med:7.1f} (min {ms[0]:6.1f}, max {ms[-1]:6.1f})"
+                f"  ratio to raw {med / raw:4.2f}  saw {d['seen']}"
             )
+        full = kinds.get("raw full (start rootlesskit)")
+        if full and "cli end-to-end" in kinds:
+            cli_med = statistics.median(kinds["cli end-to-end"]["ms"])  # type: ignore[arg-type]
+            ratio = cli_med / statistics.median(full["ms"])  # type: ignore[arg-type]
+            print(f"{engine:12} {'cli / raw full':30} ratio {ratio:4.2f}")
 
 
 def _work(stack, u, py, env, tmp, engine, n, state, cli):  # type: ignore[no-untyped-def]

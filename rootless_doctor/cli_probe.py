@@ -3,16 +3,26 @@
 Exit codes: 0 every probe saw the client address, 1 at least one lost it, 2 could not run (nothing
 to probe, no non-loopback address, an engine command failed). SIGINT/SIGTERM: everything started
 is removed first, then 130 / 143.
+
+With ``--engine docker|podman`` the probe starts at once and ``check``'s expected verdict is read
+meanwhile in a thread (``host.gather`` of that engine alone: ``podman info`` costs about as much as
+the probe itself), then folded into the result. ``--engine rootlesskit`` first finds the running
+RootlessKits (no engine CLI, a few ms): the probe runs once per instance.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from .model import DoctorError, HostFacts, ProbeResult, Report
+
+if TYPE_CHECKING:
+    from .model import HostPaths
 
 ENGINE_CHOICES = ("docker", "podman", "rootlesskit")
 
@@ -66,15 +76,23 @@ def probe_command(
             f"{engine!r} is not one of {', '.join(ENGINE_CHOICES)}", param_hint="--engine"
         )
     paths = host.default_paths()
-    facts, report, note = _detect(paths)
-    engines = [engine.lower()] if engine else probe.engines_in(facts)
     results: list[ProbeResult] = []
+    note = ""
     try:
-        if engines:
-            results = probe.probe_all(
-                facts, report, paths=paths, image=image, source=source, engines=engines,
-                port=port,
-            )  # fmt: skip
+        if engine is not None and engine.lower() != "rootlesskit":
+            eng = engine.lower()
+            meanwhile = _Detect(paths, [eng])
+            result = probe.probe(eng, image=image, port=port, source=source, paths=paths)
+            _facts, report, note = meanwhile.result()
+            results = [replace(result, expected=probe.expected_from(report, eng))]
+        else:
+            facts, report, note = _detect(paths, [engine.lower()] if engine else None)
+            engines = [engine.lower()] if engine else probe.engines_in(facts)
+            if engines:
+                results = probe.probe_all(
+                    facts, report, paths=paths, image=image, source=source, engines=engines,
+                    port=port,
+                )  # fmt: skip
     except probe.ProbeInterrupted as stop:
         print(
             f"rootless-doctor: probe interrupted by {stop}; everything it started was removed",
@@ -90,17 +108,43 @@ def probe_command(
     raise typer.Exit(probe.exit_code(results))
 
 
-def _detect(paths: Any) -> tuple[HostFacts, Report | None, str]:
-    """Facts (for the engines present) and check's report (for the expected verdicts)."""
+def _detect(paths: HostPaths, engines: list[str] | None) -> tuple[HostFacts, Report | None, str]:
+    """Facts (of ``engines``, default all present) and check's report (the expected verdicts)."""
     from . import host
 
     try:
-        facts = host.gather(paths, interfaces=False)
+        facts = host.gather(paths, interfaces=False, engines=engines)
     except DoctorError as err:
         return HostFacts(), None, f"could not read the host ({err}); probing without check"
     from .checks import diagnose
 
     return facts, diagnose(facts), ""
+
+
+class _Detect:
+    """:func:`_detect` in a daemon thread, while the probe runs in the main thread (which must
+    keep the signals: the probe turns SIGINT/SIGTERM into a clean-up)."""
+
+    def __init__(self, paths: HostPaths, engines: list[str]) -> None:
+        self._out: tuple[HostFacts, Report | None, str] | None = None
+        self._err: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(paths, engines), name="rd-detect", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, paths: HostPaths, engines: list[str]) -> None:
+        try:
+            self._out = _detect(paths, engines)
+        except BaseException as err:  # handed to the main thread by result()
+            self._err = err
+
+    def result(self) -> tuple[HostFacts, Report | None, str]:
+        self._thread.join()
+        if self._err is not None:
+            raise self._err
+        assert self._out is not None
+        return self._out
 
 
 def _json(results: list[ProbeResult], note: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ captured outputs). Text is handed to :mod:`rootless_doctor.parse`; what comes ba
 (:class:`HostFacts`). Nothing here raises for a missing binary, a hung CLI or an unreadable file:
 it becomes ``None`` plus a note saying why.
 
-pyroute2 is imported only inside :func:`container_interfaces` (it is slow to import).
+pyroute2 is imported only inside :func:`container_interfaces` (it is slow to import), psutil only
+where processes or addresses are read (``probe --engine podman`` needs neither).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
-
-import psutil
 
 from . import parse
 from .model import (
@@ -61,6 +60,11 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 # iptables/nft/newuidmap live in sbin on some distributions and a user's PATH may lack it.
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 VERSIONED_TOOLS = ("slirp4netns", "pasta", "rootlesskit", "podman", "docker")
+ENGINES = ("docker", "podman", "rootlesskit")
+# With gather(engines=...): the tool versions each engine's verdict reads (knowledge.py: Docker's
+# default drivers depend on the slirp4netns/pasta/RootlessKit found; Podman's and a standalone
+# RootlessKit's verdicts read only their own facts).
+ENGINE_TOOLS = {"docker": ("slirp4netns", "pasta", "rootlesskit"), "podman": (), "rootlesskit": ()}
 API_TIMEOUT = 1.0  # RootlessKit's api.sock answers in about a millisecond; never wait long
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 # Drop-ins and units of the user manager, highest priority first (systemd.unit(5), "User Unit
@@ -191,6 +195,19 @@ def _which(paths: HostPaths, name: str, extra: Sequence[str] = ()) -> tuple[str,
     return None
 
 
+def which(paths: HostPaths, name: str) -> str | None:
+    """The program ``name`` on the host's PATH (plus the sbin dirs), as a path to run, or None."""
+    found = _which(paths, name, SBIN_DIRS)
+    return found[1].as_posix() if found else None
+
+
+def cli_env(paths: HostPaths, engine: str | None = None) -> dict[str, str]:
+    """The environment to run an engine's CLI with (for ``docker``: aimed at the rootless daemon
+    when nothing else chooses one, see :func:`_docker_target`)."""
+    env = _cli_env(paths)
+    return _docker_target(paths, env)[0] if engine == "docker" else env
+
+
 def _cli_env(paths: HostPaths) -> dict[str, str]:
     """The environment the engines' CLIs run with: ours, with the host's values of ENV_KEYS."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
@@ -220,6 +237,8 @@ def _parsed(fn: Callable[[], T], what: str, notes: list[str]) -> T | None:
 def _processes(paths: HostPaths) -> list[Proc]:
     """Every process: psutil on the real root, else the fake ``root/proc``."""
     if paths.root == Path("/"):
+        import psutil
+
         procs = []
         for p in psutil.process_iter(["pid", "ppid", "uids", "cmdline"]):
             info = p.info
@@ -290,9 +309,26 @@ def _top_rootlesskits(paths: HostPaths, procs: Sequence[Proc]) -> list[Proc]:
 def _api_get(
     sock: Path, url: str = "/v1/info", timeout: float = API_TIMEOUT
 ) -> tuple[str | None, str]:
-    """GET ``url`` over RootlessKit's api.sock (HTTP/1.0, host ``rootlesskit``): (body, error)."""
+    """GET ``url`` over RootlessKit's api.sock: (body, error)."""
+    status, body, err = api_request(sock, "GET", url, timeout=timeout)
+    if err:
+        return None, err
+    if status != 200:
+        return None, f"{sock}: GET {url} answered {status}: {body.strip()[:200]!r}"
+    return body, ""
+
+
+def api_request(
+    sock: Path, method: str, url: str, body: object = None, timeout: float = API_TIMEOUT
+) -> tuple[int, str, str]:
+    """One request to RootlessKit's REST API on ``sock`` (HTTP/1.0, host ``rootlesskit``, the API
+    ``rootlessctl`` speaks; ``body`` is sent as JSON): (status, body, error). Never raises."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dir_fd: int | None = None
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = f"{method} {url} HTTP/1.0\r\nHost: rootlesskit\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
     try:
         s.settimeout(timeout)
         target = str(sock)
@@ -300,7 +336,7 @@ def _api_get(
             dir_fd = os.open(sock.parent, os.O_PATH)
             target = f"/proc/self/fd/{dir_fd}/{sock.name}"
         s.connect(target)
-        s.sendall(f"GET {url} HTTP/1.0\r\nHost: rootlesskit\r\n\r\n".encode())
+        s.sendall(head.encode() + b"\r\n" + payload)
         data = b""
         while len(data) < 1 << 20:
             chunk = s.recv(65536)
@@ -308,17 +344,33 @@ def _api_get(
                 break
             data += chunk
     except OSError as e:
-        return None, f"{sock}: {e.strerror or e}"
+        return 0, "", f"{sock}: {e.strerror or e}"
     finally:
         s.close()
         if dir_fd is not None:
             os.close(dir_fd)
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    head_b, _, answer = data.partition(b"\r\n\r\n")
+    status = head_b.split(b"\r\n", 1)[0].decode(errors="replace")
     parts = status.split()
-    if len(parts) < 2 or parts[1] != "200":
-        return None, f"{sock}: GET {url} answered {status or 'nothing'!r}"
-    return body.decode(errors="replace"), ""
+    if len(parts) < 2 or not parts[1].isdigit():
+        return 0, "", f"{sock}: {method} {url} answered {status or 'nothing'!r}"
+    return int(parts[1]), answer.decode(errors="replace"), ""
+
+
+def rootlesskit_child_pid(state_dir: str | Path) -> tuple[int | None, str]:
+    """The PID of a RootlessKit's child (whose namespaces the containers share): ``childPID`` of
+    ``GET /v1/info``, else the ``child_pid`` file of its state dir. (pid, why not)."""
+    body, err = _api_get(Path(state_dir, "api.sock"))
+    if body is not None:
+        with contextlib.suppress(ValueError, AttributeError):
+            child = json.loads(body).get("childPID")
+            if isinstance(child, int):
+                return child, ""
+    child_file = Path(state_dir, "child_pid")
+    child = _read_int(child_file)
+    if child is None:
+        return None, err or f"{child_file}: not readable"
+    return child, ""
 
 
 def _state_dir_facts(
@@ -593,6 +645,93 @@ def _firewall(iptables: CmdOutput | None, nft: str | None) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- this host's layout
+# What the probe builds its listener from: the host's addresses, its top-level directories, a
+# python3 under /usr and a static busybox. Real root only (the probe runs real processes).
+
+ROOT_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def local_addresses() -> list[tuple[str, str]]:
+    """(interface, address) for every IPv4/IPv6 address of this host, kernel order (psutil)."""
+    import psutil
+
+    out: list[tuple[str, str]] = []
+    for name, addrs in psutil.net_if_addrs().items():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                out.append((name, a.address.split("%", 1)[0]))
+    return out
+
+
+def is_local_address(addr: str) -> bool:
+    """Is ``addr`` an address of this host? A socket binds to it only then (EADDRNOTAVAIL
+    otherwise; net.ipv4.ip_nonlocal_bind aside). Without psutil: ``probe --source`` asks only
+    this, and psutil's import costs ~8 ms of the CLI's start."""
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    try:
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def root_layout() -> dict[str, str | None]:
+    """The top-level program/library dirs of ``/`` that exist: name → symlink target (merged
+    /usr, e.g. ``bin`` → ``usr/bin``), or None for a real directory."""
+    out: dict[str, str | None] = {}
+    for name in ROOT_DIRS:
+        p = Path("/", name)
+        if p.is_symlink():
+            out[name] = os.readlink(p)
+        elif _is_dir(p):
+            out[name] = None
+    return out
+
+
+def usr_python() -> str | None:
+    """A python3 under /usr (so visible in a container that mounts the host's /usr), or None."""
+    import shutil
+
+    for cand in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if cand and cand.startswith("/usr/") and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def static_busybox() -> str | None:
+    """The host's busybox when it is statically linked (so it runs in any image), else None."""
+    for cand in ("/bin/busybox", "/usr/bin/busybox"):
+        try:
+            with open(cand, "rb") as f:
+                head = f.read(64 * 1024)
+        except OSError:
+            continue
+        if _static_elf(head):
+            return cand
+    return None
+
+
+def _static_elf(head: bytes) -> bool:
+    """True for a 64-bit ELF image without a PT_INTERP program header (no dynamic loader)."""
+    import struct
+
+    if head[:4] != b"\x7fELF" or head[4] != 2:  # only 64-bit
+        return False
+    order = "<" if head[5] == 1 else ">"
+    (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
+    phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
+    for i in range(phnum):
+        off = phoff + i * phentsize
+        if off + 4 > len(head):
+            return False
+        (ptype,) = struct.unpack_from(order + "I", head, off)
+        if ptype == 3:  # PT_INTERP
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- container netns
 
 # Run inside the container's namespaces when ``ip`` is missing: prints ``ip -j addr`` JSON.
@@ -736,6 +875,26 @@ def _docker_context(paths: HostPaths) -> tuple[str | None, str | None]:
     return name, host
 
 
+def _docker_target(
+    paths: HostPaths, env: Mapping[str, str]
+) -> tuple[dict[str, str], str, str | None, str | None]:
+    """(env for the docker CLI, note, context name, context host).
+
+    A rootless user often has no DOCKER_HOST (the setup tool only prints it); then the CLI would
+    ask the rootful /var/run/docker.sock. Aim it at the rootless socket when nothing (DOCKER_HOST,
+    a docker context) chooses another daemon.
+    """
+    docker_env = dict(env)
+    runtime_dir = paths.runtime_dir or Path(f"/run/user/{paths.uid}")
+    docker_sock = runtime_dir / "docker.sock"
+    context, context_host = _docker_context(paths)
+    note = ""
+    if not paths.getenv("DOCKER_HOST") and context is None and _exists(paths.at(docker_sock)):
+        docker_env["DOCKER_HOST"] = f"unix://{docker_sock}"
+        note = f"DOCKER_HOST unset: asked the rootless socket {docker_sock}"
+    return docker_env, note, context, context_host
+
+
 def gather(
     paths: HostPaths,
     *,
@@ -744,13 +903,20 @@ def gather(
     interfaces: bool = True,
     runner: Runner = run,
     cwd: Path | None = None,
+    engines: Iterable[str] | None = None,
 ) -> HostFacts:
     """Read everything the checks need from the host ``paths`` describes. Never raises for a
     missing engine, CLI or file: those become ``None`` and notes.
 
     The CLIs run side by side, each with ``timeout``; ``runner`` replaces :func:`run` (tests serve
     captured outputs through it). ``interfaces`` reads each running container's interfaces.
+
+    ``engines`` (a subset of :data:`ENGINES`) reads only what those engines' own verdicts need
+    (``probe --engine``): the other engines stay ``None``/empty, and their containers, the user
+    manager, the firewall, the compose file and the tool versions no verdict reads are not read.
     """
+    want = set(ENGINES if engines is None else engines)
+    full = engines is None
     notes: list[str] = []
     sources: list[str] = []
     env = _cli_env(paths)
@@ -759,47 +925,44 @@ def gather(
     cli_paths = {n: _which(paths, n) for n in (*VERSIONED_TOOLS, "systemctl", "nsenter", "dockerd")}
     for n in ("newuidmap", "newgidmap", "iptables", "nft"):
         cli_paths[n] = _which(paths, n, SBIN_DIRS)
+    versioned = VERSIONED_TOOLS if full else tuple(t for e in sorted(want) for t in ENGINE_TOOLS[e])
 
-    # Docker CLI target: a rootless user often has no DOCKER_HOST (setuptool only prints it);
-    # then the CLI would ask the rootful /var/run/docker.sock. Ask the rootless socket instead.
-    docker_env = dict(env)
-    docker_sock = runtime_dir / "docker.sock"
-    context, context_host = _docker_context(paths)
-    docker_target_note = ""
-    if not paths.getenv("DOCKER_HOST") and context is None and _exists(paths.at(docker_sock)):
-        docker_env["DOCKER_HOST"] = f"unix://{docker_sock}"
-        docker_target_note = f"DOCKER_HOST unset: asked the rootless socket {docker_sock}"
+    docker_env, docker_target_note, context, context_host = (
+        _docker_target(paths, env) if "docker" in want else (env, "", None, None)
+    )
 
     cmds = _Cmds(runner, env, timeout)
     try:
         fut: dict[str, cf.Future[CmdOutput]] = {}
         chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None]]] = {}
-        podman_cli = cli_paths["podman"]
-        docker_cli = cli_paths["docker"]
+        podman_cli = cli_paths["podman"] if "podman" in want else None
+        docker_cli = cli_paths["docker"] if "docker" in want else None
         if podman_cli:
             fut["podman info"] = cmds.cmd([podman_cli[1].as_posix(), "info", "--format", "json"])
-            chains["podman"] = cmds.submit(_ps_inspect, cmds, podman_cli[1].as_posix(), env)
+            if full:
+                chains["podman"] = cmds.submit(_ps_inspect, cmds, podman_cli[1].as_posix(), env)
         if docker_cli:
             d = docker_cli[1].as_posix()
             fut["docker version"] = cmds.cmd([d, "version", "--format", "{{json .}}"], docker_env)
             fut["docker info"] = cmds.cmd([d, "info", "--format", "{{json .}}"], docker_env)
-            chains["docker"] = cmds.submit(_ps_inspect, cmds, d, docker_env)
-        for n in VERSIONED_TOOLS:
+            if full:
+                chains["docker"] = cmds.submit(_ps_inspect, cmds, d, docker_env)
+        for n in versioned:
             found = cli_paths[n]
             if found:
                 fut[f"{n} --version"] = cmds.cmd([found[1].as_posix(), "--version"])
-        if cli_paths["systemctl"]:
+        if cli_paths["systemctl"] and full:
             systemctl = cli_paths["systemctl"][1].as_posix()
             fut["systemctl"] = cmds.cmd([systemctl, "--user", "is-system-running"])
-        if cli_paths["iptables"]:
+        if cli_paths["iptables"] and full:
             fut["iptables"] = cmds.cmd([cli_paths["iptables"][1].as_posix(), "--version"])
 
         # Files and /proc while the CLIs run.
-        procs = _processes(paths)
+        procs = _processes(paths) if full or want & {"docker", "rootlesskit"} else []
         host = _prerequisites(paths, notes, sources, cli_paths)
-        compose = _compose(compose_file, cwd, notes, sources)
+        compose = _compose(compose_file, cwd, notes, sources) if full else None
         conf_files = containers_conf_files(paths) if podman_cli else []
-        units = _unit_files(paths, "docker.service")
+        units = _unit_files(paths, "docker.service") if "docker" in want else []
 
         def result(key: str) -> CmdOutput | None:
             return fut[key].result() if key in fut else None
@@ -819,21 +982,29 @@ def gather(
             setid = _setid_mode(found[1]) if found and n in ("newuidmap", "newgidmap") else None
             tools[n] = Tool(name=n, path=found[0] if found else None, version=version, setid=setid)
 
-        systemd_user = _systemd_user(result("systemctl"), paths, runtime_dir, notes)
-        firewall = _firewall(result("iptables"), cli_paths["nft"][0] if cli_paths["nft"] else None)
+        systemd_user = (
+            _systemd_user(result("systemctl"), paths, runtime_dir, notes) if full else None
+        )
+        nft = cli_paths["nft"][0] if cli_paths["nft"] else None
+        firewall = _firewall(result("iptables"), nft) if full else None
 
         podman = None
         if podman_cli:
             podman = _podman(
-                paths, podman_cli[0], result("podman info"), chains["podman"].result(),
+                paths, podman_cli[0], result("podman info"),
+                chains["podman"].result() if "podman" in chains else None,
                 conf_files, procs, sources,
             )  # fmt: skip
-        docker = _docker(
-            paths, cli_paths, result("docker version"), result("docker info"),
-            chains["docker"].result() if "docker" in chains else None,
-            units, procs, runtime_dir, docker_target_note, context, context_host, sources,
-        )  # fmt: skip
-        rootlesskits = _standalone_rootlesskits(paths, procs, notes, sources)
+        docker = None
+        if "docker" in want:
+            docker = _docker(
+                paths, cli_paths, result("docker version"), result("docker info"),
+                chains["docker"].result() if "docker" in chains else None,
+                units, procs, runtime_dir, docker_target_note, context, context_host, sources,
+            )  # fmt: skip
+        rootlesskits: tuple[RootlessKitFacts, ...] = ()
+        if "rootlesskit" in want:
+            rootlesskits = _standalone_rootlesskits(paths, procs, notes, sources)
 
         if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
             owner = paths.uid
@@ -926,7 +1097,7 @@ def _podman(
     paths: HostPaths,
     cli: str,
     info: CmdOutput | None,
-    chain: tuple[CmdOutput, CmdOutput | None],
+    chain: tuple[CmdOutput, CmdOutput | None] | None,
     conf_files: Sequence[Path],
     procs: Sequence[Proc],
     sources: list[str],

@@ -25,12 +25,16 @@ for the time of the probe and ignored while cleaning up.
 
 The pure parts (verdict words, disagreement findings, exit code) take a :class:`ProbeResult` and
 never touch the OS; they are what ``check --probe`` folds into its report.
+
+What the host has (its addresses, running RootlessKits and their state dirs, programs on PATH,
+a static busybox, the merged-/usr layout, the engines' CLI environment) comes from
+:mod:`rootless_doctor.host`; this module only runs the probe: listener, containers, sockets and
+the undoing of all it started.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import ipaddress
 import json
 import os
@@ -50,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from . import host
 from .model import (
     CheckResult,
     CmdOutput,
@@ -218,18 +223,6 @@ def exit_code(results: Iterable[ProbeResult]) -> int:
 # the source address
 
 
-def local_addresses() -> list[tuple[str, str]]:
-    """(interface, address) for every address of this host, kernel order (psutil)."""
-    import psutil
-
-    out: list[tuple[str, str]] = []
-    for name, addrs in psutil.net_if_addrs().items():
-        for a in addrs:
-            if a.family in (socket.AF_INET, socket.AF_INET6):
-                out.append((name, a.address.split("%", 1)[0]))
-    return out
-
-
 def _usable(addr: str) -> bool:
     try:
         ip = ipaddress.ip_address(addr)
@@ -265,6 +258,17 @@ def choose_source(source: str | None, addresses: list[tuple[str, str]]) -> str:
             "10.0.2.2); add an address or pass --source"
         )
     return (v4 or usable)[0]
+
+
+def _addresses(source: str | None) -> list[tuple[str, str]]:
+    """What :func:`choose_source` needs: with ``--source`` only whether it is local."""
+    if source is None:
+        return host.local_addresses()
+    try:
+        addr = str(ipaddress.ip_address(source))
+    except ValueError:
+        return []  # choose_source says why
+    return [("", addr)] if host.is_local_address(addr) else []
 
 
 def _free_port(source: str) -> int:
@@ -430,56 +434,8 @@ def _ask(source: str, port: int, deadline: float, alive: Callable[[], str | None
 # what runs the listener in a container
 
 
-def _env(paths: HostPaths) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(dict(paths.env))
-    return env
-
-
 def _run(argv: list[str], deadline: float, env: Mapping[str, str]) -> CmdOutput:
-    from . import host
-
-    return host.run(argv, timeout=max(0.5, deadline - time.monotonic()), env=dict(env))
-
-
-def _host_python() -> str | None:
-    """A python3 under /usr (visible in a container that mounts the host's /usr)."""
-    for cand in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
-        if cand and cand.startswith("/usr/") and os.access(cand, os.X_OK):
-            return cand
-    return None
-
-
-def _static_busybox() -> str | None:
-    """The host's busybox when it is statically linked (runs in any image), else None."""
-    for cand in ("/bin/busybox", "/usr/bin/busybox"):
-        try:
-            with open(cand, "rb") as f:
-                head = f.read(64 * 1024)
-        except OSError:
-            continue
-        if head[:4] == b"\x7fELF" and _static_elf(head):
-            return cand
-    return None
-
-
-def _static_elf(head: bytes) -> bool:
-    """True when the ELF image has no PT_INTERP program header (no dynamic loader)."""
-    import struct
-
-    if head[4] != 2:  # only 64-bit
-        return False
-    order = "<" if head[5] == 1 else ">"
-    (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
-    phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
-    for i in range(phnum):
-        off = phoff + i * phentsize
-        if off + 4 > len(head):
-            return False
-        (ptype,) = struct.unpack_from(order + "I", head, off)
-        if ptype == 3:  # PT_INTERP
-            return False
-    return True
+    return host.run(argv, timeout=max(0.5, deadline - time.monotonic()), env=env)
 
 
 @dataclass(frozen=True)
@@ -500,11 +456,10 @@ def _rootfs_dir(undo: _Undo) -> Path:
     d.chmod(0o755)
     for sub in ("usr", "etc", "proc", "sys", "dev", "tmp", "run", "root"):
         (d / sub).mkdir()
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        host = Path("/", name)
-        if host.is_symlink():
-            (d / name).symlink_to(os.readlink(host))
-        elif host.is_dir():
+    for name, link in host.root_layout().items():
+        if link is not None:
+            (d / name).symlink_to(link)
+        else:
             (d / name).mkdir()
     (d / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (d / "etc/group").write_text("root:x:0:\n")
@@ -512,17 +467,13 @@ def _rootfs_dir(undo: _Undo) -> Path:
 
 
 def _rootfs_mounts() -> tuple[str, ...]:
-    mounts = ["/usr:/usr:ro"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        host = Path("/", name)
-        if host.is_dir() and not host.is_symlink():
-            mounts.append(f"/{name}:/{name}:ro")
-    return tuple(mounts)
+    real_dirs = [name for name, link in host.root_layout().items() if link is None]
+    return ("/usr:/usr:ro", *(f"/{name}:/{name}:ro" for name in real_dirs))
 
 
 def _listener(image: str | None, port: int) -> _Listener:
     if image is None:
-        py = _host_python()
+        py = host.usr_python()
         if py is None:
             raise _CouldNotRun("no python3 under /usr on this host for the listener; pass --image")
         return _Listener(
@@ -530,7 +481,7 @@ def _listener(image: str | None, port: int) -> _Listener:
             (py, "-I", "-S", "-c", LISTENER, str(port)),
             f"throwaway rootfs + host /usr ({Path(py).name} listener)",
         )
-    bb = _static_busybox()
+    bb = host.static_busybox()
     if bb is not None:
         # Debian's busybox has no tcpsvd: `nc -ll -e` serves each connection, and the peer is
         # read from netstat inside the container's netns (the established connection on PORT).
@@ -632,120 +583,26 @@ def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
     return tag
 
 
-def _docker_env(paths: HostPaths) -> dict[str, str]:
-    """The user's environment; DOCKER_HOST pointed at the rootless socket when unset."""
-    env = _env(paths)
-    if not env.get("DOCKER_HOST") and not env.get("DOCKER_CONTEXT"):
-        runtime = paths.runtime_dir or (
-            Path(env["XDG_RUNTIME_DIR"]) if env.get("XDG_RUNTIME_DIR") else None
-        )
-        if runtime is not None and (runtime / "docker.sock").exists():
-            env["DOCKER_HOST"] = f"unix://{runtime / 'docker.sock'}"
-    return env
-
-
 # ---- rootlesskit
 
 
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, sock_path: str, timeout: float) -> None:
-        super().__init__("rootlesskit", timeout=timeout)
-        self._path = sock_path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self._path)
-        self.sock = s
-
-
 def _api(sock: str, method: str, path: str, body: object, deadline: float) -> object:
-    """One request to RootlessKit's REST API (the one ``rootlessctl`` speaks)."""
-    conn = _UnixHTTP(sock, max(0.5, deadline - time.monotonic()))
+    """One request to RootlessKit's REST API; its JSON answer (raises _CouldNotRun)."""
+    timeout = max(0.5, deadline - time.monotonic())
+    status, text, err = host.api_request(Path(sock), method, path, body, timeout=timeout)
+    if err:
+        raise _CouldNotRun(err)
+    if status // 100 != 2:
+        raise _CouldNotRun(f"{sock}: {method} {path} → {status}: {text.strip()[:200]}")
     try:
-        data = None if body is None else json.dumps(body).encode()
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        text = resp.read().decode(errors="replace")
-    except OSError as err:
-        raise _CouldNotRun(f"{sock}: {method} {path}: {err}") from None
-    finally:
-        conn.close()
-    if resp.status // 100 != 2:
-        raise _CouldNotRun(f"{sock}: {method} {path} → {resp.status}: {text.strip()[:200]}")
-    return json.loads(text) if text.strip() else None
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        raise _CouldNotRun(f"{sock}: {method} {path}: not JSON: {text.strip()[:200]!r}") from None
 
 
-def standalone_rootlesskits(uid: int | None = None) -> list[RootlessKitFacts]:
-    """Running RootlessKits of ``uid`` (default: this user) that are not Docker's, oldest first.
-
-    The state dir comes from ``--state-dir``; without it RootlessKit uses a random
-    ``$TMPDIR/rootlesskitNNN``, found by its ``child_pid`` file.
-    """
-    import psutil
-
-    uid = os.getuid() if uid is None else uid
-    found: list[RootlessKitFacts] = []
-    for p in psutil.process_iter(["pid", "uids", "cmdline", "create_time"]):
-        info = p.info
-        cmd: list[str] = info.get("cmdline") or []
-        uids = info.get("uids")
-        if not cmd or uids is None or uids.real != uid or Path(cmd[0]).name != "rootlesskit":
-            continue
-        if any("dockerd" in a for a in cmd):
-            continue  # Docker's own: probed through `docker run`
-        state = _flag(cmd, "--state-dir")
-        if state is None:
-            state = _state_dir_by_child(info["pid"])
-        found.append(
-            RootlessKitFacts(
-                pid=info["pid"],
-                network_driver=_flag(cmd, "--net"),
-                port_driver=_flag(cmd, "--port-driver") or "none",
-                state_dir=state,
-                child=_child_cmd(cmd),
-                source="command line",
-            )
-        )
-    return found
-
-
-def _flag(cmd: list[str], name: str) -> str | None:
-    for i, a in enumerate(cmd):
-        if a.startswith(name + "="):
-            return a.split("=", 1)[1]
-        if a == name and i + 1 < len(cmd):
-            return cmd[i + 1]
-    return None
-
-
-def _child_cmd(cmd: list[str]) -> str | None:
-    for a in cmd[1:]:
-        if not a.startswith("-"):
-            return Path(a).name
-    return None
-
-
-def _state_dir_by_child(pid: int) -> str | None:
-    import psutil
-
-    try:
-        kids = {c.pid for c in psutil.Process(pid).children()}
-    except psutil.Error:
-        return None
-    tmp = Path(os.environ.get("TMPDIR") or "/tmp")
-    for f in tmp.glob("rootlesskit*/child_pid"):
-        try:
-            if int(f.read_text().strip()) in kids:
-                return str(f.parent)
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
+def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None, paths: HostPaths) -> str:
     if kit is None:
-        kits = standalone_rootlesskits()
+        kits = host.gather(paths, interfaces=False, engines=("rootlesskit",)).rootlesskits
         if not kits:
             raise _CouldNotRun("no standalone RootlessKit of this user is running")
         kit = kits[0]
@@ -754,18 +611,13 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
             f"rootlesskit pid {kit.pid}: state dir not found (start it with --state-dir)"
         )
     sock = str(Path(kit.state_dir, "api.sock"))
-    info = _api(sock, "GET", "/v1/info", None, r.deadline)
-    child = info.get("childPID") if isinstance(info, dict) else None
-    if not isinstance(child, int):
-        child_file = Path(kit.state_dir, "child_pid")
-        try:
-            child = int(child_file.read_text().strip())
-        except (OSError, ValueError) as err:
-            raise _CouldNotRun(f"{child_file}: {err}") from None
-    nsenter = shutil.which("nsenter")
+    child, why = host.rootlesskit_child_pid(kit.state_dir)
+    if child is None:
+        raise _CouldNotRun(f"rootlesskit pid {kit.pid}: its child's PID: {why}")
+    nsenter = host.which(paths, "nsenter")
     if nsenter is None:
         raise _CouldNotRun("nsenter (util-linux) is not installed")
-    py = sys.executable or shutil.which("python3") or "python3"
+    py = sys.executable or host.which(paths, "python3") or "python3"
     argv = [nsenter, "-U", "-n", "--preserve-credentials", "-t", str(child)]
     argv += [py, "-I", "-S", "-c", LISTENER, "0"]
     with r.guard.critical():
@@ -779,7 +631,7 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
         r.undo.push(f"stop listener pid {proc.pid}", lambda: _stop(proc))
     r.used.append(
         f"listener pid {proc.pid} in the namespace of rootlesskit pid {kit.pid} "
-        f"(port driver {_driver(info) or kit.port_driver}, {sock})"
+        f"(port driver {kit.port_driver}, {sock})"
     )
     cport = _read_port(proc, r.deadline)
     any_ip = "::" if ":" in r.source else "0.0.0.0"  # every address, as Docker publishes
@@ -798,14 +650,6 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None) -> str:
         return None if proc.poll() is None else f"listener exited {proc.returncode}"
 
     return _ask(r.source, r.port, r.deadline, alive)
-
-
-def _driver(info: object) -> str | None:
-    if isinstance(info, dict):
-        pd = info.get("portDriver")
-        if isinstance(pd, dict) and isinstance(pd.get("driver"), str):
-            return str(pd["driver"])
-    return None
 
 
 def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
@@ -872,7 +716,9 @@ def probe(
     undo = _Undo()
     r: _Run | None = None
     try:
-        src = choose_source(source, local_addresses() if addresses is None else addresses)
+        if addresses is None:
+            addresses = _addresses(source)
+        src = choose_source(source, addresses)
         base = ProbeResult(engine=eng, ran=False, source=src, expected=expected)
         if image is not None and engine == "rootlesskit":
             raise _CouldNotRun(
@@ -883,13 +729,12 @@ def probe(
         with guard.installed():
             try:
                 if engine == "rootlesskit":
-                    observed = _probe_rootlesskit(r, rootlesskit)
+                    observed = _probe_rootlesskit(r, rootlesskit, paths)
                 else:
-                    cli = shutil.which(engine)
+                    cli = host.which(paths, engine)
                     if cli is None:
                         raise _CouldNotRun(f"{engine} is not installed")
-                    env = _docker_env(paths) if engine == "docker" else _env(paths)
-                    observed = _probe_container(cli, r, image, env)
+                    observed = _probe_container(cli, r, image, host.cli_env(paths, engine))
             finally:
                 undo.run()
     except _CouldNotRun as err:
@@ -969,8 +814,6 @@ def probe_all(
 ) -> list[ProbeResult]:
     """One probe per engine found (one per standalone RootlessKit), for ``check --probe``."""
     if paths is None:
-        from . import host
-
         paths = host.default_paths()
     results: list[ProbeResult] = []
     for engine in engines if engines is not None else engines_in(facts):

@@ -12,6 +12,7 @@ Traffic goes only to loopback or to the 10.200.0.x veth pair :func:`client_netns
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -44,6 +45,7 @@ VETH_HOST = "rdv0"
 VETH_NS = "rdv1"
 HOST_ADDR = "10.200.0.1"
 CLIENT_ADDR = "10.200.0.2"
+NETNS_LOCK = "/run/rdstack-netns.lock"  # the veth name and addresses above are machine-wide
 
 # Listens on 0.0.0.0:argv[1] (default 8080); answers each connection with the peer IP and closes.
 # Runs with the system python3: inside rootlesskit, and in containers (with /usr mounted).
@@ -336,12 +338,38 @@ def _netns_delete(name: str) -> None:
 
 
 @contextmanager
-def client_netns(name: str = NETNS_NAME) -> Iterator[Netns]:
+def _machine_lock(path: str, timeout: float) -> Iterator[None]:
+    """Hold an exclusive flock on ``path``; the kernel drops it when the holder dies."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StackError(f"{path} still held by another run after {timeout}s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def client_netns(name: str = NETNS_NAME, lock_timeout: float = 300) -> Iterator[Netns]:
     """A netns joined to the host by a veth (host 10.200.0.1/24, ns 10.200.0.2/24), no route out.
 
-    A stale namespace or veth from an interrupted run is deleted and made anew; all of it is
-    deleted on exit, also on error.
+    The veth name and addresses are machine-wide, so concurrent runs take turns (a lock file in
+    /run). A stale namespace or veth from an interrupted run is deleted and made anew; all of it
+    is deleted on exit, also on error.
     """
+    with _machine_lock(NETNS_LOCK, lock_timeout), _fresh_netns(name) as ns:
+        yield ns
+
+
+@contextmanager
+def _fresh_netns(name: str) -> Iterator[Netns]:
     _netns_delete(name)
     try:
         _ip("netns", "add", name)
@@ -595,6 +623,7 @@ def rootless_dockerd(
     it sets ``--state-dir`` in ``DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS``, rootlesskit's state dir is a
     fresh temporary directory (20.10's default is a random /tmp/rootlesskitNNN; this one is known).
     """
+    _clear_stale_dockerd(u)
     tmp = _user_tmpdir(u, "rd-dockerd-")
     log = tmp / "dockerd.log"
     sock = Path(u.runtime_dir, "docker.sock")
@@ -611,7 +640,6 @@ def rootless_dockerd(
         env["DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS"] = (
             f"{flags} --state-dir={tmp / 'rootlesskit'}".strip()
         )
-    _clear_stale_dockerd(u)
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         with open(log, "wb") as out:
@@ -632,9 +660,13 @@ def rootless_dockerd(
 
 
 def _state_dir_of(env: Mapping[str, str]) -> str:
-    for flag in env.get("DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS", "").split():
-        if flag.startswith("--state-dir="):
-            return flag.split("=", 1)[1]
+    """The ``--state-dir`` in DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS (``=DIR`` or `` DIR``), or ""."""
+    flags = env.get("DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS", "").replace(
+        "--state-dir=", "--state-dir "
+    )
+    words = flags.split()
+    if "--state-dir" in words[:-1]:
+        return words[words.index("--state-dir") + 1]
     return ""
 
 

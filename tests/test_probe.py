@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import stack
 
-from rootless_doctor import probe
+from rootless_doctor import host, probe
 from rootless_doctor.model import EngineReport, ProbeResult, Report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,14 +166,17 @@ def test_probe_without_non_loopback_address_could_not_run(tmp_path: Path) -> Non
 
 
 def test_static_elf_detection() -> None:
-    assert not probe._static_elf(Path("/usr/bin/env").read_bytes()[:65536])
+    """host.static_busybox() picks the listener for --image: only a static ELF runs in any image."""
+    assert not host._static_elf(Path("/usr/bin/env").read_bytes()[:65536])
+    assert not host._static_elf(b"#!/bin/sh\n" + bytes(64))
     bb = Path(stack.BUSYBOX)
     if (
         bb.exists()
         and b"statically linked"
         in subprocess.run(["file", str(bb)], capture_output=True, check=False).stdout
     ):  # pragma: no cover - only where `file` and busybox-static are installed
-        assert probe._static_elf(bb.read_bytes()[:65536])
+        assert host._static_elf(bb.read_bytes()[:65536])
+        assert host.static_busybox() == str(bb)
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,6 +406,37 @@ def test_real_docker(tool: list[str], port_driver: str, verdict: str, code: int)
         assert d.docker("ps", "-aq").stdout.split() == []
         assert d.docker("images", "-q", "--no-trunc").stdout.split() == images_before
         assert "rootless-doctor-probe" not in d.docker("images").stdout
+
+
+@pytest.mark.realstack
+@pytest.mark.parametrize(
+    ("port_driver", "verdict"), [("builtin", "lost"), ("slirp4netns", "preserved")]
+)
+def test_real_docker_with_image(tool: list[str], port_driver: str, verdict: str) -> None:
+    """``--image`` on rootless dockerd: the harness's ``local/rdrootfs`` (never pulled), the host's
+    static busybox as listener; the probe removes its container and never the image it was given."""
+    u = stack.user()
+    image = stack.DOCKER_IMAGE
+    with stack.client_netns(), stack.rootless_dockerd(u, port_driver=port_driver) as d:
+        port = stack.free_port()
+        d.run(port)
+        independent = stack.ask_bound(SRC, SRC, port)
+        d.remove_containers()
+        image_id = d.docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        assert image_id, f"the harness did not import {image}"
+        images_before = d.docker("images", "-q", "--no-trunc").stdout.split()
+        before = _processes(u)
+        rc, data = run_tool(tool, "--engine", "docker", "--image", image, env=d.env)
+        (p,) = _probes(data)
+        _assert_addr(p, independent, verdict)
+        assert f"image {image}" in str(p["used"]) and "docker import" not in str(p["used"])
+        assert rc == (0 if verdict == "preserved" else 1)
+        assert p["expected"] is (verdict == "preserved"), p  # check's verdict was folded in
+        assert _probe_leftovers(u, before, p["used"]) == []
+        assert d.docker("ps", "-aq").stdout.split() == []
+        assert d.docker("images", "-q", "--no-trunc").stdout.split() == images_before
+        after = d.docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        assert after == image_id, "the probe removed or replaced an image it did not make"
 
 
 @pytest.mark.realstack

@@ -21,7 +21,11 @@ pytestmark = pytest.mark.realstack
 @pytest.fixture(scope="module")
 def u() -> stack.User:
     stack.require()
-    return stack.user()
+    usr = stack.user()
+    # The leftovers() checks below are only meaningful if the user starts idle.
+    if busy := stack.leftovers(usr, wait=0):
+        pytest.fail(f"{usr.name} is busy before the tests (another run, or a leak): {busy}")
+    return usr
 
 
 @pytest.fixture
@@ -123,16 +127,29 @@ def test_podman_reset_leaves_nothing(u: stack.User) -> None:
 
 def test_client_netns_replaces_stale_and_cleans_up_on_error(u: stack.User) -> None:
     name = "rdclient-t"
-    # A stale namespace and veth end from an interrupted run.
-    stack._ip("netns", "add", name)
-    stack._ip("link", "add", stack.VETH_HOST, "type", "veth", "peer", "name", "rdvstale")
-    with pytest.raises(RuntimeError, match="boom"), stack.client_netns(name) as n:
-        link = stack._ip("-n", n.name, "-4", "addr", "show", "dev", stack.VETH_NS).stdout
-        assert f"{n.client_addr}/24" in link
-        raise RuntimeError("boom")
-    assert name not in stack._ip("netns", "list").stdout.split()
-    for link in (stack.VETH_HOST, "rdvstale"):
-        assert stack._ip("link", "show", link, check=False).returncode != 0
+    # Under the machine-wide lock client_netns takes, so a concurrent run's veth is not ours.
+    with stack._machine_lock(stack.NETNS_LOCK, 300):
+        # A stale namespace and veth end from an interrupted run (already there: stale too).
+        stack._ip("netns", "add", name, check=False)
+        stale = ("link", "add", stack.VETH_HOST, "type", "veth", "peer", "name", "rdvstale")
+        stack._ip(*stale, check=False)
+        with pytest.raises(RuntimeError, match="boom"), stack._fresh_netns(name) as n:
+            link = stack._ip("-n", n.name, "-4", "addr", "show", "dev", stack.VETH_NS).stdout
+            assert f"{n.client_addr}/24" in link
+            raise RuntimeError("boom")
+        assert name not in stack._ip("netns", "list").stdout.split()
+        for link in (stack.VETH_HOST, "rdvstale"):
+            assert stack._ip("link", "show", link, check=False).returncode != 0
+
+
+def test_client_netns_takes_turns() -> None:
+    """The lock client_netns holds: a second holder waits, then times out with a clear error."""
+    with (
+        stack._machine_lock(stack.NETNS_LOCK, 300),
+        pytest.raises(stack.StackError, match="held by another run"),
+        stack.client_netns(lock_timeout=0.2),
+    ):
+        pass
 
 
 def test_require_fails_instead_of_skipping_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
