@@ -13,7 +13,6 @@ where processes or addresses are read (``probe --engine podman`` needs neither).
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import functools
 import hashlib
@@ -28,7 +27,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
 
 from . import parse
 from .model import (
@@ -59,7 +61,10 @@ ENV_KEYS = (
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 # iptables/nft/newuidmap live in sbin on some distributions and a user's PATH may lack it.
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
-VERSIONED_TOOLS = ("slirp4netns", "pasta", "rootlesskit", "podman", "docker")
+# Tools whose `--version` is read. podman and docker are found too, but their versions come
+# from `podman info` / `docker version`: one process each fewer on a 2-core machine.
+VERSIONED_TOOLS = ("slirp4netns", "pasta", "rootlesskit")
+ENGINE_CLIS = ("podman", "docker")
 ENGINES = ("docker", "podman", "rootlesskit")
 # With gather(engines=...): the tool versions each engine's verdict reads (knowledge.py: Docker's
 # default drivers depend on the slirp4netns/pasta/RootlessKit found; Podman's and a standalone
@@ -126,8 +131,17 @@ def run(
     ``error="timed out after N s"``.
     """
     args = tuple(str(a) for a in argv)
+    started = _PREFETCHED.pop(_prefetch_key(args, env), None) or _start(args, env)
+    if isinstance(started, CmdOutput):
+        return started
+    return _collect(started, args, timeout)
+
+
+def _start(
+    args: tuple[str, ...], env: Mapping[str, str] | None
+) -> subprocess.Popen[bytes] | CmdOutput:
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -141,6 +155,9 @@ def run(
         return CmdOutput(argv=args, error="not executable (permission denied)")
     except (OSError, ValueError, subprocess.SubprocessError) as e:
         return CmdOutput(argv=args, error=f"could not start: {e}")
+
+
+def _collect(proc: subprocess.Popen[bytes], args: tuple[str, ...], timeout: float) -> CmdOutput:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -166,6 +183,38 @@ def run(
 
 def _text(b: bytes | None) -> str:
     return (b or b"").decode("utf-8", errors="replace")
+
+
+_Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...] | None]
+# Engine queries started early by prefetch(), keyed by (argv, env); run() takes them over.
+_PREFETCHED: dict[_Key, subprocess.Popen[bytes] | CmdOutput] = {}
+
+
+def _prefetch_key(args: tuple[str, ...], env: Mapping[str, str] | None) -> _Key:
+    return args, (tuple(sorted(env.items())) if env is not None else None)
+
+
+def prefetch(paths: HostPaths) -> None:
+    """Start the slow engine queries of a live check now (``podman info`` takes ~200 ms), before
+    the CLI framework and the checks are imported: :func:`gather` later takes them over through
+    :func:`run`, so Python's start-up runs while the engines answer. Unclaimed ones are ended at
+    exit (they are ours: we started them, in their own process group)."""
+    for argv, env in _engine_queries(paths, _cli_env(paths)).values():
+        args = tuple(argv)
+        _PREFETCHED[_prefetch_key(args, env)] = _start(args, env)
+    if _PREFETCHED:
+        import atexit
+
+        atexit.register(_end_prefetched)
+
+
+def _end_prefetched() -> None:
+    for started in _PREFETCHED.values():
+        if isinstance(started, subprocess.Popen) and started.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(started.pid, signal.SIGKILL)
+            started.wait()
+    _PREFETCHED.clear()
 
 
 def _read(path: Path) -> str | None:
@@ -829,7 +878,11 @@ class _Cmds:
         self.runner = runner
         self.env = dict(env)
         self.timeout = timeout
-        self.pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rd-host")
+        # Imported here: concurrent.futures (and the logging it pulls in) costs ~9 ms at start-up,
+        # which would delay prefetch().
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rd-host")
         self.ran: list[CmdOutput] = []
 
     def call(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> CmdOutput:
@@ -847,14 +900,58 @@ class _Cmds:
 
 
 def _ps_inspect(
-    cmds: _Cmds, cli: str, env: Mapping[str, str]
-) -> tuple[CmdOutput, CmdOutput | None]:
-    """``CLI ps -q --no-trunc`` then ``CLI inspect IDs`` (None when nothing runs)."""
-    ps = cmds.call([cli, "ps", "-q", "--no-trunc"], env)
-    ids = ps.stdout.split() if ps.ok else []
+    cmds: _Cmds,
+    cli: str,
+    env: Mapping[str, str],
+    ids: list[str] | None = None,
+    reached: cf.Future[CmdOutput] | None = None,
+) -> tuple[CmdOutput, CmdOutput | None] | None:
+    """``CLI ps -q --no-trunc`` (unless the running ids are known already) then
+    ``CLI inspect IDs`` (None when nothing runs). None when ``reached`` (the engine's first
+    query) did not reach the daemon: nothing to list."""
+    if reached is not None and not reached.result().ok:
+        return None
+    if ids is None:
+        ps = cmds.call([cli, "ps", "-q", "--no-trunc"], env)
+        ids = ps.stdout.split() if ps.ok else []
+    else:
+        ps = CmdOutput(argv=("conmon", "processes"), code=0, stdout="\n".join(ids))
     if not ids:
         return ps, None
     return ps, cmds.call([cli, "inspect", *ids], env)
+
+
+def _if_answered(
+    cmds: _Cmds, first: cf.Future[CmdOutput], argv: list[str], env: Mapping[str, str]
+) -> CmdOutput | None:
+    """Run ``argv`` once ``first`` has succeeded; None when it did not."""
+    return cmds.call(argv, env) if first.result().ok else None
+
+
+def _conmon_ids(procs: Sequence[Proc], uid: int) -> list[str]:
+    """Container ids of ``uid``'s running Podman containers, from their conmon command lines."""
+    ids = []
+    for p in procs:
+        if p.exe_name == "conmon" and p.uid in (uid, None) and "-c" in p.cmdline[:-1]:
+            ids.append(p.cmdline[p.cmdline.index("-c") + 1])
+    return ids
+
+
+def _engine_queries(
+    paths: HostPaths, env: Mapping[str, str], engines: Iterable[str] = ENGINES
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The engine commands a check always starts, with their environments: ``podman info``,
+    ``docker version``. One list for :func:`gather` and :func:`prefetch`."""
+    out: dict[str, tuple[list[str], dict[str, str]]] = {}
+    podman = _which(paths, "podman") if "podman" in engines else None
+    if podman:
+        out["podman info"] = ([podman[1].as_posix(), "info", "--format", "json"], dict(env))
+    docker = _which(paths, "docker") if "docker" in engines else None
+    if docker:
+        denv = _docker_target(paths, dict(env))[0]
+        d = docker[1].as_posix()
+        out["docker version"] = ([d, "version", "--format", "{{json .}}"], denv)
+    return out
 
 
 def _docker_context(paths: HostPaths) -> tuple[str | None, str | None]:
@@ -922,7 +1019,10 @@ def gather(
     env = _cli_env(paths)
     runtime_dir = paths.runtime_dir or Path(f"/run/user/{paths.uid}")
 
-    cli_paths = {n: _which(paths, n) for n in (*VERSIONED_TOOLS, "systemctl", "nsenter", "dockerd")}
+    cli_paths = {
+        n: _which(paths, n)
+        for n in (*VERSIONED_TOOLS, *ENGINE_CLIS, "systemctl", "nsenter", "dockerd")
+    }
     for n in ("newuidmap", "newgidmap", "iptables", "nft"):
         cli_paths[n] = _which(paths, n, SBIN_DIRS)
     versioned = VERSIONED_TOOLS if full else tuple(t for e in sorted(want) for t in ENGINE_TOOLS[e])
@@ -934,19 +1034,23 @@ def gather(
     cmds = _Cmds(runner, env, timeout)
     try:
         fut: dict[str, cf.Future[CmdOutput]] = {}
-        chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None]]] = {}
+        docker_info: cf.Future[CmdOutput | None] | None = None
+        chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None] | None]] = {}
         podman_cli = cli_paths["podman"] if "podman" in want else None
         docker_cli = cli_paths["docker"] if "docker" in want else None
-        if podman_cli:
-            fut["podman info"] = cmds.cmd([podman_cli[1].as_posix(), "info", "--format", "json"])
-            if full:
-                chains["podman"] = cmds.submit(_ps_inspect, cmds, podman_cli[1].as_posix(), env)
+        for key, (argv, qenv) in _engine_queries(paths, env, want).items():
+            fut[key] = cmds.cmd(argv, qenv)
         if docker_cli:
-            d = docker_cli[1].as_posix()
-            fut["docker version"] = cmds.cmd([d, "version", "--format", "{{json .}}"], docker_env)
-            fut["docker info"] = cmds.cmd([d, "info", "--format", "{{json .}}"], docker_env)
-            if full:
-                chains["docker"] = cmds.submit(_ps_inspect, cmds, d, docker_env)
+            # `docker info` only once `docker version` reached the daemon: with no daemon it
+            # would fail the same way, and every Go CLI start costs a core for ~60 ms.
+            info_argv = [docker_cli[1].as_posix(), "info", "--format", "{{json .}}"]
+            docker_info = cmds.submit(
+                _if_answered, cmds, fut["docker version"], info_argv, docker_env
+            )
+        if docker_cli and full:
+            chains["docker"] = cmds.submit(
+                _ps_inspect, cmds, docker_cli[1].as_posix(), docker_env, None, fut["docker version"]
+            )
         for n in versioned:
             found = cli_paths[n]
             if found:
@@ -959,6 +1063,11 @@ def gather(
 
         # Files and /proc while the CLIs run.
         procs = _processes(paths) if full or want & {"docker", "rootlesskit"} else []
+        if podman_cli and full:
+            # Every running Podman container has a conmon of its owner whose `-c` names it: no
+            # `podman ps` round trip, and no podman process at all when nothing runs.
+            ids = _conmon_ids(procs, paths.uid)
+            chains["podman"] = cmds.submit(_ps_inspect, cmds, podman_cli[1].as_posix(), env, ids)
         host = _prerequisites(paths, notes, sources, cli_paths)
         compose = _compose(compose_file, cwd, notes, sources) if full else None
         conf_files = containers_conf_files(paths) if podman_cli else []
@@ -995,10 +1104,13 @@ def gather(
                 chains["podman"].result() if "podman" in chains else None,
                 conf_files, procs, sources,
             )  # fmt: skip
+        if podman is not None and "podman" in tools:
+            tools["podman"] = replace(tools["podman"], version=podman.version)
         docker = None
         if "docker" in want:
             docker = _docker(
-                paths, cli_paths, result("docker version"), result("docker info"),
+                paths, cli_paths, result("docker version"),
+                docker_info.result() if docker_info else None,
                 chains["docker"].result() if "docker" in chains else None,
                 units, procs, runtime_dir, docker_target_note, context, context_host, sources,
             )  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import sysconfig
@@ -278,17 +279,19 @@ PODMAN_IDS = {
 
 
 def podman_host(fake: FakeHost, inspect: list[dict[str, object]] | None = None) -> Served:
-    """Podman 4.3.1 rootless on Debian 12 with three slirp4netns containers (captured together:
+    """Podman 4.3.1 rootless on Debian 12: three slirp4netns containers and one on a bridge network
+    (captured together:
     ps/podman-4.3.1-debian12-rootless-4-containers-ps-eo.txt and podman-inspect/*)."""
     fake.binary("podman")
     if inspect is None:
         inspect = []
-        for name in PODMAN_IDS:
+        for name in (*PODMAN_IDS, "bridge1"):
             inspect += json.loads(data(f"podman-inspect/podman-4.3.1-rootless-{name}.json"))
+    ps_text = data("ps/podman-4.3.1-debian12-rootless-4-containers-ps-eo.txt")
     # ns/net links: each container's process and its rootlessport-child share the netns file
     # named by the container's SandboxKey (PIDs and paths from the same capture).
     fake.procs(
-        data("ps/podman-4.3.1-debian12-rootless-4-containers-ps-eo.txt"),
+        ps_text,
         netns={
             15771: f"{RUN}/netns/netns-4f976ef2-dd0e-1eb6-f0b6-7ff671ef5059",  # s4-default
             15740: f"{RUN}/netns/netns-4f976ef2-dd0e-1eb6-f0b6-7ff671ef5059",
@@ -297,15 +300,14 @@ def podman_host(fake: FakeHost, inspect: list[dict[str, object]] | None = None) 
             15839: f"{RUN}/netns/netns-245ba6d4-1345-0d15-b6ed-2c029742929a",
         },
     )
-    ids = "\n".join(str(c["Id"]) for c in inspect) + "\n"
+    # The running containers are found from their conmon processes (`-c ID`), in process order.
+    conmon_ids = re.findall(r"conmon .*?-c ([0-9a-f]{64})", ps_text)
     return Served(
         {
             ("podman", "info", "--format", "json"): data(
                 "podman-info/podman-4.3.1-rootless-debian12.json"
             ),
-            ("podman", "ps", "-q", "--no-trunc"): ids,
-            ("podman", "inspect", *ids.split()): json.dumps(inspect),
-            ("podman", "--version"): "podman version 4.3.1\n",
+            ("podman", "inspect", *conmon_ids): json.dumps(inspect),
         }
     )
 
@@ -316,7 +318,9 @@ def test_podman_containers_and_port_handlers(fake: FakeHost) -> None:
     p = facts.podman
     assert p is not None and p.version == "4.3.1" and p.rootless is True and p.notes == ()
     by_name = {c.name: c for c in p.containers}
-    assert set(by_name) == set(PODMAN_IDS)
+    assert set(by_name) == {*PODMAN_IDS, "bridge1"}
+    assert by_name["bridge1"].port_handler == "rootlessport"  # a rootless bridge network
+    assert not runner.ran("podman", "ps")  # the conmon processes named the running containers
     assert by_name["s4-default"].port_handler == "rootlesskit"  # rootlessport-child in its netns
     assert by_name["s4-handler"].port_handler == "slirp4netns"  # from CreateCommand
     assert by_name["s4-explicit-rootlesskit"].port_handler == "rootlesskit"
