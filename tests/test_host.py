@@ -692,17 +692,17 @@ def test_container_interfaces_other_owner_refused() -> None:
 @pytest.mark.realstack
 def test_gather_live_as_the_user() -> None:
     """gather() as the stack user with a real podman slirp4netns container: the container, its
-    port handler from the processes, its interfaces, and the time it takes vs `podman info`."""
+    port handler from the processes, and its interfaces (its speed: bench/check.py)."""
     import stack
 
     stack.require()
     u = stack.user()
     script = (
-        "import json, time\n"
+        "import json\n"
         "from rootless_doctor import host\n"
-        "t = time.monotonic(); f = host.gather(host.default_paths()); dt = time.monotonic() - t\n"
+        "f = host.gather(host.default_paths())\n"
         "p = f.podman\n"
-        "print(json.dumps({'dt': dt, 'version': p and p.version, 'notes': p and list(p.notes),\n"
+        "print(json.dumps({'version': p and p.version, 'notes': p and list(p.notes),\n"
         "  'containers': [[c.name, c.port_handler, c.interfaces_error,\n"
         "    [[i.name, list(i.addresses)] for i in (c.interfaces or ())]]\n"
         "    for c in (p.containers if p else ())],\n"
@@ -713,17 +713,11 @@ def test_gather_live_as_the_user() -> None:
         cp = stack.run_as(u, [USER_PYTHON, "-c", script], env=env, timeout=60)
         assert cp.returncode == 0, cp.stderr
         out = json.loads(cp.stdout)
-        t = time.monotonic()
-        stack.podman(u, "info", "--format", "json")
-        podman_info_s = time.monotonic() - t
     assert out["version"] == "4.3.1" and out["tun"] == "ok" and out["subuid"]
     (c,) = [c for c in out["containers"] if c[0] == "rdhost-gather"]
     _, handler, err, ifaces = c
     assert handler == "rootlesskit" and err == ""
     assert any(n == "tap0" and "10.0.2.100/24" in a for n, a in ifaces)
-    # A live check costs about one `podman info` (the CLIs run side by side).
-    assert out["dt"] < podman_info_s * 3 + 0.5, (out["dt"], podman_info_s)
-    print(f"gather {out['dt']:.3f} s vs podman info {podman_info_s:.3f} s")
 
 
 def test_tun_modes(fake: FakeHost) -> None:
