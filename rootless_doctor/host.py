@@ -284,13 +284,19 @@ def _parsed(fn: Callable[[], T], what: str, notes: list[str]) -> T | None:
 
 
 def _processes(paths: HostPaths) -> list[Proc]:
-    """Every process: psutil on the real root, else the fake ``root/proc``."""
+    """Every process: psutil on the real root, else the fake ``root/proc``.
+
+    Live, our own children are left out: they are the commands this check runs side by side
+    (``rootlesskit --version`` is not a RootlessKit instance)."""
     if paths.root == Path("/"):
         import psutil
 
         procs = []
+        me = os.getpid()
         for p in psutil.process_iter(["pid", "ppid", "uids", "cmdline"]):
             info = p.info
+            if info.get("ppid") == me:
+                continue
             uids = info.get("uids")
             procs.append(
                 Proc(

@@ -729,3 +729,22 @@ def test_tun_modes(fake: FakeHost) -> None:
         tun.chmod(0o666)
         assert host._dev_net_tun(other) == "ok"
     assert stat.S_ISREG(tun.stat().st_mode)
+
+
+def test_own_children_are_not_host_processes(tmp_path: Path) -> None:
+    """gather() lists processes while its own `rootlesskit --version` runs beside it: a child of
+    this process named rootlesskit must not become a standalone RootlessKit (seen in CI)."""
+    import subprocess
+
+    fake_rk = tmp_path / "rootlesskit"
+    fake_rk.write_text("#!/bin/sh\nsleep 30\n")
+    fake_rk.chmod(0o755)
+    child = subprocess.Popen([str(fake_rk), "--version"])
+    try:
+        paths = host.default_paths()
+        procs = host._processes(paths)
+        assert child.pid not in {p.pid for p in procs}
+        assert os.getpid() in {p.pid for p in procs}  # the listing itself works
+    finally:
+        child.kill()
+        child.wait()

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import rdtool
 import stack
 
 from rootless_doctor import host, probe
@@ -185,41 +186,15 @@ def test_static_elf_detection() -> None:
 
 @pytest.fixture(scope="module")
 def tool() -> Iterator[list[str]]:
-    """argv prefix that runs ``rootless-doctor probe`` as the stack user.
-
-    CI sets RD_TOOL to a world-readable console script. Otherwise: a world-readable copy of the
-    package, run by a python the user can execute, with the venv's site-packages for the deps.
-    """
+    """argv prefix that runs ``rootless-doctor probe`` as the stack user (tests/rdtool.py)."""
     stack.require()
     u = stack.user()
-    if os.environ.get("RD_TOOL"):
-        yield [os.environ["RD_TOOL"], "probe"]
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="rd-probe-tool-"))
-    try:
-        shutil.copytree(REPO / "rootless_doctor", tmp / "rootless_doctor")
-        for sub in ("systemd", "podman"):  # package-dir data of the reference files
-            if (REPO / sub).is_dir():
-                shutil.copytree(REPO / sub, tmp / sub)
-        subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
-        site = next(Path("/opt/rdvenv/lib").glob("python3*/site-packages"))
-        py = "/opt/rdvenv/bin/python"
-        if stack.run_as(u, [py, "-c", "pass"]).returncode != 0:
-            py = "/usr/bin/python3"  # the venv's interpreter may live under /root
-        pre = [py]
-        env = {"PYTHONPATH": f"{tmp}:{site}", "PYTHONDONTWRITEBYTECODE": "1"}
-        envargs = [f"{k}={v}" for k, v in env.items()]
-        if stack.run_as(u, ["env", *envargs, py, "-c", "import rootless_doctor.cli"]).returncode:
-            # cli.py not importable yet: serve the command alone.
-            snippet = (
-                "import typer; from rootless_doctor.cli_probe import probe_command as c; "
-                "a = typer.Typer(add_completion=False); a.command()(c); a()"
-            )
-            yield ["env", *envargs, *pre, "-c", snippet]
-        else:
-            yield ["env", *envargs, *pre, "-m", "rootless_doctor", "probe"]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    prefix, extra = rdtool.argv(u)
+    yield ["env", *[f"{k}={v}" for k, v in extra.items()], *prefix, "probe"]
+    # The probe's `podman run`, like any podman command, starts podman's pause process: it is
+    # podman's, shared by all of the user's containers, not the probe's. Stop it here so the next
+    # module starts with a clean user.
+    stack.podman_reset(u)
 
 
 def run_tool(
