@@ -46,6 +46,13 @@ def check(
     probe: Annotated[
         bool, typer.Option("--probe", help="Also prove it with real traffic for each engine.")
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="With --probe: connect from this non-loopback address of this host "
+            "(default: the host's first non-loopback address)."
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for each engine command.", min=0.1)
     ] = 5.0,
@@ -66,10 +73,16 @@ def check(
             raise DoctorError(f"{compose}: no such compose file; name an existing one")
         facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
     report = diagnose(facts)
-    if probe and not facts.offline:
-        from .probe import probe_all
+    if source is not None and not probe:
+        raise DoctorError("--source only applies with --probe")
+    if probe and facts.offline:
+        raise DoctorError("--probe sends real traffic on this host; it cannot go with --from")
+    if probe:
+        from .probe import as_checks, probe_all
 
-        report = dataclasses.replace(report, probes=tuple(probe_all(facts, report)))
+        results = probe_all(facts, report, source=source)
+        folded = tuple(c for r in results for c in as_checks(r))
+        report = dataclasses.replace(report, probes=tuple(results), checks=report.checks + folded)
     if json_out:
         render.print_json(render.to_json(report))
     else:

@@ -165,15 +165,6 @@ def report_lines(report: Report) -> list[tuple[str, str]]:
                 )
             )
         lines.extend(_checks(by_engine.pop(e.engine, [])))
-    for p in report.probes:
-        if p.ran:
-            txt = (
-                f"probe {p.engine}: connected from {p.source}, listener saw {p.observed} → "
-                f"{_yes_no(p.preserved)} ({p.elapsed_ms:.0f} ms; {p.used})"
-            )
-        else:
-            txt = f"probe {p.engine}: could not run — {p.error}"
-        lines.append(("bold" if p.ran else "magenta", txt))
     rest = [c for group in by_engine.values() for c in group]
     if rest:
         lines.append(("bold", "Host"))

@@ -7,6 +7,7 @@ Needs the real stack (.ci/setup-stack.sh): skips without it, fails in CI.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,4 +110,50 @@ def test_podman(
     assert mine[0]["network_mode"].startswith("slirp4netns")
     assert mine[0]["port_handler"] == handler
     assert mine[0]["source_ip_preserved"] is (seen == ns.client_addr)
+    assert stack.leftovers(u) == []
+
+
+def test_tap0_read_as_owner_flags_network_interface_eth0(u: stack.User) -> None:
+    """A podman container on slirp4netns set up like docker-mailserver's default
+    (NETWORK_INTERFACE=eth0): check, run as the owner, reads the container's interfaces by
+    entering its user namespace, finds tap0 10.0.2.100/24 and says which value to set."""
+    name = "rdiface"
+    stack.podman(u, "rm", "-f", "-t0", name)
+    run = stack.podman(
+        u, "run", "-d", "--name", name, "--network", "slirp4netns",
+        "-e", "NETWORK_INTERFACE=eth0", "-v", "/usr:/usr:ro", "--rootfs", stack.rootfs(u),
+        "python3", "-c", "import time; time.sleep(120)",
+    )  # fmt: skip
+    try:
+        assert run.returncode == 0, run.stderr
+        report = rdtool.check_json(u)
+    finally:
+        stack.podman(u, "rm", "-f", "-t0", name)
+        stack.podman_reset(u)
+    found = [
+        c for c in report["checks"]
+        if c["id"] == "CONTAINER-NETWORK-INTERFACE" and name in c["title"]
+    ]  # fmt: skip
+    assert len(found) == 1, [c for c in report["checks"] if c["id"].startswith("CONTAINER")]
+    (c,) = found
+    assert c["status"] == "fail"
+    assert "eth0" in c["detail"] and "tap0" in c["detail"] and "10.0.2.100/24" in c["detail"]
+    assert "NETWORK_INTERFACE=tap0" in c["remedy"]
+    assert stack.leftovers(u) == []
+
+
+def test_check_probe_folds_the_observed_result(u: stack.User, ns: stack.Netns) -> None:
+    """`check --probe --source ADDR` runs the probe for each engine found (podman here, its
+    default `podman run -p` path) and folds what the listener saw into the report."""
+    cp = rdtool.run(u, "check", "--json", "--probe", "--source", ns.host_addr)
+    stack.podman_reset(u)
+    assert cp.returncode == 1, cp.stderr  # Podman 4.3 default loses the source IP: a failure
+    report = json.loads(cp.stdout)
+    (p,) = [x for x in report["probes"] if x["engine"] == "podman"]
+    assert p["ran"] is True and p["source"] == ns.host_addr
+    assert p["observed"] == "10.0.2.100" and p["source_ip_preserved"] is False
+    assert p["expected"] is False  # check's static verdict agreed
+    probe_check = [c for c in report["checks"] if c["id"] == "PROBE-PODMAN"]
+    assert [c["status"] for c in probe_check] == ["fail"]
+    assert "10.0.2.100" in probe_check[0]["detail"]
     assert stack.leftovers(u) == []

@@ -41,12 +41,13 @@ def _check(c: ContainerFacts) -> CheckResult:
             engine=c.engine,
         )
     names = [i.name for i in c.interfaces]
+    seen = ", ".join(f"{i.name} {' '.join(i.addresses)}".strip() for i in c.interfaces)
     if effective in names:
         return CheckResult(
             id="CONTAINER-NETWORK-INTERFACE",
             title=title,
             status="ok",
-            detail=f"NETWORK_INTERFACE {shown}; interfaces {', '.join(names)}",
+            detail=f"NETWORK_INTERFACE {shown}; interfaces {seen}",
             engine=c.engine,
         )
     best = best_interface(c.interfaces)
@@ -55,7 +56,7 @@ def _check(c: ContainerFacts) -> CheckResult:
         id="CONTAINER-NETWORK-INTERFACE",
         title=title,
         status="fail",
-        detail=f"NETWORK_INTERFACE {shown} but the container has {', '.join(names) or 'none'} "
+        detail=f"NETWORK_INTERFACE {shown} but the container has {seen or 'no interface'} "
         f"(network {c.network_mode or '?'}): docker-mailserver stops at start",
         remedy=f"set {set_to} and recreate the container (`{kb.FIX_COMPOSE}` for compose files)",
         engine=c.engine,
