@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +57,18 @@ def check(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for each engine command.", min=0.1)
     ] = 5.0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Report (and exit on) only these check IDs; repeatable, patterns like "
+            "'COMPOSE-*' work. For preflight runs in CI or Ansible.",
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Leave out these check IDs (repeatable, patterns work)."),
+    ] = None,
 ) -> None:
     """Detect engines and drivers, say whether client source IPs reach containers, and why."""
     from . import render
@@ -72,7 +85,12 @@ def check(
         if compose is not None and not compose.is_file():
             raise DoctorError(f"{compose}: no such compose file; name an existing one")
         facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
-    report = diagnose(facts)
+    for pattern in (*(only or ()), *(ignore or ())):
+        if not re.fullmatch(r"[A-Za-z0-9*?\[\]-]+", pattern):
+            raise DoctorError(f"{pattern!r} is not a check ID or pattern (see the README's list)")
+    report = diagnose(facts).select(
+        tuple(p.upper() for p in only or ()), tuple(p.upper() for p in ignore or ())
+    )
     if source is not None and not probe:
         raise DoctorError("--source only applies with --probe")
     if probe and facts.offline:

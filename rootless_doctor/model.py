@@ -288,6 +288,18 @@ class Report:
     def failed(self) -> bool:
         return any(c.status == "fail" for c in self.checks)
 
+    def select(self, only: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> Report:
+        """The checks whose ID matches a pattern of ``only`` (all when empty) and none of
+        ``ignore``; shell-style patterns (``COMPOSE-*``). For preflight runs (CI, Ansible)."""
+        from dataclasses import replace
+        from fnmatch import fnmatchcase
+
+        def keep(check_id: str) -> bool:
+            wanted = not only or any(fnmatchcase(check_id, p) for p in only)
+            return wanted and not any(fnmatchcase(check_id, p) for p in ignore)
+
+        return replace(self, checks=tuple(c for c in self.checks if keep(c.id)))
+
 
 @dataclass(frozen=True, kw_only=True)
 class FilePlan:

@@ -211,3 +211,25 @@ def test_human_report_groups_by_engine() -> None:
     assert "podman 4.3.1 (rootless)" in out
     assert "client source IP: LOST" in out
     assert "fix:" in out  # remedies are shown with failing checks
+
+
+PODMAN_INFO = str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json")
+
+
+def test_only_and_ignore_select_checks_and_the_exit_code() -> None:
+    cp = rd("check", "--json", "--from", PODMAN_INFO, "--only", "podman-*", "--only", "SUBUID")
+    assert cp.returncode == 1  # PODMAN-SOURCE-IP fails on Podman 4.3 defaults
+    ids = {c["id"] for c in json.loads(cp.stdout)["checks"]}
+    assert ids == {"PODMAN-SOURCE-IP", "SUBUID"}  # PODMAN6-* does not match PODMAN-*
+    cp = rd("check", "--json", "--from", PODMAN_INFO, "--ignore", "PODMAN-SOURCE-IP")
+    data = json.loads(cp.stdout)
+    assert "PODMAN-SOURCE-IP" not in {c["id"] for c in data["checks"]}
+    assert cp.returncode == (1 if any(c["status"] == "fail" for c in data["checks"]) else 0)
+    assert data["engines"][0]["source_ip_preserved"] is False  # engines are not filtered
+
+
+def test_bad_option_combinations_are_one_line_exit_2() -> None:
+    for args in (["--only", "rm -rf"], ["--source", "10.200.0.1"], ["--probe"]):
+        cp = rd("check", "--from", PODMAN_INFO, *args)
+        assert cp.returncode == 2, (args, cp.stdout, cp.stderr)
+        assert len(cp.stderr.strip().splitlines()) == 1 and "Traceback" not in cp.stderr
