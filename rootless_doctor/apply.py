@@ -329,11 +329,6 @@ class Undone:
     action: str  # "restored", "removed", "skipped: ..."
 
 
-def recorded(owner: Owner) -> list[Path]:
-    """Files rootless-doctor has changed and can restore."""
-    return [Path(p) for p in sorted(_Manifest(owner).entries)]
-
-
 def undo(owner: Owner, only: Iterable[Path] = (), force: bool = False) -> list[Undone]:
     """Restore every file in the manifest (or those in ``only``) to its original bytes, or remove
     it when the fix created it. A file edited since the fix is skipped unless ``force``."""

@@ -76,6 +76,13 @@ def gather_facts(paths: HostPaths) -> HostFacts:
     return host.gather(paths, interfaces=False)
 
 
+def _host() -> tuple[Owner, HostPaths, HostFacts]:
+    """Who the fix is for, their paths, and the facts read from this host (through the seams)."""
+    o = owner()
+    paths = host_paths(o)
+    return o, paths, gather_facts(paths)
+
+
 def _pasta(facts: HostFacts) -> bool:
     t = facts.tools.get("pasta")
     return bool(t and t.path) or bool(facts.podman and facts.podman.pasta_version)
@@ -255,9 +262,7 @@ def docker_command(
     from . import apply, knowledge
     from .fixes import docker
 
-    o = owner()
-    paths = host_paths(o)
-    facts = gather_facts(paths)
+    o, paths, facts = _host()
     if facts.docker is not None and not driver:
         v = knowledge.docker_verdict(facts.docker, facts.tools)
         if v.preserved is True:
@@ -278,8 +283,15 @@ def docker_command(
     )
     others = [f"{o2.key}: {o2.throughput}" for o2 in choice.options if o2.available and o2 != opt]
     notes = [f"also usable here: {', '.join(others)} (--driver)"] if others else []
-    _emit(plans, o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes,
-          header="" if json_out else header)  # fmt: skip
+    _emit(
+        plans,
+        o,
+        dry_run=dry_run,
+        restart=restart,
+        json_out=json_out,
+        notes=notes,
+        header="" if json_out else header,
+    )
 
 
 def _default_compose(cwd: Path) -> Path:
@@ -313,13 +325,16 @@ def compose_command(
     text = apply.read_text(path)
     if text is None:
         raise DoctorError(f"{path}: no such file")
-    o = owner()
-    facts = gather_facts(host_paths(o))
-    eng = _engine(engine, facts)
+    o, _, facts = _host()
     cp = compose.plan(
-        path, text, service=service, engine=eng, podman=facts.podman,
-        pasta_installed=_pasta(facts), host_interface=interface,
-    )  # fmt: skip
+        path,
+        text,
+        service=service,
+        engine=_engine(engine, facts),
+        podman=facts.podman,
+        pasta_installed=_pasta(facts),
+        host_interface=interface,
+    )
     if cp.plan is None:
         typer.echo(json.dumps({"changed": False, "advice": cp.advice}) if json_out else cp.advice)
         raise typer.Exit(0)
@@ -349,15 +364,12 @@ def podman_command(
     from . import apply
     from .fixes import podman
 
-    o = owner()
-    paths = host_paths(o)
-    facts = gather_facts(paths)
+    o, paths, facts = _host()
     if facts.podman is None or not facts.podman.version:
         raise DoctorError("Podman not found or its version unreadable: run `podman version`")
     path = podman.conf_path(paths.config_dir)
     pp = podman.plan(path, apply.read_text(path), facts.podman, _pasta(facts))
-    _emit([pp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out,
-          notes=list(pp.notes))  # fmt: skip
+    _emit([pp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=list(pp.notes))
 
 
 @fix_app.command("quadlet")
@@ -376,13 +388,13 @@ def quadlet_command(
     text = apply.read_text(path)
     if text is None:
         raise DoctorError(f"{path}: no such file")
-    o = owner()
-    facts = gather_facts(host_paths(o))
-    qp = quadlet.plan(path, text, podman=facts.podman, pasta_installed=_pasta(facts),
-                      host_interface=interface)  # fmt: skip
-    assert qp.plan is not None
-    _emit([qp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out,
-          notes=[qp.advice] if qp.advice else [])  # fmt: skip
+    o, _, facts = _host()
+    qp = quadlet.plan(
+        path, text, podman=facts.podman, pasta_installed=_pasta(facts), host_interface=interface
+    )
+    assert qp.plan is not None  # a Quadlet unit always gets a plan; only compose may advise
+    notes = [qp.advice] if qp.advice else []
+    _emit([qp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes)
 
 
 def _lowest_port(facts: HostFacts) -> int | None:
@@ -418,8 +430,7 @@ def privileged_ports_command(
     from . import apply
     from .fixes import sysctl
 
-    o = owner()
-    facts = gather_facts(host_paths(o))
+    o, _, facts = _host()
     low = port or _lowest_port(facts)
     if low is None:
         typer.echo("nothing to do: no published port below 1024 found (pass --port N to set one)")
@@ -430,7 +441,12 @@ def privileged_ports_command(
         raise typer.Exit(0)
     plan = sysctl.plan(low, apply.read_text(sysctl.FILE))
     is_root = os.geteuid() == 0
-    notes = [] if is_root else [f"writing {sysctl.FILE} needs root: run `sudo rootless-doctor "
-                                f"fix privileged-ports --port {low}`"]  # fmt: skip
-    _emit([plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes,
-          write=is_root)  # fmt: skip
+    notes = []
+    if not is_root:
+        notes.append(
+            f"writing {sysctl.FILE} needs root: run `sudo rootless-doctor fix privileged-ports "
+            f"--port {low}`"
+        )
+    _emit(
+        [plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes, write=is_root
+    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .model import (
@@ -53,11 +53,11 @@ RK_SOURCE_IP_TRANSPARENT = "3.0.0"  # rootlesskit docs/port.md: builtin keeps TC
 RK_IMPLICIT = "2.0.0"  # rootlesskit v2 added --net=pasta with --port-driver=implicit
 PASTA_FOR_IMPLICIT = "2023_12_04"  # dockerd-rootless.sh: pasta new enough for RootlessKit
 PASTA_FOR_PESTO = "2026_05_07"  # passt release that ships pesto
+# rootlesskit v3.1.0 added --port-driver=pesto (#616, IPv4); docs/port.md: "Requires `pasta`
+# network and passt `2026_05_07.1afd4ed` or later", 45.2 Gbps, experimental.
+RK_PESTO = "3.1.0"
 SLIRP4NETNS_FOR_DOCKER = "0.4.0"  # dockerd-rootless.sh picks slirp4netns only from 0.4
 DOCKER_PASTA_DEFAULT = "28.5.2"  # launcher: pasta + implicit by default when no slirp4netns
-
-# Drivers whose forwarding keeps the client's address (rootlesskit docs/port.md).
-PRESERVING_PORT_DRIVERS = frozenset({"slirp4netns", "implicit", "pesto"})
 
 # --------------------------------------------------------------------------- versions
 
@@ -425,6 +425,10 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
     missing = []
     if version_at_least(rk_v, RK_SOURCE_IP_TRANSPARENT) is not True:
         missing.append(f"RootlessKit {_v(rk_v)} older than 3.0 (Docker 29.5 bundles 3.0.0)")
+    if dr.network_driver == "pasta":
+        # rootlesskit cmd/rootlesskit/main.go: network "pasta" requires port driver "none" or
+        # "implicit" (or "pesto" from v3.1), so builtin would keep the daemon from starting.
+        missing.append("builtin cannot run with the pasta network (RootlessKit refuses it)")
     ok, why = need(missing)
     opts.append(
         FixOption(
@@ -443,24 +447,25 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
         )
     )
 
-    # pesto: pasta ≥ 2026_05_07 (passt ships pesto), RootlessKit ≥ 3.
+    # pesto: RootlessKit ≥ 3.1 with --net=pasta and passt ≥ 2026_05_07 (docs/port.md). Listed
+    # after the stable drivers although upstream measured it fastest: it is experimental.
     missing = []
     if pasta is None or not pasta.path:
         missing.append("pasta (passt) not installed")
     elif version_at_least(pasta.version, PASTA_FOR_PESTO) is not True:
         missing.append(f"pasta {_v(pasta.version)} older than {PASTA_FOR_PESTO} (or unknown)")
-    if version_at_least(rk_v, RK_SOURCE_IP_TRANSPARENT) is not True:
-        missing.append(f"RootlessKit {_v(rk_v)} older than 3.0")
+    if version_at_least(rk_v, RK_PESTO) is not True:
+        missing.append(f"RootlessKit {_v(rk_v)} older than 3.1")
     ok, why = need(missing)
     opts.append(
         FixOption(
             key="pesto",
-            network_driver="pasta",  # pesto is passt's port forwarder: it needs the pasta net
+            network_driver="pasta",  # rootlesskit: port driver pesto requires the pasta network
             port_driver="pesto",
             userland_proxy=None,
-            throughput="fast (no upstream figure)",
+            throughput="≈45 Gbps (experimental)",
             protocols="ipv4",
-            cost="IPv4 only; newest passt",
+            cost="experimental, IPv4 only; needs RootlessKit ≥ 3.1 and passt ≥ 2026_05_07",
             privileged_ports=sysctl_ports,
             available=ok,
             missing=why,
@@ -534,12 +539,14 @@ def conf_str(conf: Mapping[str, object], key: str) -> str | None:
 
 
 def podman_conf_port_handler(p: PodmanFacts) -> str | None:
-    """``port_handler`` from ``[engine] network_cmd_options`` (slirp4netns options)."""
+    """``port_handler`` from ``[engine] network_cmd_options`` (slirp4netns options; Podman
+    applies them in order, so the last one wins)."""
+    handler = None
     for opt in conf_list(p.conf, "engine.network_cmd_options"):
         key, _, value = opt.partition("=")
         if key.strip() == "port_handler":
-            return value.strip()
-    return None
+            handler = value.strip() or None
+    return handler
 
 
 def podman_default_network(p: PodmanFacts) -> tuple[str | None, str]:
@@ -560,6 +567,40 @@ def podman_port_forwarder(p: PodmanFacts) -> str:
     """What forwards ports of rootless bridge networks: rootlessport, or pasta on Podman 6."""
     value = p.rootless_port_forwarder or conf_str(p.conf, "network.rootless_port_forwarder")
     return value or "rootlessport"
+
+
+def podman_effective(p: PodmanFacts) -> PodmanFacts:
+    """``p`` with Podman's *effective* defaults filled in from what is known.
+
+    The rootless network command: ``podman info`` if it shows one (5.1+), else
+    :func:`podman_default_network`. The port forwarder on Podman 6 (:func:`podman_port_forwarder`).
+    Containers: a slirp4netns container without its own ``port_handler`` takes containers.conf's;
+    a bridge container forwards through pasta when the forwarder is pasta, and through nothing
+    when Podman runs as root.
+    """
+    m = major(p.version)
+    cmd = p.rootless_network_cmd or podman_default_network(p)[0]
+    fwd = p.rootless_port_forwarder
+    if m is not None and m >= 6:
+        fwd = podman_port_forwarder(p)
+    conf_handler = podman_conf_port_handler(p)
+    containers = []
+    for c in p.containers:
+        if (
+            c.network_mode == "slirp4netns"
+            and conf_handler
+            and not any("port_handler=" in a for a in c.create_command)
+        ):
+            c = replace(c, port_handler=conf_handler)
+        if c.port_handler == "rootlessport":
+            if p.rootless is False:
+                c = replace(c, port_handler=None)
+            elif fwd == "pasta":
+                c = replace(c, port_handler="pasta")
+        containers.append(c)
+    return replace(
+        p, rootless_network_cmd=cmd, rootless_port_forwarder=fwd, containers=tuple(containers)
+    )
 
 
 def _bridge_caveat(p: PodmanFacts) -> str:
@@ -628,6 +669,21 @@ def podman_container_handler(c: ContainerFacts) -> str | None:
         if "port_handler=" in arg:
             return arg.split("port_handler=", 1)[1].split(",", 1)[0]
     return None
+
+
+def podman_port_handler(p: PodmanFacts, c: ContainerFacts) -> str | None:
+    """What forwards one container's published ports: its own handler when read, else pasta,
+    the slirp4netns handler, or the bridge-network forwarder; None for host/none/container."""
+    if c.port_handler:
+        return c.port_handler
+    base, _ = split_network_mode(c.network_mode)
+    if base == "slirp4netns":
+        return podman_container_handler(c) or "rootlesskit"
+    if base == "pasta":
+        return "pasta"
+    if base in (None, "host", "none", "container"):
+        return None
+    return podman_port_forwarder(p)
 
 
 def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:

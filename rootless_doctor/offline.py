@@ -14,7 +14,7 @@ from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import parse
+from . import knowledge, parse
 from .model import (
     ComposeFacts,
     ContainerFacts,
@@ -459,7 +459,7 @@ def gather_offline(files: Sequence[Path]) -> HostFacts:
             PodmanFacts(conf=conf, conf_files=tuple(n for n, _ in acc.confs)),
         )
     if podman is not None:
-        podman = parse.podman_effective(podman)
+        podman = knowledge.podman_effective(podman)
         if acc.proc_handlers:
             # processes outrank the defaults, but only for containers the inspect output named
             seen = []

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
+from . import knowledge
 from .model import (
     ComposeFacts,
     ComposeService,
@@ -35,7 +35,11 @@ from .model import (
 
 class ParseError(DoctorError):
     """Text that is not what it claims to be. The message says why, without the file name;
-    callers add the file name."""
+    callers add the file name (and ``line``, where the parser knows it)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -102,11 +106,6 @@ def _int(v: Any) -> int | None:
     if isinstance(v, str) and v.strip().isdigit():
         return int(v.strip())
     return None
-
-
-def _major(version: str | None) -> int | None:
-    m = re.match(r"\s*v?(\d+)", version or "")
-    return int(m.group(1)) if m else None
 
 
 # --------------------------------------------------------------------------- mini YAML
@@ -405,46 +404,6 @@ def podman_info(text: str) -> PodmanFacts:
     )
 
 
-def podman_effective(p: PodmanFacts) -> PodmanFacts:
-    """Fill Podman's *effective* defaults from what is known: the rootless network command from
-    ``podman info`` if shown (5.1+), else containers.conf ``network.default_rootless_network_cmd``,
-    else the version default (< 5: slirp4netns, ≥ 5: pasta); the 6.0 port forwarder likewise
-    (default rootlessport). Containers: a slirp4netns container without its own port_handler
-    option takes containers.conf ``engine.network_cmd_options``; bridge containers forward through
-    pasta when Podman 6's ``rootless_port_forwarder`` is pasta; none when Podman runs as root."""
-    major = _major(p.version)
-    cmd = p.rootless_network_cmd or _str(p.conf.get("network.default_rootless_network_cmd"))
-    if cmd is None and major is not None:
-        cmd = "slirp4netns" if major < 5 else "pasta"
-    fwd = p.rootless_port_forwarder
-    if fwd is None and major is not None and major >= 6:
-        fwd = _str(p.conf.get("network.rootless_port_forwarder")) or "rootlessport"
-    opts = p.conf.get("engine.network_cmd_options")
-    conf_handler: str | None = None
-    if isinstance(opts, list):
-        for o in opts:
-            if isinstance(o, str) and o.strip().startswith("port_handler="):
-                conf_handler = o.split("=", 1)[1].strip() or None
-    containers = []
-    for c in p.containers:
-        mode = c.network_mode or ""
-        if (
-            mode == "slirp4netns"
-            and conf_handler
-            and not any("port_handler=" in a for a in c.create_command)
-        ):
-            c = replace(c, port_handler=conf_handler)
-        if c.port_handler == "rootlessport":
-            if p.rootless is False:
-                c = replace(c, port_handler=None)
-            elif fwd == "pasta":
-                c = replace(c, port_handler="pasta")
-        containers.append(c)
-    return replace(
-        p, rootless_network_cmd=cmd, rootless_port_forwarder=fwd, containers=tuple(containers)
-    )
-
-
 # --------------------------------------------------------------------------- docker version / info
 
 
@@ -483,7 +442,7 @@ def _docker_rootless_from_components(
 ) -> tuple[bool | None, str]:
     if kit is not None:
         return True, "docker version lists a rootlesskit component"
-    major = _major(engine_version)
+    major = knowledge.major(engine_version)
     if major is not None and major >= 23:
         return False, f"docker version (Engine {engine_version}) lists no rootlesskit component"
     return None, ""
@@ -980,41 +939,45 @@ def podman_inspect(text: str) -> list[ContainerFacts]:
         cmd = tuple(str(a) for a in cmd_v) if isinstance(cmd_v, list) else ()
         mode = _str(_get(c, "HostConfig", "NetworkMode"))
         flag = _network_flag(cmd)
-        if mode and flag and ":" in flag and flag.split(":", 1)[0] == mode:
+        if mode and flag and ":" in flag and flag.partition(":")[0] == mode:
             mode = flag  # keep the options ("slirp4netns:port_handler=slirp4netns")
-        base = (mode or "").split(":", 1)[0]
+        base, opts = knowledge.split_network_mode(mode)
         handler: str | None = None
         if base == "pasta":
             handler = "pasta"
         elif base == "slirp4netns":
-            opts = mode.split(":", 1)[1] if mode and ":" in mode else ""
-            m = re.search(r"(?:^|,)port_handler=([\w-]+)", opts)
             # Podman's default slirp4netns port handler is rootlesskit (rootlessport process).
-            handler = m.group(1) if m else "rootlesskit"
-        elif base in ("bridge", "default") or (
-            base and base not in ("host", "none", "container", "ns", "private", "slirp4netns")
-        ):
-            # rootless bridge and named networks forward ports through rootlessport
+            handler = opts.get("port_handler") or "rootlesskit"
+        elif base and base not in ("host", "none", "container", "ns", "private"):
+            # rootless bridge ("bridge", "default") and named networks forward ports through
+            # rootlessport
             handler = None if _rootful_paths(c) else "rootlessport"
-        nets = _get(c, "NetworkSettings", "Networks")
-        pid = _int(_get(c, "State", "Pid"))
-        out.append(
-            ContainerFacts(
-                engine="podman",
-                name=(_str(_get(c, "Name")) or "").lstrip("/"),
-                id=_str(_get(c, "Id")) or "",
-                network_mode=mode,
-                port_handler=handler,
-                networks=tuple(nets) if isinstance(nets, Mapping) else (),
-                ports=_ports(
-                    _get(c, "NetworkSettings", "Ports"), _get(c, "HostConfig", "PortBindings")
-                ),
-                env=_env(_get(c, "Config", "Env")),
-                pid=pid or None,
-                create_command=cmd,
-            )
-        )
+        out.append(_container(c, "podman", mode, handler, cmd))
     return out
+
+
+def _container(
+    c: Mapping[str, Any],
+    engine: Literal["docker", "podman"],
+    mode: str | None,
+    handler: str | None,
+    create_command: tuple[str, ...] = (),
+) -> ContainerFacts:
+    """The fields docker and podman inspect print alike."""
+    nets = _get(c, "NetworkSettings", "Networks")
+    pid = _int(_get(c, "State", "Pid"))
+    return ContainerFacts(
+        engine=engine,
+        name=(_str(_get(c, "Name")) or "").lstrip("/"),
+        id=_str(_get(c, "Id")) or "",
+        network_mode=mode,
+        port_handler=handler,
+        networks=tuple(nets) if isinstance(nets, Mapping) else (),
+        ports=_ports(_get(c, "NetworkSettings", "Ports"), _get(c, "HostConfig", "PortBindings")),
+        env=_env(_get(c, "Config", "Env")),
+        pid=pid or None,
+        create_command=create_command,
+    )
 
 
 def docker_inspect(text: str) -> list[ContainerFacts]:
@@ -1024,23 +987,8 @@ def docker_inspect(text: str) -> list[ContainerFacts]:
         mode = _str(_get(c, "HostConfig", "NetworkMode"))
         if mode == "default":
             mode = "bridge"  # Docker on Linux: "default" is the bridge network
-        nets = _get(c, "NetworkSettings", "Networks")
-        pid = _int(_get(c, "State", "Pid"))
-        out.append(
-            ContainerFacts(
-                engine="docker",
-                name=(_str(_get(c, "Name")) or "").lstrip("/"),
-                id=_str(_get(c, "Id")) or "",
-                network_mode=mode,
-                port_handler=None,  # a property of the daemon's RootlessKit, not the container
-                networks=tuple(nets) if isinstance(nets, Mapping) else (),
-                ports=_ports(
-                    _get(c, "NetworkSettings", "Ports"), _get(c, "HostConfig", "PortBindings")
-                ),
-                env=_env(_get(c, "Config", "Env")),
-                pid=pid or None,
-            )
-        )
+        # port_handler None: a property of the daemon's RootlessKit, not of the container
+        out.append(_container(c, "docker", mode, None))
     return out
 
 
@@ -1073,7 +1021,9 @@ def containers_conf(files: Sequence[tuple[str, str]]) -> dict[str, object]:
             doc = tomllib.loads(_strip_bom(text))
         except tomllib.TOMLDecodeError as e:
             where = f"{name}: " if len(files) > 1 else ""
-            raise ParseError(f"{where}not TOML ({e})") from None
+            # Python 3.11's TOMLDecodeError has no lineno: the message ends "(at line N, ...)"
+            at = re.search(r"\(at line (\d+)", str(e))
+            raise ParseError(f"{where}not TOML ({e})", line=int(at[1]) if at else None) from None
         for table, body in doc.items():
             # Podman decodes with BurntSushi/toml, which matches table and key names to its
             # struct fields without case: "[Network]" is "[network]".
@@ -1117,7 +1067,7 @@ def _unit_lines(text: str) -> Iterator[tuple[str, str]]:
 _C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
-def _systemd_words(value: str) -> list[str]:
+def systemd_words(value: str) -> list[str]:
     """Words of a systemd setting: whitespace-separated, "double"/'single' quoted parts, C
     escapes (extract_first_word with EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE)."""
     words: list[str] = []
@@ -1175,7 +1125,7 @@ def unit_environment(files: Sequence[tuple[str, str]]) -> dict[str, str]:
             if not value:
                 env.clear()
                 continue
-            for word in _systemd_words(value):
+            for word in systemd_words(value):
                 k, eq2, v = word.partition("=")
                 # systemd ignores assignments with invalid variable names
                 if eq2 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
@@ -1280,7 +1230,8 @@ def _port_range(host: str, cont: str) -> list[tuple[int, int]]:
     return [(h, cs[0]) for h in hs] if len(cs) == 1 else []
 
 
-def _compose_env(v: Any) -> dict[str, str]:
+def compose_environment(v: Any) -> dict[str, str]:
+    """A compose ``environment:`` (mapping or ``KEY=value`` list) → dict; unset keys left out."""
     out: dict[str, str] = {}
     if isinstance(v, Mapping):
         for k, val in v.items():
@@ -1326,7 +1277,7 @@ def compose(text: str, path: str) -> ComposeFacts:
                 networks=networks,
                 ports=_compose_ports(svc.get("ports")),
                 cap_add=tuple(str(c) for c in caps) if isinstance(caps, list) else (),
-                environment=_compose_env(svc.get("environment")),
+                environment=compose_environment(svc.get("environment")),
             )
         )
     return ComposeFacts(path=path, services=tuple(out))

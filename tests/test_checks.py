@@ -472,6 +472,10 @@ def test_compose_network_mode_docker() -> None:
 def test_compose_engine_assumption_stated() -> None:
     r = one(host(podman=pm(), compose=compose(dms())), "COMPOSE-NETWORK-MODE")
     assert "both Docker and Podman found: assumed `docker compose`" in r.detail
+    # A docker CLI without a daemon (docker.io installed, nothing set up) cannot run the file.
+    cli_only = DockerFacts(cli="/usr/bin/docker", reachable=False)
+    r = one(host(docker=cli_only, podman=pm(), compose=compose(dms())), "COMPOSE-NETWORK-MODE")
+    assert "assumed `podman compose`" in r.detail and r.status == "fail"
     # No engine: judged as rootless Docker with the launcher's defaults (slirp4netns installed →
     # builtin; userland-proxy on → lost whatever the RootlessKit version).
     r = one(host(docker=None, compose=compose(dms())), "COMPOSE-NETWORK-MODE")

@@ -474,3 +474,16 @@ def test_split_network_mode() -> None:
     assert kb.split_network_mode("container:abc") == ("container", {})
     assert kb.split_network_mode(None) == (None, {})
     assert kb.split_network_mode("pasta") == ("pasta", {})
+
+
+def test_pesto_needs_rootlesskit_3_1_and_builtin_refuses_pasta() -> None:
+    # rootlesskit v3.1.0 added --port-driver=pesto (#616); docs/port.md: needs the pasta network.
+    # cmd/rootlesskit/main.go: network "pasta" refuses the builtin port driver.
+    tools = {"pasta": Tool(name="pasta", path="/usr/bin/pasta", version="2026_05_07.1afd4ed")}
+    opts = {o.key: o for o in kb.docker_fix_options(docker("3.0.2"), tools)}
+    assert not opts["pesto"].available and "3.1" in opts["pesto"].missing
+    opts = {o.key: o for o in kb.docker_fix_options(docker("3.1.0"), tools)}
+    assert opts["pesto"].available and opts["pesto"].network_driver == "pasta"
+    opts = {o.key: o for o in kb.docker_fix_options(docker("3.1.0", net="pasta"), tools)}
+    assert not opts["builtin-transparent"].available
+    assert "pasta" in opts["builtin-transparent"].missing

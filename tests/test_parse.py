@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from conftest import DATA
 
-from rootless_doctor import parse
+from rootless_doctor import knowledge, parse
 from rootless_doctor.model import PodmanFacts
 from rootless_doctor.parse import ParseError
 
@@ -91,15 +91,15 @@ def test_podman_info_rejects(text: str) -> None:
 
 
 def test_podman_effective_defaults() -> None:
-    p = parse.podman_effective(
+    p = knowledge.podman_effective(
         parse.podman_info(read("podman-info/podman-4.3.1-rootless-debian12.json"))
     )
     assert p.rootless_network_cmd == "slirp4netns"  # Podman < 5 default
-    p = parse.podman_effective(PodmanFacts(version="5.0.0"))
+    p = knowledge.podman_effective(PodmanFacts(version="5.0.0"))
     assert p.rootless_network_cmd == "pasta"
-    p = parse.podman_effective(PodmanFacts(version="6.1.1"))
+    p = knowledge.podman_effective(PodmanFacts(version="6.1.1"))
     assert p.rootless_port_forwarder == "rootlessport"
-    assert parse.podman_effective(PodmanFacts()).rootless_network_cmd is None
+    assert knowledge.podman_effective(PodmanFacts()).rootless_network_cmd is None
 
 
 # --------------------------------------------------------------------------- docker version / info

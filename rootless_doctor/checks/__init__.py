@@ -78,19 +78,11 @@ def podman_report(p: PodmanFacts) -> EngineReport:
     containers = []
     for c in p.containers:
         cv = kb.podman_container_verdict(p, c)
-        base, _ = kb.split_network_mode(c.network_mode)
-        handler = c.port_handler
-        if handler is None and base == "slirp4netns":
-            handler = kb.podman_container_handler(c) or "rootlesskit"
-        elif handler is None and base == "pasta":
-            handler = "pasta"
-        elif handler is None and base not in {None, "host", "none", "container"}:
-            handler = kb.podman_port_forwarder(p)
         containers.append(
             ContainerReport(
                 name=c.name,
                 network_mode=c.network_mode,
-                port_handler=handler,
+                port_handler=kb.podman_port_handler(p, c),
                 source_ip_preserved=cv.preserved,
                 reason=cv.reason,
             )

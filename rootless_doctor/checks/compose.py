@@ -68,6 +68,20 @@ def compose_engine(facts: HostFacts) -> ComposeEngine:
                 podman=p,
                 assumption="Docker is rootful and Podman rootless: assumed `podman compose`",
             )
+        if (
+            docker_rootless(facts.docker) is None
+            and facts.docker.reachable is False
+            and facts.podman.rootless is not False
+        ):
+            # Only a docker CLI (no daemon answering, none configured or running): it cannot run
+            # this file, Podman can; `fix compose` (engine auto) also picks Podman here.
+            return ComposeEngine(
+                name="podman",
+                docker=d,
+                podman=p,
+                assumption="Docker's daemon is not running or configured, Podman is here: "
+                "assumed `podman compose`",
+            )
         return ComposeEngine(
             name="docker",
             docker=d,

@@ -54,10 +54,6 @@ def _tool(facts: HostFacts, name: str) -> Tool | None:
     return facts.tools.get(name)
 
 
-def _installed(t: Tool | None) -> bool:
-    return t is not None and bool(t.path)
-
-
 def newuidmap(facts: HostFacts) -> CheckResult:
     title = "newuidmap/newgidmap (setuid helpers for user namespaces)"
     tools = [(n, _tool(facts, n)) for n in ("newuidmap", "newgidmap")]

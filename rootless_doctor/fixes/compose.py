@@ -12,7 +12,9 @@ container or the container stops): ``tap0`` with slirp4netns, the host's interfa
 pasta. It is set for docker-mailserver images and wherever the service already sets it.
 
 The file is parsed with ruamel.yaml (round-trip, for the node positions) and edited by splicing
-lines at those positions, so every other byte — comments, quoting, indentation — stays.
+lines at those positions, so every other byte — comments, quoting, indentation — stays. This is a
+second reader next to ``parse.compose`` on purpose: that one gives values only, an edit needs the
+line and column of each node. Values that both need (the environment) come from parse.py.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import knowledge
+from .. import knowledge, parse
 from ..model import DoctorError, FilePlan, PodmanFacts
 
 SLIRP_MODE = "slirp4netns:port_handler=slirp4netns"
@@ -52,8 +54,9 @@ def podman_mode(p: PodmanFacts | None, pasta_installed: bool) -> str:
 
 
 def is_mailserver(svc: Any) -> bool:
-    image = str(svc.get("image") or "")
-    return "docker-mailserver" in image or "mailserver/docker-mailserver" in image
+    # By image only (checks/compose.py also counts PERMIT_DOCKER): a fix touches a service's
+    # NETWORK_INTERFACE only when the image is docker-mailserver or the service already sets it.
+    return "docker-mailserver" in str(svc.get("image") or "")
 
 
 def _load(text: str, name: str) -> Any:
@@ -78,9 +81,8 @@ def _services(data: Any, name: str) -> Any:
     return data["services"]
 
 
-def pick_service(text: str, name: str, service: str | None) -> str:
+def _pick_service(services: Any, name: str, service: str | None) -> str:
     """``service`` if the file has it; else the only service, or the only one with ports."""
-    services = _services(_load(text, name), name)
     names = [str(k) for k in services]
     if service:
         if service not in services:
@@ -107,7 +109,7 @@ def plan(
     name = str(path)
     data = _load(text, name)
     services = _services(data, name)
-    svc_name = pick_service(text, name, service)
+    svc_name = _pick_service(services, name, service)
     svc = services[svc_name]
     if engine == "docker":
         return ComposePlan(
@@ -157,7 +159,7 @@ def plan(
     mode = cur if keeps and cur is not None else want
     iface = "tap0" if mode.startswith("slirp4netns") else host_interface
     env = svc.get("environment")
-    wants_iface = is_mailserver(svc) or _env_has(env, "NETWORK_INTERFACE")
+    wants_iface = is_mailserver(svc) or _env_value(env, "NETWORK_INTERFACE") is not None
 
     lines = text.splitlines(keepends=True)
     nl = "\r\n" if "\r\n" in text else "\n"
@@ -248,13 +250,6 @@ def _after_image(svc: Any, lines: list[str]) -> int:
     return int(svc.lc.key(keys[0])[0])
 
 
-_SCALAR_LINE = re.compile(
-    r"""^(?P<head>\s*(?:-\s+)?(?P<key>[^\s:#]+)?\s*:?\s*)"""
-    r"""(?P<val>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^#\s](?:[^#]*[^#\s])?)"""
-    r"""(?P<tail>\s+#.*)?(?P<nl>\r?\n)?$"""
-)
-
-
 def _replace_scalar_line(line: str, key: str, value: str, name: str, ln: int) -> str:
     m = re.match(
         rf"""^(?P<head>\s*{re.escape(key)}\s*:\s*)"""
@@ -272,19 +267,8 @@ def _replace_scalar_line(line: str, key: str, value: str, name: str, ln: int) ->
     return f"{m['head']}{quote}{value}{quote}{m['tail'] or ''}{m['nl'] or ''}"
 
 
-def _env_has(env: Any, key: str) -> bool:
-    return _env_value(env, key) is not None
-
-
 def _env_value(env: Any, key: str) -> str | None:
-    if isinstance(env, dict):
-        return str(env[key]) if key in env and env[key] is not None else None
-    if isinstance(env, list):
-        for item in env:
-            k, sep, v = str(item).partition("=")
-            if k == key and sep:
-                return v
-    return None
+    return parse.compose_environment(env).get(key)
 
 
 def _env_edits(

@@ -119,7 +119,7 @@ _DROPIN_NOTE = {
         "# need net.ipv4.ip_unprivileged_port_start (rootless-doctor fix privileged-ports).\n"
     ),
     "implicit": "# pasta forwards ports itself (implicit port driver, RootlessKit >= 2).\n",
-    "pesto": "# pasta's pesto forwards ports (RootlessKit >= 3, passt >= 2026_05_07; IPv4).\n",
+    "pesto": "# pasta's pesto forwards ports (RootlessKit >= 3.1, passt >= 2026_05_07; IPv4).\n",
 }
 
 

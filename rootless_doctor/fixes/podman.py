@@ -11,8 +11,10 @@ What to set depends on the installed Podman (domain.md, containers/common contai
   ``rootless_port_forwarder = "pasta"`` (bridge/compose networks keep IPv4 source IPs; needs
   passt with pesto).
 
-Never a key the installed version does not know. Parsed with tomlkit (validation, values) and
-edited by splicing lines next to the commented default, so comments and layout survive.
+Never a key the installed version does not know. Values are read with ``parse.containers_conf``
+(the reader ``check`` uses, so both agree on what the file says, case-insensitive tables
+included); the file is edited by splicing lines next to the commented default, so comments and
+layout survive.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import knowledge
+from .. import knowledge, parse
 from ..model import DoctorError, FilePlan, PodmanFacts
 
 PORT_HANDLER = "port_handler=slirp4netns"
@@ -87,7 +89,7 @@ def plan(path: Path, text: str | None, podman: PodmanFacts, pasta_installed: boo
     name = str(path)
     doc = _parse(text or "", name)
     m = knowledge.major(podman.version) or 0
-    if m >= 6 and "network_cmd_options" in (doc.get("engine") or {}):  # type: ignore[operator]
+    if m >= 6 and "engine.network_cmd_options" in doc:
         notes.append(
             "[engine] network_cmd_options holds slirp4netns options that Podman 6 no longer "
             "uses; remove them"
@@ -123,25 +125,20 @@ def _describe(s: Setting) -> str:
 
 
 def _parse(text: str, name: str) -> dict[str, object]:
-    import tomlkit
-    from tomlkit.exceptions import ParseError
-
+    """{"table.key": value} of one containers.conf text."""
     try:
-        return tomlkit.parse(text).unwrap()
-    except ParseError as e:
-        raise DoctorError(
-            f"{name}:{e.line}: not valid TOML ({str(e).split(' at line')[0]}); fix it first"
-        ) from None
+        return parse.containers_conf([(name, text)])
+    except parse.ParseError as e:
+        line = f":{e.line}" if e.line else ""
+        why = re.sub(r"^not TOML \((.*?)(?: \(at line [^)]*\))?\)$", r"\1", str(e))
+        raise DoctorError(f"{name}{line}: not valid TOML ({why}); fix it first") from None
 
 
 def _has(doc: dict[str, object], s: Setting) -> bool:
-    table = doc.get(s.table)
-    if not isinstance(table, dict) or s.key not in table:
-        return False
+    value = doc.get(f"{s.table}.{s.key}")
     if s.list_item is not None:
-        value = table[s.key]
         return isinstance(value, list) and s.list_item in value
-    return bool(table[s.key] == s.value)
+    return value is not None and value == s.value
 
 
 def _toml(value: object) -> str:
@@ -153,12 +150,13 @@ def _apply(text: str, s: Setting, name: str) -> str:
     if _has(doc, s):
         return text
     nl = "\r\n" if "\r\n" in text else "\n"
-    table = doc.get(s.table)
+    key = f"{s.table}.{s.key}"
     lines = text.splitlines(keepends=True)
-    header = re.compile(rf"^\s*\[\s*{re.escape(s.table)}\s*\]\s*(#.*)?$")
+    # Podman matches table names without case ("[Network]"), and so does parse.containers_conf.
+    header = re.compile(rf"^\s*\[\s*{re.escape(s.table)}\s*\]\s*(#.*)?$", re.IGNORECASE)
     any_header = re.compile(r"^\s*\[")
     hdr = next((i for i, ln in enumerate(lines) if header.match(ln.rstrip("\r\n"))), None)
-    if isinstance(table, dict) and s.key in table:
+    if key in doc:
         # Key present with another value: rewrite its one line.
         key_re = re.compile(rf"^(\s*{re.escape(s.key)}\s*=\s*)(.*?)(\s+#.*)?(\r?\n)?$")
         start = hdr + 1 if hdr is not None else 0
@@ -168,7 +166,7 @@ def _apply(text: str, s: Setting, name: str) -> str:
             m = key_re.match(lines[i])
             if m:
                 if s.list_item is not None:
-                    old = table[s.key]
+                    old = doc[key]
                     items = [str(x) for x in old] if isinstance(old, list) else []
                     prefix = s.list_item.split("=", 1)[0] + "="
                     items = [x for x in items if not x.startswith(prefix)] + [s.list_item]
@@ -212,4 +210,5 @@ def _apply(text: str, s: Setting, name: str) -> str:
 def _verify(after: str, settings: list[Setting], name: str) -> None:
     doc = _parse(after, name)
     if not all(_has(doc, s) for s in settings):  # pragma: no cover - splice bug guard
-        raise DoctorError(f"{name}: could not edit it safely; set {settings} by hand")
+        want = "; ".join(_describe(s) for s in settings)
+        raise DoctorError(f"{name}: could not edit it safely; set {want} by hand")

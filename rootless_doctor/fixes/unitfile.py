@@ -3,6 +3,11 @@
 systemd unit syntax (systemd.syntax(7)): ``[Section]`` headers, ``Key=Value`` lines, comments
 starting with ``#`` or ``;``, blank lines, and a trailing backslash continuing a line. Edits splice
 lines so everything not touched stays byte-for-byte.
+
+parse.py reads units too (``unit_environment``: what systemd will use). This reader differs on
+purpose: it keeps each entry's line span for splicing, refuses what it could not splice safely
+(lines outside a section, unbalanced quotes), and keeps words in their written form (``%%``, C
+escapes) so a word it writes back means what it meant before.
 """
 
 from __future__ import annotations
