@@ -356,6 +356,35 @@ def test_podman_reference_snippets_and_already_fixed() -> None:
     assert not podman.plan(Path("/x"), rhel, P4, False).plan.changed
 
 
+def test_podman_existing_value_is_edited_in_place_by_tomlkit() -> None:
+    """A key already set, in forms a line splice cannot handle (capitalised table name, a
+    multi-line array): the new value lands where the old one was (the old array's own comments
+    go with it), the mtu option stays, nothing else moves, and a second run changes nothing."""
+    text = (
+        "# mine\n"
+        "[Engine]\n"
+        'runtime = "runc"  # hybrid cgroups here\n'
+        "network_cmd_options = [\n"
+        '  "mtu=65520",\n'
+        '  "port_handler=rootlesskit",  # the default\n'
+        "]\n"
+        'events_logger = "file"\n'
+    )
+    pp = podman.plan(Path("/x/containers.conf"), text, P4, False)
+    assert pp.plan.after == (
+        "# mine\n"
+        "[Engine]\n"
+        'runtime = "runc"  # hybrid cgroups here\n'
+        'network_cmd_options = ["mtu=65520", "port_handler=slirp4netns"]\n'
+        'events_logger = "file"\n'
+    )
+    from rootless_doctor import parse
+
+    conf = parse.containers_conf([("c", pp.plan.after)])
+    assert conf["engine.network_cmd_options"] == ["mtu=65520", "port_handler=slirp4netns"]
+    assert not podman.plan(Path("/x"), pp.plan.after, P4, False).plan.changed
+
+
 def test_podman_malformed_toml() -> None:
     with pytest.raises(DoctorError, match=r"^/x/c.conf:2: not valid TOML"):
         podman.plan(Path("/x/c.conf"), "[engine]\nruntime = \n", P4, False)

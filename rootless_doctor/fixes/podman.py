@@ -13,8 +13,11 @@ What to set depends on the installed Podman (domain.md, containers/common contai
 
 Never a key the installed version does not know. Values are read with ``parse.containers_conf``
 (the reader ``check`` uses, so both agree on what the file says, case-insensitive tables
-included); the file is edited by splicing lines next to the commented default, so comments and
-layout survive.
+included). A key already in the file gets its new value through tomlkit, in place, whatever its
+form; a missing key is added as one line right after its commented default (``#key = ...``) in
+the shipped file, where a reader looks for it; tomlkit would append it at the end of the table,
+below the comment that introduces the next table. Either way the result is parsed again and
+every other byte is kept.
 """
 
 from __future__ import annotations
@@ -157,30 +160,7 @@ def _apply(text: str, s: Setting, name: str) -> str:
     any_header = re.compile(r"^\s*\[")
     hdr = next((i for i, ln in enumerate(lines) if header.match(ln.rstrip("\r\n"))), None)
     if key in doc:
-        # Key present with another value: rewrite its one line.
-        key_re = re.compile(rf"^(\s*{re.escape(s.key)}\s*=\s*)(.*?)(\s+#.*)?(\r?\n)?$")
-        start = hdr + 1 if hdr is not None else 0
-        for i in range(start, len(lines)):
-            if i > start and any_header.match(lines[i]):
-                break
-            m = key_re.match(lines[i])
-            if m:
-                if s.list_item is not None:
-                    old = doc[key]
-                    items = [str(x) for x in old] if isinstance(old, list) else []
-                    prefix = s.list_item.split("=", 1)[0] + "="
-                    items = [x for x in items if not x.startswith(prefix)] + [s.list_item]
-                    value = _toml(items)
-                else:
-                    value = _toml(s.value)
-                if m[2].rstrip().startswith("[") and not m[2].rstrip().endswith("]"):
-                    break  # a multi-line array: do not splice
-                lines[i] = f"{m[1]}{value}{m[3] or ''}{m[4] or ''}"
-                return "".join(lines)
-        raise DoctorError(
-            f"{name}: cannot edit [{s.table}] {s.key} in place (multi-line or dotted); set it to "
-            f"{_describe(s)} by hand"
-        )
+        return _replace(text, s, doc[key], name)
     value = _toml([s.list_item] if s.list_item is not None else s.value)
     new_line = f"{s.key} = {value}{nl}"
     if hdr is None:
@@ -205,6 +185,33 @@ def _apply(text: str, s: Setting, name: str) -> str:
         lines[at - 1] += nl
     lines.insert(at, new_line)
     return "".join(lines)
+
+
+def _replace(text: str, s: Setting, old: object, name: str) -> str:
+    """The key is there with another value: tomlkit sets the new value in place, whatever form
+    the old one had (multi-line array, dotted key, trailing comment), and writes every other
+    byte back as it was."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    if s.list_item is not None:
+        prefix = s.list_item.split("=", 1)[0] + "="
+        items = [str(x) for x in old] if isinstance(old, list) else []
+        value: object = [x for x in items if not x.startswith(prefix)] + [s.list_item]
+    else:
+        value = s.value
+    try:
+        doc = tomlkit.parse(text)
+        # Podman reads table names without case ("[Network]"): edit the table as it is spelled.
+        table = next(v for k, v in doc.items() if k.lower() == s.table and isinstance(v, dict))
+        key = next(k for k in table if k.lower() == s.key)
+        table[key] = value
+        return tomlkit.dumps(doc)
+    except (TOMLKitError, StopIteration) as e:
+        raise DoctorError(
+            f"{name}: cannot edit [{s.table}] {s.key} safely ({e or 'not a plain table'}); set "
+            f"it to {_describe(s)} by hand"
+        ) from None
 
 
 def _verify(after: str, settings: list[Setting], name: str) -> None:
