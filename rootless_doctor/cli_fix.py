@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from .model import DoctorError, FilePlan
+from .model import ComposeFacts, DoctorError, FilePlan
 
 if TYPE_CHECKING:
     from .apply import Owner
@@ -330,7 +331,7 @@ def compose_command(
         path,
         text,
         service=service,
-        engine=_engine(engine, facts),
+        engine=_engine(engine, replace(facts, compose=_compose_facts(text, path))),
         podman=facts.podman,
         pasta_installed=_pasta(facts),
         host_interface=interface,
@@ -342,16 +343,24 @@ def compose_command(
     _emit([cp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes)
 
 
+def _compose_facts(text: str, path: Path) -> ComposeFacts | None:
+    from . import parse
+
+    try:
+        return parse.compose(text, str(path))
+    except parse.ParseError:
+        return None  # compose.plan() names the file and what is wrong with it
+
+
 def _engine(engine: str, facts: HostFacts) -> Literal["podman", "docker"]:
     if engine in ("podman", "docker"):
         return engine  # type: ignore[return-value]
     if engine != "auto":
         raise DoctorError(f"--engine {engine}: use auto, podman or docker")
-    if facts.podman is not None and facts.podman.cli:
-        return "podman"
-    if facts.docker is not None and facts.docker.cli:
-        return "docker"
-    return "podman"
+    # The same choice `check --compose` makes and states (checks/compose.py owns it).
+    from .checks.compose import compose_engine
+
+    return compose_engine(facts).name
 
 
 @fix_app.command("podman")

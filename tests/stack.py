@@ -512,18 +512,22 @@ def podman(u: User, *args: str, timeout: float = 60) -> subprocess.CompletedProc
 @contextmanager
 def podman_container(
     u: User,
-    network: str = "slirp4netns",
+    network: str | None = "slirp4netns",
     host_port: int | None = None,
     name: str = "rdpeer",
     child_port: int = 8080,
 ) -> Iterator[PodmanContainer]:
-    """``podman run -d --network NETWORK -p HOST:CHILD`` of the peer server; ``rm -f`` on exit."""
+    """``podman run -d --network NETWORK -p HOST:CHILD`` of the peer server; ``rm -f`` on exit.
+
+    ``network=None`` leaves ``--network`` out: the user's containers.conf decides, as for a plain
+    ``podman run -p``.
+    """
     host_port = host_port or free_port()
     # Any podman command starts the pause process (it holds the user namespace): look first.
     pause_was_running = _podman_pause_running(u)
     podman(u, "rm", "-f", "-t0", name)  # a stale one from an interrupted run
     argv = [
-        "run", "-d", "--name", name, "--network", network,
+        "run", "-d", "--name", name, *(["--network", network] if network else []),
         "-p", f"{host_port}:{child_port}", "-v", "/usr:/usr:ro",
         "--rootfs", rootfs(u), "python3", "-c", PEER_SERVER, str(child_port),
     ]  # fmt: skip
@@ -611,7 +615,7 @@ def _docker_import(d: RootlessDockerd) -> None:
 @contextmanager
 def rootless_dockerd(
     u: User,
-    port_driver: str = "builtin",
+    port_driver: str | None = "builtin",
     net: str | None = "slirp4netns",
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RootlessDockerd]:
@@ -619,19 +623,19 @@ def rootless_dockerd(
 
     ``net=None`` leaves DOCKERD_ROOTLESS_ROOTLESSKIT_NET unset, as the unit the setup tool writes
     does: the launcher then picks slirp4netns *and* MTU 65520 (with NET set and no MTU, 20.10 uses
-    1500). ``extra_env`` (e.g. built from a unit's ``Environment=`` lines) is applied last. Unless
-    it sets ``--state-dir`` in ``DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS``, rootlesskit's state dir is a
-    fresh temporary directory (20.10's default is a random /tmp/rootlesskitNNN; this one is known).
+    1500). ``port_driver=None`` likewise leaves DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER unset (the
+    launcher's default is builtin). ``extra_env`` (e.g. built from a unit's ``Environment=`` lines)
+    is applied last. Unless it sets ``--state-dir`` in ``DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS``,
+    rootlesskit's state dir is a fresh temporary directory (20.10's default is a random
+    /tmp/rootlesskitNNN; this one is known).
     """
     _clear_stale_dockerd(u)
     tmp = _user_tmpdir(u, "rd-dockerd-")
     log = tmp / "dockerd.log"
     sock = Path(u.runtime_dir, "docker.sock")
-    env = user_env(
-        u,
-        DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=port_driver,
-        DOCKER_HOST=f"unix://{sock}",
-    )
+    env = user_env(u, DOCKER_HOST=f"unix://{sock}")
+    if port_driver is not None:
+        env["DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"] = port_driver
     if net is not None:
         env["DOCKERD_ROOTLESS_ROOTLESSKIT_NET"] = net
     env.update(extra_env or {})
