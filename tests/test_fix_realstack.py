@@ -96,8 +96,10 @@ def home(u: stack.User) -> Iterator[Path]:
     h = Path(u.home)
     state = h / ".local/state/rootless-doctor"
     assert not state.exists(), f"{state}: left by an interrupted run (fix --undo, then remove it)"
-    assert not (h / UNIT_DIR).exists(), f"{h / UNIT_DIR}: left by an interrupted run; remove it"
-    added = [".config/systemd", UNIT_DIR, ".local/state", ".local/state/rootless-doctor"]
+    units = [f"{UNIT_DIR}/docker.service", f"{UNIT_DIR}/docker.service.d"]
+    left = [str(h / p) for p in units if (h / p).exists()]
+    assert not left, f"{', '.join(left)}: left by an interrupted run; remove them"
+    added = [".config/systemd", UNIT_DIR, *units, ".local/state", ".local/state/rootless-doctor"]
     absent = [h / p for p in added if not (h / p).exists()]
     conf = h / CONTAINERS_CONF
     conf_bytes, conf_stat = conf.read_bytes(), conf.stat()
