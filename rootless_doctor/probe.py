@@ -445,14 +445,15 @@ class _Listener:
     what: str  # for ProbeResult.used
 
 
-def _rootfs_dir(undo: _Undo) -> Path:
+def _rootfs_dir(r: _Run) -> Path:
     """A throwaway rootfs: empty dirs plus the host's top-level merged-/usr symlinks.
 
     The container mounts the host's /usr read-only over ``usr``; a top-level dir that is not a
     symlink on the host (no merged /usr) is mounted read-only as well (see ``_rootfs_mounts``).
     """
-    d = Path(tempfile.mkdtemp(prefix="rd-probe-rootfs-"))
-    undo.push(f"remove {d}", lambda: shutil.rmtree(d, ignore_errors=True))
+    with r.guard.critical():  # a signal between mkdtemp and push would leave it behind
+        d = Path(tempfile.mkdtemp(prefix="rd-probe-rootfs-"))
+        r.undo.push(f"remove {d}", lambda: shutil.rmtree(d, ignore_errors=True))
     d.chmod(0o755)
     for sub in ("usr", "etc", "proc", "sys", "dev", "tmp", "run", "root"):
         (d / sub).mkdir()
@@ -538,7 +539,7 @@ def _probe_container(
     for m in lst.mounts:
         argv += ["-v", m]
     if image is None and cli.endswith("podman"):
-        root = _rootfs_dir(r.undo)
+        root = _rootfs_dir(r)
         target = ["--rootfs", str(root)]  # a flag: every option must come before it
         what = f"{lst.what} at {root}"
     elif image is None:
@@ -559,12 +560,13 @@ def _probe_container(
     return _ask(r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline))
 
 
-def _tar_rootfs(undo: _Undo) -> Path:
-    root = _rootfs_dir(undo)
-    fd, tname = tempfile.mkstemp(prefix="rd-probe-rootfs-", suffix=".tar")
-    os.close(fd)
-    tar = Path(tname)
-    undo.push(f"remove {tar}", lambda: tar.unlink(missing_ok=True))
+def _tar_rootfs(r: _Run) -> Path:
+    root = _rootfs_dir(r)
+    with r.guard.critical():
+        fd, tname = tempfile.mkstemp(prefix="rd-probe-rootfs-", suffix=".tar")
+        os.close(fd)
+        tar = Path(tname)
+        r.undo.push(f"remove {tar}", lambda: tar.unlink(missing_ok=True))
     with tarfile.open(tar, "w") as tf:
         tf.add(root, arcname=".")
     return tar
@@ -572,7 +574,7 @@ def _tar_rootfs(undo: _Undo) -> Path:
 
 def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
     tag = f"rootless-doctor-probe:{os.getpid()}-{secrets.token_hex(3)}"
-    tar = _tar_rootfs(r.undo)
+    tar = _tar_rootfs(r)
     r.undo.push(
         f"remove image {tag}", lambda: _run([cli, "rmi", "-f", tag], time.monotonic() + 30, env)
     )

@@ -425,12 +425,13 @@ def test_real_interrupt_cleans_up(tool: list[str], sig: signal.Signals) -> None:
     u = stack.user()
     with stack.client_netns():
         before = _processes(u)
+        old_dirs = set(Path("/tmp").glob("rd-probe-rootfs-*"))
         argv = [*tool, "--source", SRC, "--engine", "podman"]
         proc = stack.spawn_as(u, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and proc.poll() is None:
-                if any(Path("/tmp").glob("rd-probe-rootfs-*")):
+                if set(Path("/tmp").glob("rd-probe-rootfs-*")) - old_dirs:  # this run's
                     break
                 time.sleep(0.001)
             if proc.poll() is not None:
