@@ -165,6 +165,10 @@ def recognise(text: str) -> str:
         return "processes"
     if re.search(r"(?m)^\s*(USER|UID)?\s*PID\b.*\b(COMMAND|CMD|ARGS)\s*$", t):
         return "processes"
+    if re.match(r"\s*(COMMAND|CMD|ARGS)\s*\n", t) and re.search(_PROC_NAMES, t):
+        return "processes"  # ps -eo args
+    if re.search(r"(?m)^[\s|`│├└─┬+-]*-(rootlesskit|slirp4netns|pasta|conmon|dockerd),\d+\b", t):
+        return "processes"  # pstree -ap
     if re.search(_JOURNAL_LINE, t) or re.search(r"(?m)^-- (Logs begin|Journal begins|Boot )", t):
         return "journal"
     if re.search(r"(?m)^\s*\++\s+exec\s+\S", t):
@@ -273,6 +277,22 @@ def _read(path: Path) -> str:
     return text
 
 
+def _runs_dockerd(procs: Sequence[Proc], pid: int) -> bool:
+    """A dockerd below ``pid`` in the listing (when it shows parents, as pstree and ps -ef do)."""
+    if not pid:
+        return False
+    below, grew = {pid}, True
+    while grew:
+        grew = False
+        for p in procs:
+            if p.ppid in below and p.pid not in below:
+                if p.exe_name in ("dockerd", "dockerd-rootless.sh"):
+                    return True
+                below.add(p.pid)
+                grew = True
+    return False
+
+
 def _is_docker_child(child: str | None) -> bool:
     return bool(child) and (child or "").startswith(("dockerd", "docker"))
 
@@ -378,7 +398,7 @@ def _from_procs(acc: _Acc) -> None:
         if p.exe_name != "rootlesskit":
             continue
         kit = replace(parse.rootlesskit_argv(p.cmdline), pid=p.pid or None)
-        if _is_docker_child(kit.child):
+        if _is_docker_child(kit.child) or _runs_dockerd(procs, p.pid):
             acc.add_docker(
                 DockerFacts(
                     running=kit,

@@ -663,8 +663,11 @@ def rootlesskit_argv(argv: Sequence[str]) -> RootlessKitFacts:
                 value = ""
         flags[name] = value
         i += 1
-    net = flags.get("net") or "host"
-    port = flags.get("port-driver") or "none"
+    # A listing that cut the line ("pstree -a" ends long ones with "..."): what is missing is
+    # unknown, not rootlesskit's default.
+    cut = any(a in ("...", "…") for a in args)
+    net = flags.get("net") or (None if cut else "host")
+    port = flags.get("port-driver") or (None if cut else "none")
     if net == "pasta" and port == "none":
         # RootlessKit ≥ 2: pasta forwards ports itself ("implicit"); Docker 29 passes
         # --port-driver=implicit, and no port driver with pasta means the same.
@@ -673,7 +676,7 @@ def rootlesskit_argv(argv: Sequence[str]) -> RootlessKitFacts:
         network_driver=net,
         port_driver=port,
         state_dir=flags.get("state-dir") or None,
-        child=child.rsplit("/", 1)[-1] if child else None,
+        child=child.rsplit("/", 1)[-1] if child and child not in ("...", "…") else None,
         source="command line",
     )
 
@@ -750,6 +753,9 @@ def _split_cmd(cmd: str, *, shell_quoted: bool = False) -> tuple[str, ...]:
     return tuple(cmd.split())
 
 
+# pstree -a shows comm (not argv[0]) and may cut long argument lists with "...".
+_PSTREE_LINE = r"^[\s|`│├└─┬+-]*?([A-Za-z0-9_.][\w.+-]*),(\d+)(?:\s+(.*))?$"
+
 _PS_AUX_LINE = (
     r"^(\S+)\s+(\d+)\s+\d+(?:\.\d+)?\s+\d+(?:\.\d+)?\s+\d+\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s(.*)$"
 )
@@ -765,11 +771,13 @@ def _exec_argv(cmd: str) -> tuple[str, ...]:
 
 
 def process_listing(text: str) -> list[Proc]:
-    """Command lines out of ``ps`` output, ``systemctl status`` trees, or journal lines with
-    ``exec rootlesskit ...``. PIDs/ppids/uids where the text shows them, else 0/None."""
+    """Command lines out of ``ps`` output (with or without a header, also ``ps -eo args``),
+    ``pstree -ap``, ``systemctl status`` trees, or journal lines with ``exec rootlesskit ...``.
+    PIDs/ppids/uids where the text shows them, else 0/None."""
     procs: list[Proc] = []
     lines = _strip_bom(text).splitlines()
     header: list[str] | None = None
+    tree: list[tuple[int, int]] = []  # pstree: (column, pid) of the open ancestors
     for line in lines:
         if not line.strip():
             continue
@@ -801,8 +809,28 @@ def process_listing(text: str) -> list[Proc]:
                 procs.append(Proc(pid=0, ppid=0, uid=None, cmdline=argv))
             continue
         tokens = line.split()
-        if header is None and "PID" in tokens and tokens[-1] in _PS_CMD_COLS:
-            header = tokens
+        if (
+            header is None
+            and tokens[-1:]
+            and tokens[-1] in _PS_CMD_COLS
+            and ("PID" in tokens or len(tokens) == 1)
+        ):
+            header = tokens  # ["COMMAND"] alone: `ps -eo args`, one command line a row
+            continue
+        if header is not None and len(header) == 1:
+            procs.append(Proc(pid=0, ppid=0, uid=None, cmdline=_split_cmd(line.strip())))
+            continue
+        # pstree -ap: "  |-rootlesskit,1234 --net=slirp4netns ..." (threads "{name},N": skip);
+        # the parent is the nearest line above that starts further left.
+        m = re.match(_PSTREE_LINE, line)
+        if m:
+            col, pid = m.start(1), int(m.group(2))
+            while tree and tree[-1][0] >= col:
+                tree.pop()
+            ppid = tree[-1][1] if tree else 0
+            tree.append((col, pid))
+            args = _split_cmd(m.group(3) or "")
+            procs.append(Proc(pid=pid, ppid=ppid, uid=None, cmdline=(m.group(1), *args)))
             continue
         if header is not None:
             parts = line.split(None, len(header) - 1)

@@ -335,3 +335,26 @@ def test_recognised_but_broken_names_the_kind() -> None:
     with pytest.raises(DoctorError) as e:
         gather_offline([f])
     assert str(e.value).startswith(f"{f}: podman-info: not JSON or YAML")
+
+
+@pytest.mark.parametrize("form", ["ps-aux", "ps-ef", "ps-eo-args"])
+def test_whole_machine_process_listings_in_every_ps_form(form: str) -> None:
+    """The same rootless dockerd (slirp4netns port driver) as `ps aux`, `ps -ef`, `ps -eo args`:
+    Docker's RootlessKit and its drivers, not a standalone one."""
+    f = DATA / f"ps/docker-20.10.24-debian12-rootless-portdriver-slirp4netns-{form}.txt"
+    facts = gather_offline([f])
+    assert facts.docker is not None and facts.docker.running is not None
+    rk = facts.docker.running
+    assert (rk.network_driver, rk.port_driver) == ("slirp4netns", "slirp4netns")
+    assert facts.rootlesskits == ()
+
+
+def test_pstree_cut_lines_are_unknown_not_defaults() -> None:
+    """pstree -ap cuts long argument lists with "...": the port driver is then unknown (not
+    rootlesskit's default "none"), and the nesting still shows dockerd below rootlesskit."""
+    f = DATA / "ps/docker-20.10.24-debian12-rootless-portdriver-slirp4netns-pstree.txt"
+    facts = gather_offline([f])
+    assert facts.docker is not None and facts.docker.running is not None
+    assert facts.docker.running.network_driver == "slirp4netns"
+    assert facts.docker.running.port_driver is None
+    assert facts.rootlesskits == ()
