@@ -901,9 +901,14 @@ def _inspect_list(text: str) -> list[Mapping[str, Any]]:
 
 
 def _ports(settings_ports: Any, bindings: Any) -> tuple[PublishedPort, ...]:
+    """Published ports: what a running container has (NetworkSettings.Ports), else what it was
+    created with (HostConfig.PortBindings, where the host IP is "" for "all")."""
     out: list[PublishedPort] = []
     seen: set[tuple[int, int, str, str]] = set()
-    for src in (settings_ports, bindings):
+    live = isinstance(settings_ports, Mapping) and any(
+        isinstance(b, list) and b for b in settings_ports.values()
+    )
+    for src in (settings_ports,) if live else (bindings,):
         if not isinstance(src, Mapping):
             continue
         for key, binds in src.items():

@@ -562,3 +562,15 @@ def test_compose_rejects() -> None:
 )  # fmt: skip
 def test_tool_version(name: str, output: str, version: str | None) -> None:
     assert parse.tool_version(name, output) == version
+
+
+def test_docker_inspect_real_running_container_ports_once() -> None:
+    """A running container's ports as it has them (0.0.0.0 and ::), not again as created."""
+    text = DATA / "docker-inspect/docker-20.10.24-debian12-rootless-bridge-published-18099.json"
+    (c,) = parse.docker_inspect(text.read_text())
+    assert c.engine == "docker" and c.network_mode == "bridge" and c.port_handler is None
+    assert [(p.host_ip, p.host_port, p.container_port, p.protocol) for p in c.ports] == [
+        ("0.0.0.0", 18099, 8080, "tcp"),
+        ("::", 18099, 8080, "tcp"),
+    ]
+    assert c.pid and len(c.id) == 64
