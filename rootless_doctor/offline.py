@@ -340,7 +340,17 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
     elif kind == "podman-inspect":
         acc.add_podman(PodmanFacts(containers=tuple(parse.podman_inspect(text))))
     elif kind == "docker-inspect":
-        acc.add_docker(DockerFacts(containers=tuple(parse.docker_inspect(text))))
+        rootless = parse.docker_inspect_rootless(text)
+        acc.add_docker(
+            DockerFacts(
+                containers=tuple(parse.docker_inspect(text)),
+                rootless=rootless,
+                rootless_reason="docker inspect: the daemon keeps its containers under "
+                + ("the user's runtime/home dirs" if rootless else "/var")
+                if rootless is not None
+                else "",
+            )
+        )
     elif kind == "containers-conf":
         parse.containers_conf([(name, text)])  # fail on this file, naming it
         acc.confs.append((name, text))

@@ -1013,6 +1013,21 @@ def _container(
     )
 
 
+def docker_inspect_rootless(text: str) -> bool | None:
+    """Whether the daemon that made these containers runs rootless, from where it keeps them:
+    a rootless dockerd's state is under ``$XDG_RUNTIME_DIR`` (``/run/user/UID/docker``) and
+    ``~/.local/share/docker``; a rootful one's under ``/var/run/docker`` and ``/var/lib/docker``.
+    None when the paths say neither (a custom data-root)."""
+    for c in _inspect_list(text):
+        paths = [_str(_get(c, "NetworkSettings", "SandboxKey")), _str(_get(c, "ResolvConfPath"))]
+        for p in filter(None, paths):
+            if p.startswith("/run/user/") or "/.local/share/docker/" in p:
+                return True
+            if p.startswith(("/var/run/docker/", "/run/docker/", "/var/lib/docker/")):
+                return False
+    return None
+
+
 def docker_inspect(text: str) -> list[ContainerFacts]:
     """`docker inspect` JSON (a list of containers)."""
     out = []

@@ -574,3 +574,15 @@ def test_docker_inspect_real_running_container_ports_once() -> None:
         ("::", 18099, 8080, "tcp"),
     ]
     assert c.pid and len(c.id) == 64
+
+
+def test_docker_inspect_tells_a_rootless_daemon_by_its_paths() -> None:
+    text = (
+        DATA / "docker-inspect/docker-20.10.24-debian12-rootless-bridge-published-18099.json"
+    ).read_text()
+    assert parse.docker_inspect_rootless(text) is True
+    rootful = text.replace("/run/user/1003/docker/", "/var/run/docker/").replace(
+        "/home/rdlead/.local/share/docker/", "/var/lib/docker/"
+    )
+    assert parse.docker_inspect_rootless(rootful) is False
+    assert parse.docker_inspect_rootless('[{"Id": "x"}]') is None
