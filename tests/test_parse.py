@@ -585,4 +585,4 @@ def test_docker_inspect_tells_a_rootless_daemon_by_its_paths() -> None:
         "/home/rdlead/.local/share/docker/", "/var/lib/docker/"
     )
     assert parse.docker_inspect_rootless(rootful) is False
-    assert parse.docker_inspect_rootless('[{"Id": "x"}]') is None
+    assert parse.docker_inspect_rootless('[{"Id": "x", "HostConfig": {}}]') is None
