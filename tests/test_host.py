@@ -526,6 +526,7 @@ def test_docker_25_state_dir_in_runtime_dir(fake: FakeHost) -> None:
     present tells the running port driver even when api.sock cannot be read."""
     fake.file(f"{RUN}/dockerd-rootless/.s4nn.sock", "")
     fake.file(f"{RUN}/dockerd-rootless/api.sock", "")  # a plain file here: not a socket
+    fake.file(f"{RUN}/docker.sock", "")  # the daemon's socket: the CLI is asked
     fake.binary("docker")
     runner = Served(
         {
@@ -547,6 +548,7 @@ def test_docker_25_state_dir_in_runtime_dir(fake: FakeHost) -> None:
 
 
 def test_docker_unreachable_daemon(fake: FakeHost) -> None:
+    fake.file("/var/run/docker.sock", "")  # left behind: nothing listens on it
     fake.binary("docker")
     refused = CmdOutput(
         argv=("docker",),
@@ -566,12 +568,25 @@ def test_docker_unreachable_daemon(fake: FakeHost) -> None:
     assert any("Cannot connect" in n for n in d.notes)
 
 
+def test_no_docker_socket_means_not_running_and_the_cli_is_not_run(fake: FakeHost) -> None:
+    """No socket where the docker CLI would dial (rootful default, no rootless one, no
+    DOCKER_HOST): the daemon is not running; the CLI is not started for nothing."""
+    fake.binary("docker")
+    runner = Served({})
+    d = host.gather(fake.paths, runner=runner, cwd=fake.home).docker
+    assert d is not None and d.cli == "/usr/bin/docker"
+    assert d.reachable is False
+    assert any("no Docker daemon socket at /var/run/docker.sock" in n for n in d.notes)
+    assert not runner.ran("docker")
+
+
 def test_hung_clis_become_notes_within_the_timeout(fake: FakeHost) -> None:
     """Real run(): podman and docker on the fake PATH never answer; they run side by side, so the
     whole gather takes about one timeout."""
     hang = "#!/bin/sh\nexec sleep 30\n"
     for name in ("podman", "docker", "slirp4netns", "rootlesskit"):
         fake.binary(name, hang)
+    fake.file("/var/run/docker.sock", "")
     start = time.monotonic()
     facts = host.gather(fake.paths, timeout=0.5, cwd=fake.home)
     elapsed = time.monotonic() - start
