@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+import stack
+
 DATA = Path(__file__).parent / "data"
 
 _skipped: list[str] = []
@@ -28,3 +32,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for nodeid in _skipped:
             print(f"  {nodeid}")
         session.exitstatus = 1
+
+
+# Real-stack fixtures (tests/stack.py): the unprivileged user, and a client network namespace of
+# the test's own (veth 10.200.0.1 <-> 10.200.0.2), shared by a module's tests.
+
+
+@pytest.fixture(scope="module")
+def u() -> stack.User:
+    stack.require()
+    return stack.user()
+
+
+@pytest.fixture(scope="module")
+def ns(u: stack.User) -> Iterator[stack.Netns]:
+    with stack.client_netns() as n:
+        yield n

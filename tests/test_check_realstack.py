@@ -8,7 +8,6 @@ Needs the real stack (.ci/setup-stack.sh): skips without it, fails in CI.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,18 +15,6 @@ import rdtool
 import stack
 
 pytestmark = pytest.mark.realstack
-
-
-@pytest.fixture(scope="module")
-def u() -> stack.User:
-    stack.require()
-    return stack.user()
-
-
-@pytest.fixture(scope="module")
-def ns(u: stack.User) -> Iterator[stack.Netns]:
-    with stack.client_netns() as n:
-        yield n
 
 
 def engine(report: dict[str, Any], name: str) -> dict[str, Any]:

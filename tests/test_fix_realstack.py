@@ -72,18 +72,6 @@ WantedBy=default.target
 """
 
 
-@pytest.fixture(scope="module")
-def u() -> stack.User:
-    stack.require()
-    return stack.user()
-
-
-@pytest.fixture(scope="module")
-def ns(u: stack.User) -> Iterator[stack.Netns]:
-    with stack.client_netns() as n:
-        yield n
-
-
 @pytest.fixture
 def home(u: stack.User) -> Iterator[Path]:
     """The user's home; afterwards the unit dirs and the tool's state dir the test (or the tool
