@@ -443,6 +443,8 @@ def test_sysctl_plan() -> None:
     assert sysctl.plan(80, "net/ipv4/ip_unprivileged_port_start=443 # x\n").after == (
         "net/ipv4/ip_unprivileged_port_start=80 # x\n"
     )
+    # Never raised: ports from 25 publish today, --port 143 must not take that away.
+    assert not sysctl.plan(143, p.after).changed
 
 
 # ------------------------------------------------------------------------------------ apply.py

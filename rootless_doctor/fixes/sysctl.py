@@ -3,7 +3,7 @@
 Every port driver but RootlessKit's builtin binds published ports as the unprivileged user, so
 ports below ``net.ipv4.ip_unprivileged_port_start`` (default 1024) fail to publish — mail's 25,
 143, 465, 587, 993 (rootlesskit docs/port.md). The file sets it to the lowest published port, no
-lower than needed.
+lower than needed, and never raises a value the file already has.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def plan(port: int, before: str | None, path: Path = FILE) -> FilePlan:
     for i, ln in enumerate(lines):
         m = _LINE.match(ln)
         if m:
+            if m[2].isdigit() and int(m[2]) <= port:
+                # Already this low or lower: raising it would stop ports that publish today.
+                return FilePlan(path=path, before=before, after=before, what=what, next_steps=steps)
             lines[i] = f"{m[1]}{port}{m[3]}{m[4] or ''}"
             break
     else:
