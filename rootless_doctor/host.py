@@ -1211,17 +1211,25 @@ def _systemd_user(
 def _compose(
     compose_file: Path | None, cwd: Path | None, notes: list[str], sources: list[str]
 ) -> ComposeFacts | None:
+    """The compose file given (unreadable: a DoctorError, it is bad input), else the one in the
+    working directory (unreadable: ComposeFacts.error, reported by the COMPOSE-FILE check)."""
+    given = compose_file is not None
     if compose_file is None:
         base = cwd or Path.cwd()
         compose_file = next((base / n for n in COMPOSE_NAMES if _is_file(base / n)), None)
         if compose_file is None:
             return None
     text = _read(compose_file)
-    if text is None:
-        notes.append(f"{compose_file}: not readable")
-        return None
+    try:
+        if text is None:
+            raise DoctorError("not readable; check its permissions")
+        facts = parse.compose(text, str(compose_file))
+    except DoctorError as e:
+        if given:
+            raise DoctorError(f"{compose_file}: {e}") from None
+        return ComposeFacts(path=str(compose_file), error=str(e))
     sources.append(str(compose_file))
-    return _parsed(lambda: parse.compose(text, str(compose_file)), str(compose_file), notes)
+    return facts
 
 
 # --------------------------------------------------------------------------- Podman
@@ -1506,6 +1514,11 @@ def _docker(
         configured_port_driver=configured.get("DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"),
         configured_env=configured,
         unit_files=tuple(name for name, _ in unit_texts),
+        ignored_unit_lines=tuple(
+            f"{name}: {line}"
+            for name, text in unit_texts
+            for line in parse.unit_outside_section(text)
+        ),
         userland_proxy=userland_proxy,
         daemon_json=daemon_json_path,
         containers=containers,

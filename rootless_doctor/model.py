@@ -149,6 +149,8 @@ class DockerFacts:
     configured_port_driver: str | None = None  # ..._PORT_DRIVER
     configured_env: dict[str, str] = field(default_factory=dict)  # all DOCKERD_ROOTLESS_* seen
     unit_files: tuple[str, ...] = ()  # unit + drop-ins read, in systemd order
+    # "FILE: Key=value" lines before any [Section] header: systemd ignores them (moby#52641)
+    ignored_unit_lines: tuple[str, ...] = ()
     userland_proxy: bool | None = None  # daemon.json; None = not set (dockerd default: on)
     daemon_json: str | None = None  # path read
     containers: tuple[ContainerFacts, ...] = ()
@@ -194,6 +196,7 @@ class ComposeService:
 class ComposeFacts:
     path: str
     services: tuple[ComposeService, ...] = ()
+    error: str = ""  # why the file found in the working directory could not be read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,6 +286,7 @@ class Report:
     checks: tuple[CheckResult, ...]
     probes: tuple[ProbeResult, ...] = ()
     offline: bool = False
+    notes: tuple[str, ...] = ()  # host facts that could not be read, and why
 
     @property
     def failed(self) -> bool:

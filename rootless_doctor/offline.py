@@ -277,6 +277,18 @@ def _read(path: Path) -> str:
     return text
 
 
+def _systemctl_show(text: str) -> bool:
+    """``systemctl show`` output rather than a unit file: Key=value lines only, no section
+    header, no comment, no quotes (a drop-in whose [Service] line is missing has the quotes its
+    author typed; systemd ignores its settings, and check says so)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (
+        bool(lines)
+        and all(re.fullmatch(r"[A-Z][A-Za-z]*=[^\"']*", ln) for ln in lines)
+        and any(ln.startswith("Environment=") for ln in lines)
+    )
+
+
 def _runs_dockerd(procs: Sequence[Proc], pid: int) -> bool:
     """A dockerd below ``pid`` in the listing (when it shows parents, as pstree and ps -ef do)."""
     if not pid:
@@ -355,6 +367,10 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
         parse.containers_conf([(name, text)])  # fail on this file, naming it
         acc.confs.append((name, text))
     elif kind == "unit":
+        if _systemctl_show(text):
+            # `systemctl --user show docker [-p Environment]`: the service's merged settings,
+            # printed without a section header; they are the [Service] section.
+            text = "[Service]\n" + text
         parse.unit_environment([(name, text)])
         acc.units.append((name, text))
     elif kind == "daemon-json":
@@ -381,19 +397,18 @@ def _from_units(acc: _Acc) -> None:
         for u in ordered
         if "DOCKERD_ROOTLESS" in u[1] or "dockerd" in (parse.unit_exec_start(u[1]) or "")
     ]
-    for name, text in ordered:
-        if parse.unit_outside_section(text):
-            acc.notes.append(
-                f"{name}: settings outside a [Service] section; systemd ignores them "
-                "(add a [Service] line above them)"
-            )
+    ignored = tuple(
+        f"{name}: {line}" for name, text in ordered for line in parse.unit_outside_section(text)
+    )
     others = [u for u in ordered if u not in docker_related]
     for name, _ in others:
         acc.notes.append(f"{name}: a systemd unit without dockerd or DOCKERD_ROOTLESS_* (ignored)")
     if docker_related:
         env = parse.unit_environment(docker_related)
         d = _docker_rootless_env(env)
-        acc.add_docker(replace(d, unit_files=tuple(n for n, _ in docker_related)))
+        acc.add_docker(
+            replace(d, unit_files=tuple(n for n, _ in docker_related), ignored_unit_lines=ignored)
+        )
 
 
 def _from_procs(acc: _Acc) -> None:

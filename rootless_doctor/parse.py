@@ -161,7 +161,9 @@ def _yaml_scalar(raw: str) -> Any:
         return int(s)
     if re.fullmatch(r"[-+]?\d+\.\d+", s):
         return float(s)
-    if s[0] in "&*!|>%@`":
+    # Indicators a plain scalar cannot start with (an unclosed "[1" included): let the full
+    # YAML library decide, so broken YAML is reported rather than read as a string.
+    if s[0] in "&*!|>%@`[]{},?":
         raise _YamlError(f"unsupported YAML construct {s[:10]!r}")
     return s
 

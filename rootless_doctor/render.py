@@ -49,6 +49,7 @@ class JsonReport(TypedDict, total=False):
     engines: list[JsonEngine]
     checks: list[JsonCheck]
     probes: list[dict[str, Any]]  # only with --probe
+    notes: list[str]  # host facts that could not be read, and why
 
 
 def to_json(report: Report) -> JsonReport:
@@ -68,6 +69,7 @@ def to_json(report: Report) -> JsonReport:
     }
     if report.probes:
         out["probes"] = [probe_json(p) for p in report.probes]
+    out["notes"] = list(report.notes)
     return out
 
 
@@ -169,6 +171,9 @@ def report_lines(report: Report) -> list[tuple[str, str]]:
     if rest:
         lines.append(("bold", "Host"))
         lines.extend(_checks(rest))
+    if report.notes:
+        lines.append(("bold", "Not read"))
+        lines.extend(("dim", f"  {n}") for n in report.notes)
     n = {s: sum(1 for c in report.checks if c.status == s) for s in _MARK}
     lines.append(
         (

@@ -622,3 +622,40 @@ def test_diagnose_podman4_default_slirp_handler() -> None:
     (eng,) = diagnose(host(docker=None, podman=pm("4.3.1"))).engines
     assert eng.network_driver == "slirp4netns" and eng.port_driver == "rootlesskit"
     assert eng.source_ip_preserved is False
+
+
+# ---------------------------------------------------------------- unit files, compose file
+
+
+def test_docker_unit_ignored_pass_and_fail() -> None:
+    read = HostFacts(docker=dk(unit_files=("~/.config/systemd/user/docker.service",)))
+    assert one(read, "DOCKER-UNIT-IGNORED").status == "ok"
+    assert one(HostFacts(docker=dk()), "DOCKER-UNIT-IGNORED").status == "skip"
+    headless = HostFacts(
+        docker=dk(
+            unit_files=("/u/docker.service.d/override.conf",),
+            ignored_unit_lines=(
+                '/u/docker.service.d/override.conf: Environment="DOCKERD_ROOTLESS_'
+                'ROOTLESSKIT_PORT_DRIVER=slirp4netns"',
+            ),
+        )
+    )
+    r = one(headless, "DOCKER-UNIT-IGNORED")
+    assert r.status == "fail"
+    assert "PORT_DRIVER=slirp4netns" in r.detail
+    assert "[Service]" in r.remedy and "/u/docker.service.d/override.conf" in r.remedy
+    other = HostFacts(docker=dk(unit_files=("/u/x.conf",), ignored_unit_lines=("/u/x.conf: A=b",)))
+    assert one(other, "DOCKER-UNIT-IGNORED").status == "warn"
+
+
+def test_compose_file_unreadable_fails_and_replaces_the_lint() -> None:
+    broken = HostFacts(podman=pm(), compose=ComposeFacts(path="/p/compose.yaml", error="bad"))
+    r = one(broken, "COMPOSE-FILE")
+    assert r.status == "fail" and r.detail == "/p/compose.yaml: bad"
+    assert not [c for c in all_checks(broken) if c.id == "COMPOSE-NETWORK-MODE"]
+    fine = HostFacts(
+        podman=pm(),
+        compose=ComposeFacts(path="/p/c.yaml", services=(ComposeService(name="s"),)),
+    )
+    assert not [c for c in all_checks(fine) if c.id == "COMPOSE-FILE"]
+    assert by_id(fine, "COMPOSE-NETWORK-MODE")

@@ -36,7 +36,9 @@ def rd(
 def assert_schema(data: dict[str, Any]) -> None:
     """The documented --json schema (README "JSON output"), key for key."""
     assert data["schema_version"] == 1
-    assert set(data) <= {"schema_version", "engines", "checks", "probes"}
+    assert {"schema_version", "engines", "checks", "notes"} <= set(data)
+    assert set(data) <= {"schema_version", "engines", "checks", "probes", "notes"}
+    assert all(isinstance(n, str) for n in data["notes"])
     for e in data["engines"]:
         assert set(e) == {
             "engine",
@@ -233,3 +235,12 @@ def test_bad_option_combinations_are_one_line_exit_2() -> None:
         cp = rd("check", "--from", PODMAN_INFO, *args)
         assert cp.returncode == 2, (args, cp.stdout, cp.stderr)
         assert len(cp.stderr.strip().splitlines()) == 1 and "Traceback" not in cp.stderr
+
+
+def test_broken_compose_given_is_one_line_exit_2(tmp_path: Path) -> None:
+    f = tmp_path / "compose.yaml"
+    f.write_text("services:\n  a:\n   image: x\n  ports: [1\n")
+    cp = rd("check", "--compose", str(f), env={"PATH": str(tmp_path)}, cwd=tmp_path)
+    assert cp.returncode == 2, cp.stdout
+    (line,) = cp.stderr.strip().splitlines()
+    assert str(f) in line and "Traceback" not in cp.stderr

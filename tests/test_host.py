@@ -23,7 +23,7 @@ import pytest
 from conftest import DATA
 
 from rootless_doctor import host, parse
-from rootless_doctor.model import CmdOutput, HostPaths
+from rootless_doctor.model import CmdOutput, DoctorError, HostPaths
 
 UID = 1001  # the captures were made as user rdtest, uid 1001, on Debian 12
 USER = "rdtest"
@@ -637,9 +637,15 @@ def test_compose_found_in_cwd(fake: FakeHost, tmp_path: Path) -> None:
     explicit = DATA / "compose/docker-mailserver-docs-podman-rootless-high-ports.yaml"
     facts = host.gather(fake.paths, runner=Served(), compose_file=explicit, cwd=project)
     assert facts.compose is not None and facts.compose.path == str(explicit)
+    # A file named on the command line that cannot be read is bad input: one line, exit 2.
     missing = project / "nope.yaml"
-    facts = host.gather(fake.paths, runner=Served(), compose_file=missing, cwd=project)
-    assert facts.compose is None and any(str(missing) in n for n in facts.notes)
+    with pytest.raises(DoctorError, match=rf"^{missing}: not readable"):
+        host.gather(fake.paths, runner=Served(), compose_file=missing, cwd=project)
+    # The one found in the working directory, broken: the COMPOSE-FILE check reports it.
+    (project / "compose.yaml").write_text("services:\n  a:\n   image: x\n  ports: [1\n")
+    facts = host.gather(fake.paths, runner=Served(), cwd=project)
+    assert facts.compose is not None and facts.compose.services == ()
+    assert facts.compose.error.startswith("not JSON or YAML")
 
 
 # --------------------------------------------------------------------------- real stack

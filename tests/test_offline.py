@@ -169,7 +169,12 @@ def test_journal_and_units() -> None:
 def test_headerless_drop_in_is_noted() -> None:
     h = gather_offline([DATA / "systemd/moby-issue52641-override-commented-lines.conf"])
     assert h.docker is not None and h.docker.configured_port_driver is None
-    assert any("outside a [Service] section" in n for n in h.notes)
+    assert h.docker.ignored_unit_lines == (
+        f"{DATA / 'systemd/moby-issue52641-override-commented-lines.conf'}: "
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"',
+        f"{DATA / 'systemd/moby-issue52641-override-commented-lines.conf'}: "
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns"',
+    )
 
 
 def test_quadlet_unit_is_not_docker() -> None:

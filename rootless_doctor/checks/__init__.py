@@ -122,7 +122,12 @@ def diagnose(facts: HostFacts) -> Report:
     if facts.podman is not None:
         engines.append(podman_report(facts.podman))
     engines += [rootlesskit_report(rk) for rk in facts.rootlesskits]
-    return Report(engines=tuple(engines), checks=tuple(all_checks(facts)), offline=facts.offline)
+    return Report(
+        engines=tuple(engines),
+        checks=tuple(all_checks(facts)),
+        offline=facts.offline,
+        notes=facts.notes,
+    )
 
 
 __all__ = ["all_checks", "diagnose"]

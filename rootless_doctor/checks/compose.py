@@ -389,6 +389,17 @@ def permit_docker_check(facts: HostFacts, engine: ComposeEngine) -> list[CheckRe
 def checks(facts: HostFacts) -> list[CheckResult]:
     if facts.compose is None:
         return []
+    if facts.compose.error:
+        return [
+            CheckResult(
+                id="COMPOSE-FILE",
+                title="Compose file readable",
+                status="fail",
+                detail=f"{facts.compose.path}: {facts.compose.error}",
+                remedy="fix the file (e.g. `docker compose config` or `podman-compose config` "
+                "shows where), or name another one with --compose",
+            )
+        ]
     engine = compose_engine(facts)
     return [
         *network_mode_checks(facts, engine),

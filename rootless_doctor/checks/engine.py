@@ -336,6 +336,34 @@ def rootlesskit_source_ip(rk: RootlessKitFacts) -> CheckResult:
     )
 
 
+def docker_unit_ignored(d: DockerFacts) -> CheckResult:
+    """Settings before any [Section] header in the unit or a drop-in: systemd ignores them
+    ("Assignment outside of section. Ignoring."), so a drop-in written without its [Service] line
+    changes nothing (moby#52641)."""
+    title = "Docker: the user unit and its drop-ins are read by systemd as written"
+    if not d.unit_files:
+        return CheckResult(
+            id="DOCKER-UNIT-IGNORED", title=title, status="skip",
+            detail="no docker.service user unit or drop-in found", engine="docker",
+        )  # fmt: skip
+    if not d.ignored_unit_lines:
+        return CheckResult(
+            id="DOCKER-UNIT-IGNORED", title=title, status="ok",
+            detail=f"read: {', '.join(d.unit_files)}", engine="docker",
+        )  # fmt: skip
+    rootless = any("DOCKERD_ROOTLESS_" in line for line in d.ignored_unit_lines)
+    files = sorted({line.split(": ", 1)[0] for line in d.ignored_unit_lines})
+    return CheckResult(
+        id="DOCKER-UNIT-IGNORED",
+        title=title,
+        status="fail" if rootless else "warn",
+        detail="systemd ignores settings outside a section: " + "; ".join(d.ignored_unit_lines),
+        remedy=f"add a `[Service]` line above them in {', '.join(files)} (or run "
+        f"`{kb.FIX_DOCKER}`), then `{kb.RESTART_DOCKER}`",
+        engine="docker",
+    )
+
+
 def checks(facts: HostFacts) -> list[CheckResult]:
     out = [engines_check(facts)]
     d = facts.docker
@@ -343,6 +371,7 @@ def checks(facts: HostFacts) -> list[CheckResult]:
         out += [
             docker_source_ip(facts, d),
             docker_driver_drift(facts, d),
+            docker_unit_ignored(d),
             docker_userland_proxy(facts, d),
         ]
     p = facts.podman
