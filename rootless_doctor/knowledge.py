@@ -747,7 +747,10 @@ def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
             reason=f'{pv} {net} network with rootless_port_forwarder = "pasta": source IPs '
             "kept (experimental, IPv4 only)",
         )
-    fix = f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network_mode pasta"
+    mode = podman_keep_ip_mode(p.version, p.pasta_version is not None)
+    fix = f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network_mode {mode}"
+    if mode != "pasta":
+        fix += " (+ NETWORK_INTERFACE=tap0)"
     if m is not None and m >= 6:
         fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
     return Verdict(
@@ -756,6 +759,22 @@ def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
         "is lost",
         fix=fix,
     )
+
+
+PODMAN_PASTA = "4.4.0"  # podman 4.4.0 release notes: `--network pasta`
+SLIRP_KEEP_IP_MODE = "slirp4netns:port_handler=slirp4netns"
+
+
+def podman_keep_ip_mode(version: str | None, pasta_installed: bool) -> str:
+    """The network mode that keeps client source IPs on this Podman: pasta where Podman has it
+    (4.4+ with passt installed; the default from 5.0, the only one from 6.0), else slirp4netns
+    with its own port handler."""
+    m = major(version)
+    if m is not None and m >= 5:
+        return "pasta"
+    if pasta_installed and version_at_least(version, PODMAN_PASTA):
+        return "pasta"
+    return SLIRP_KEEP_IP_MODE
 
 
 # --------------------------------------------------------------------------- standalone RootlessKit

@@ -487,3 +487,23 @@ def test_pesto_needs_rootlesskit_3_1_and_builtin_refuses_pasta() -> None:
     opts = {o.key: o for o in kb.docker_fix_options(docker("3.1.0", net="pasta"), tools)}
     assert not opts["builtin-transparent"].available
     assert "pasta" in opts["builtin-transparent"].missing
+
+
+@pytest.mark.parametrize(
+    ("version", "pasta", "mode"),
+    [
+        ("4.3.1", False, "slirp4netns:port_handler=slirp4netns"),  # Debian 12: no pasta network
+        ("4.3.1", True, "slirp4netns:port_handler=slirp4netns"),  # pasta came in 4.4
+        ("4.9.3", True, "pasta"),
+        ("4.9.3", False, "slirp4netns:port_handler=slirp4netns"),
+        ("5.0.0", False, "pasta"),  # the default from 5.0
+        ("6.0.0", True, "pasta"),  # the only one from 6.0
+    ],
+)
+def test_podman_keep_ip_mode(version: str, pasta: bool, mode: str) -> None:
+    assert kb.podman_keep_ip_mode(version, pasta) == mode
+    # The bridge-network verdict's remedy names the same mode.
+    p = PodmanFacts(version=version, rootless=True, pasta_version="2024_05_23" if pasta else None)
+    c = ContainerFacts(engine="podman", name="x", network_mode="bridge")
+    v = kb.podman_container_verdict(p, c)
+    assert f"network_mode {mode}" in v.fix

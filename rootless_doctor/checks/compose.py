@@ -126,11 +126,13 @@ def service_verdict(engine: ComposeEngine, s: ComposeService, facts: HostFacts) 
             )
         return kb.docker_container_verdict(engine.docker, c, facts.tools)
     if base == "slirp4netns" and s.networks:
+        p = engine.podman
+        mode = kb.podman_keep_ip_mode(p.version, p.pasta_version is not None)
         return Verdict(
             preserved=False,
             reason=f"network_mode slirp4netns cannot join user-defined networks "
             f"({', '.join(s.networks)})",
-            fix=f"`{kb.FIX_COMPOSE}` (network_mode pasta, drop `networks:`)",
+            fix=f"`{kb.FIX_COMPOSE}` (network_mode {mode}, drop `networks:`)",
         )
     return kb.podman_container_verdict(engine.podman, c)
 

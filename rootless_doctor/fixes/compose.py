@@ -27,10 +27,9 @@ from typing import Any, Literal
 from .. import knowledge, parse
 from ..model import DoctorError, FilePlan, PodmanFacts
 
-SLIRP_MODE = "slirp4netns:port_handler=slirp4netns"
+SLIRP_MODE = knowledge.SLIRP_KEEP_IP_MODE
 PASTA_MODE = "pasta"
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-PODMAN_PASTA = "4.4.0"  # Podman release that added --network pasta
 PODMAN_COMPOSE_BUILTIN = "4.7.0"  # `podman compose` (wrapper) appeared in 4.7
 
 
@@ -43,14 +42,8 @@ class ComposePlan:
 
 
 def podman_mode(p: PodmanFacts | None, pasta_installed: bool) -> str:
-    """The network_mode that keeps source IPs on this Podman."""
-    version = p.version if p else None
-    m = knowledge.major(version)
-    if m is not None and m >= 5:
-        return PASTA_MODE
-    if pasta_installed and knowledge.version_at_least(version, PODMAN_PASTA):
-        return PASTA_MODE
-    return SLIRP_MODE
+    """The network_mode that keeps source IPs on this Podman (knowledge.py decides)."""
+    return knowledge.podman_keep_ip_mode(p.version if p else None, pasta_installed)
 
 
 def is_mailserver(svc: Any) -> bool:
