@@ -205,6 +205,7 @@ class HostFacts:
 
     user: str = ""
     uid: int | None = None
+    sudo_user: str | None = None  # SUDO_USER when run through sudo: the engines' likely owner
     offline: bool = False  # built from --from files, not from this host
     sources: tuple[str, ...] = ()  # files and commands the facts came from
     docker: DockerFacts | None = None  # None: no trace of Docker at all

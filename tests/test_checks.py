@@ -659,3 +659,11 @@ def test_compose_file_unreadable_fails_and_replaces_the_lint() -> None:
     )
     assert not [c for c in all_checks(fine) if c.id == "COMPOSE-FILE"]
     assert by_id(fine, "COMPOSE-NETWORK-MODE")
+
+
+def test_run_as_pass_and_warn() -> None:
+    assert one(HostFacts(user="alice", uid=1000), "RUN-AS").status == "ok"
+    r = one(HostFacts(user="root", uid=0, sudo_user="alice"), "RUN-AS")
+    assert r.status == "warn" and "alice" in r.detail and "sudo -iu alice" in r.remedy
+    assert one(HostFacts(user="root", uid=0), "RUN-AS").status == "ok"  # plain root: rootful
+    assert one(HostFacts(offline=True), "RUN-AS").status == "skip"

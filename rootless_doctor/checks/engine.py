@@ -65,6 +65,28 @@ def _notes(notes: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------- ENGINES
 
 
+def run_as_check(facts: HostFacts) -> CheckResult:
+    """Rootless engines belong to a user: run through sudo, check sees root's engines, not
+    theirs (their containers, sockets, units and containers.conf live in their session)."""
+    title = "Run as the user who owns the rootless engines"
+    if facts.offline:
+        return CheckResult(id="RUN-AS", title=title, status="skip", detail="files given")
+    if facts.uid == 0 and facts.sudo_user and facts.sudo_user != "root":
+        u = facts.sudo_user
+        return CheckResult(
+            id="RUN-AS",
+            title=title,
+            status="warn",
+            detail=f"running as root through sudo: {u}'s rootless engines and containers are "
+            "not seen from here",
+            remedy=f"run `rootless-doctor check` as {u} (without sudo), e.g. `sudo -iu {u} "
+            "rootless-doctor check` if that user has no login session",
+        )
+    return CheckResult(
+        id="RUN-AS", title=title, status="ok", detail=f"user {facts.user or facts.uid}"
+    )
+
+
 def engines_check(facts: HostFacts) -> CheckResult:
     found: list[str] = []
     if facts.docker is not None:
@@ -365,7 +387,7 @@ def docker_unit_ignored(d: DockerFacts) -> CheckResult:
 
 
 def checks(facts: HostFacts) -> list[CheckResult]:
-    out = [engines_check(facts)]
+    out = [run_as_check(facts), engines_check(facts)]
     d = facts.docker
     if d is not None:
         out += [
