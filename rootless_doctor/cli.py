@@ -6,7 +6,6 @@ unreadable input. A ``DoctorError`` becomes one line on stderr, never a tracebac
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
@@ -74,6 +73,14 @@ def check(
     from . import render
     from .checks import diagnose
 
+    # Bad usage fails before anything is read or run.
+    for pattern in (*(only or ()), *(ignore or ())):
+        if not re.fullmatch(r"[A-Za-z0-9*?\[\]-]+", pattern):
+            raise DoctorError(f"{pattern!r} is not a check ID or pattern (see the README's list)")
+    if source is not None and not probe:
+        raise DoctorError("--source only applies with --probe")
+    if probe and from_files:
+        raise DoctorError("--probe sends real traffic on this host; it cannot go with --from")
     if from_files:
         from . import offline
 
@@ -85,22 +92,13 @@ def check(
         if compose is not None and not compose.is_file():
             raise DoctorError(f"{compose}: no such compose file; name an existing one")
         facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
-    for pattern in (*(only or ()), *(ignore or ())):
-        if not re.fullmatch(r"[A-Za-z0-9*?\[\]-]+", pattern):
-            raise DoctorError(f"{pattern!r} is not a check ID or pattern (see the README's list)")
     report = diagnose(facts).select(
         tuple(p.upper() for p in only or ()), tuple(p.upper() for p in ignore or ())
     )
-    if source is not None and not probe:
-        raise DoctorError("--source only applies with --probe")
-    if probe and facts.offline:
-        raise DoctorError("--probe sends real traffic on this host; it cannot go with --from")
     if probe:
-        from .probe import as_checks, probe_all
+        from .probe import probe_all, with_probes
 
-        results = probe_all(facts, report, source=source)
-        folded = tuple(c for r in results for c in as_checks(r))
-        report = dataclasses.replace(report, probes=tuple(results), checks=report.checks + folded)
+        report = with_probes(report, probe_all(facts, report, source=source))
     if json_out:
         render.print_json(render.to_json(report))
     else:

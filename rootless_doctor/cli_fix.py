@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -54,13 +53,11 @@ def owner() -> Owner:
 
 def host_paths(o: Owner) -> HostPaths:
     """This user's paths; under sudo, SUDO_USER's home, uid and runtime dir."""
-    import dataclasses
-
     from . import host
 
     paths = host.default_paths()
     if o.via_sudo:
-        paths = dataclasses.replace(
+        paths = replace(
             paths,
             home=o.home,
             uid=o.uid,
@@ -107,9 +104,10 @@ def _emit(
     from . import apply
 
     changed = [p for p in plans if p.changed]
+    preview = dry_run or not write
     result: dict[str, Any] = {
         "changed": bool(changed),
-        "dry_run": dry_run or not write,
+        "dry_run": preview,
         "files": [],
         "next_steps": [],
         "notes": notes,
@@ -122,9 +120,9 @@ def _emit(
     steps: list[str] = []
     for p in changed:
         entry: dict[str, Any] = {"path": str(p.path), "changed": True, "what": p.what}
-        if dry_run or not write:
-            entry["diff"] = apply.diff(p)
-            lines.append(apply.diff(p).rstrip("\n"))
+        if preview:
+            entry["diff"] = diff = apply.diff(p)
+            lines.append(diff.rstrip("\n"))
             lines.append(f"would write {p.path}: {p.what}")
         else:
             w = apply.write(p, o)
@@ -136,14 +134,14 @@ def _emit(
     result["next_steps"] = steps
     if changed and steps and not restart:
         lines.append("next: " + " && ".join(steps))
-    if changed and not dry_run and write:
+    if changed and not preview:
         lines.append("undo: rootless-doctor fix --undo")
     lines.extend(f"note: {n}" for n in notes)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo("\n".join(line for line in lines if line))
-    if restart and changed and not dry_run and write:
+    if restart and changed and not preview:
         _restart(steps, o, quiet=json_out)
 
 
@@ -151,9 +149,10 @@ def _restart(steps: list[str], o: Owner, quiet: bool) -> None:
     """Run the next steps (commands found on PATH, via host.run), then check (and probe) again."""
     from . import host
 
+    paths = host.default_paths()  # our PATH, also under sudo: the commands run as us
     for step in steps:
         argv = shlex.split(step)
-        exe = shutil.which(argv[0])
+        exe = host.which(paths, argv[0])
         if exe is None:
             raise DoctorError(f"--restart: {argv[0]} not found on PATH; run by hand: {step}")
         if o.via_sudo:
@@ -170,18 +169,14 @@ def _restart(steps: list[str], o: Owner, quiet: bool) -> None:
 
 
 def _recheck(o: Owner, quiet: bool) -> None:
-    import dataclasses
-    import importlib.util
-
-    from . import render
+    """Check and probe again, as ``check --probe`` does: a probe that still sees the client
+    address lost (daemon not restarted, containers not recreated) fails here too."""
+    from . import probe, render
     from .checks import diagnose
 
     facts = gather_facts(host_paths(o))
     report = diagnose(facts)
-    if importlib.util.find_spec(f"{__package__}.probe") is not None:
-        from .probe import probe_all
-
-        report = dataclasses.replace(report, probes=tuple(probe_all(facts, report)))
+    report = probe.with_probes(report, probe.probe_all(facts, report))
     if not quiet:
         render.print_report(report)
     if report.failed:
@@ -296,12 +291,13 @@ def docker_command(
 
 
 def _default_compose(cwd: Path) -> Path:
-    from .fixes.compose import DEFAULT_FILES
+    """The file ``check`` lints and ``docker compose`` picks here (host.COMPOSE_NAMES order)."""
+    from . import host
 
-    for name in DEFAULT_FILES:
-        if (cwd / name).is_file():
-            return cwd / name
-    raise DoctorError(f"no compose file in {cwd} ({', '.join(DEFAULT_FILES)}); pass FILE")
+    found = host.find_compose(cwd)
+    if found is None:
+        raise DoctorError(f"no compose file in {cwd} ({', '.join(host.COMPOSE_NAMES)}); pass FILE")
+    return found
 
 
 @fix_app.command("compose")

@@ -71,7 +71,8 @@ def probe_command(
     """
     from . import host, probe
 
-    if engine is not None and engine.lower() not in ENGINE_CHOICES:
+    eng = engine.lower() if engine is not None else None
+    if eng is not None and eng not in ENGINE_CHOICES:
         raise typer.BadParameter(
             f"{engine!r} is not one of {', '.join(ENGINE_CHOICES)}", param_hint="--engine"
         )
@@ -79,15 +80,14 @@ def probe_command(
     results: list[ProbeResult] = []
     note = ""
     try:
-        if engine is not None and engine.lower() != "rootlesskit":
-            eng = engine.lower()
+        if eng in ("docker", "podman"):
             meanwhile = _Detect(paths, [eng])
             result = probe.probe(eng, image=image, port=port, source=source, paths=paths)
             _facts, report, note = meanwhile.result()
             results = [replace(result, expected=probe.expected_from(report, eng))]
         else:
-            facts, report, note = _detect(paths, [engine.lower()] if engine else None)
-            engines = [engine.lower()] if engine else probe.engines_in(facts)
+            facts, report, note = _detect(paths, [eng] if eng else None)
+            engines = [eng] if eng else probe.engines_in(facts)
             if engines:
                 results = probe.probe_all(
                     facts, report, paths=paths, image=image, source=source, engines=engines,
@@ -149,7 +149,7 @@ class _Detect:
 
 def _json(results: list[ProbeResult], note: str) -> dict[str, Any]:
     from . import probe
-    from .render import probe_json
+    from .render import check_json, probe_json
 
     out: list[dict[str, Any]] = []
     for r in results:
@@ -157,12 +157,7 @@ def _json(results: list[ProbeResult], note: str) -> dict[str, Any]:
         item["verdict"] = probe.verdict_word(r)
         item["agrees_with_check"] = probe.agrees(r)
         finding = probe.disagreement(r)
-        item["finding"] = (
-            None
-            if finding is None
-            else {"id": finding.id, "status": finding.status, "title": finding.title,
-                  "detail": finding.detail, "remedy": finding.remedy}
-        )  # fmt: skip
+        item["finding"] = None if finding is None else check_json(finding)
         out.append(item)
     return {"probes": out, "exit_code": probe.exit_code(results), "note": note or None}
 

@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -325,6 +325,7 @@ def _nothing_there(out: CmdOutput) -> bool:
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers
 
 
 def _main_thread() -> bool:
@@ -349,17 +350,8 @@ class _Guard:
             return
         raise ProbeInterrupted(signum)
 
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if not _main_thread():
-            yield
-            return
-        old = {s: signal.signal(s, self._handler) for s in _SIGNALS}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+    def installed(self) -> contextlib.AbstractContextManager[None]:
+        return _handling_signals(self._handler)
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
@@ -373,12 +365,18 @@ class _Guard:
             raise ProbeInterrupted(signum)
 
 
+def _signals_ignored() -> contextlib.AbstractContextManager[None]:
+    return _handling_signals(signal.SIG_IGN)
+
+
 @contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
+def _handling_signals(handler: _Handler) -> Iterator[None]:
+    """SIGINT/SIGTERM go to ``handler`` inside, the previous handlers are back afterwards.
+    Only the main thread may set handlers (``check``'s detection thread probes nothing)."""
     if not _main_thread():
         yield
         return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in _SIGNALS}
+    old = {s: signal.signal(s, handler) for s in _SIGNALS}
     try:
         yield
     finally:
@@ -672,7 +670,13 @@ def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
                     f"{err.splitlines()[-1] if err else 'no output'}"
                 )
             buf += chunk
-    return int(buf.split(b"\n", 1)[0])
+    first = buf.split(b"\n", 1)[0]
+    try:
+        return int(first)
+    except ValueError:
+        raise _CouldNotRun(
+            f"the listener in the namespace printed {first[:60]!r}, not its port"
+        ) from None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -759,8 +763,6 @@ def probe(
 def _finish(
     res: ProbeResult, t0: float, r: _Run | None, undo: _Undo, error: str = ""
 ) -> ProbeResult:
-    from dataclasses import replace
-
     used = "; ".join(r.used) if r else ""
     if undo.errors:
         error = "; ".join([*([error] if error else []), "cleanup: " + "; ".join(undo.errors)])
@@ -781,6 +783,14 @@ def expected_from(report: Report | None, engine: str, index: int = 0) -> bool | 
         return None
     same = [e for e in report.engines if e.engine == engine]
     return same[index].source_ip_preserved if index < len(same) else None
+
+
+def with_probes(report: Report, results: Iterable[ProbeResult]) -> Report:
+    """``report`` with the probes attached and folded in as checks (:func:`as_checks`), so a
+    lost client address or a disagreement counts in ``report.failed`` and shows in the report."""
+    results = tuple(results)
+    folded = tuple(c for r in results for c in as_checks(r))
+    return replace(report, probes=results, checks=report.checks + folded)
 
 
 def agrees(r: ProbeResult) -> bool | None:

@@ -56,21 +56,22 @@ def to_json(report: Report) -> JsonReport:
     out: JsonReport = {
         "schema_version": SCHEMA_VERSION,
         "engines": [_engine(e) for e in report.engines],
-        "checks": [
-            {
-                "id": c.id,
-                "status": c.status,
-                "title": c.title,
-                "detail": c.detail,
-                "remedy": c.remedy,
-            }
-            for c in report.checks
-        ],
+        "checks": [check_json(c) for c in report.checks],
     }
     if report.probes:
         out["probes"] = [probe_json(p) for p in report.probes]
     out["notes"] = list(report.notes)
     return out
+
+
+def check_json(c: CheckResult) -> JsonCheck:
+    return {
+        "id": c.id,
+        "status": c.status,
+        "title": c.title,
+        "detail": c.detail,
+        "remedy": c.remedy,
+    }
 
 
 def _engine(e: EngineReport) -> JsonEngine:

@@ -16,6 +16,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -769,3 +770,9 @@ def test_own_children_are_not_host_processes(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_sudo_user_is_read(fake: FakeHost) -> None:
+    paths = replace(fake.paths, env=(*fake.paths.env, ("SUDO_USER", "alice")))
+    assert host.gather(paths, runner=Served(), cwd=fake.home).sudo_user == "alice"
+    assert host.gather(fake.paths, runner=Served(), cwd=fake.home).sudo_user is None

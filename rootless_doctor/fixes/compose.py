@@ -29,7 +29,6 @@ from ..model import DoctorError, FilePlan, PodmanFacts
 
 SLIRP_MODE = knowledge.SLIRP_KEEP_IP_MODE
 PASTA_MODE = "pasta"
-DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 PODMAN_COMPOSE_BUILTIN = "4.7.0"  # `podman compose` (wrapper) appeared in 4.7
 
 
