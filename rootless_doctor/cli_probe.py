@@ -176,7 +176,14 @@ def _print(results: list[ProbeResult], note: str) -> None:
         lines.append(("magenta", "could not run: no rootless engine found to probe (use --engine)"))
     for r in results:
         word = probe.verdict_word(r)
-        lines.append((_VERDICT_STYLE[word], f"{r.engine}: client IP {word}"))
+        lines.append(
+            (
+                _VERDICT_STYLE[word],
+                f"{r.engine}: client IP {word}"
+                if r.ran
+                else f"{r.engine}: the probe could not run",
+            )
+        )
         if r.ran:
             why = probe.explain(r.observed) if not r.preserved else ""
             lines.append(("", f"  connected from {r.source}, the listener saw {r.observed}"))
