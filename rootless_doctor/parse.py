@@ -450,6 +450,18 @@ def _docker_rootless_from_components(
     return None, ""
 
 
+def _answered_version(engine_version: str | None, kit: RootlessKitFacts | None) -> DockerFacts:
+    """A daemon that answered `docker version`: its Engine version and RootlessKit component."""
+    rootless, why = _docker_rootless_from_components(engine_version, kit)
+    return DockerFacts(
+        reachable=True,
+        version=engine_version,
+        rootless=rootless,
+        rootless_reason=why,
+        running=kit,
+    )
+
+
 def docker_version(text: str) -> DockerFacts:
     """`docker version` text or ``--format '{{json .}}'`` JSON. Engine version, rootless (a
     ``rootlesskit`` component present), ``running`` RootlessKitFacts from that component."""
@@ -474,14 +486,7 @@ def docker_version(text: str) -> DockerFacts:
                 kit = _kit_from_component(
                     details if isinstance(details, Mapping) else {}, _str(_get(comp, "Version"))
                 )
-        rootless, why = _docker_rootless_from_components(engine_version, kit)
-        return DockerFacts(
-            reachable=True,
-            version=engine_version,
-            rootless=rootless,
-            rootless_reason=why,
-            running=kit,
-        )
+        return _answered_version(engine_version, kit)
     if data is not None:
         raise ParseError("JSON but not docker version output")
 
@@ -533,14 +538,7 @@ def docker_version(text: str) -> DockerFacts:
             },
             _str(c.get("version")),
         )
-    rootless, why = _docker_rootless_from_components(engine_version, kit)
-    return DockerFacts(
-        reachable=True,
-        version=engine_version,
-        rootless=rootless,
-        rootless_reason=why,
-        running=kit,
-    )
+    return _answered_version(engine_version, kit)
 
 
 def docker_info(text: str) -> DockerFacts:
