@@ -476,13 +476,33 @@ def _from_api(acc: _Acc) -> None:
             acc.kits.append(kit)
 
 
+# What pastes carry besides the output: the shell prompt with the command, and the engines' own
+# log lines (logrus "WARN[0000] ...", `time="..." level=warning msg=...`, docker's "WARNING: ...").
+_PROMPT = re.compile(
+    r"^\S*[$#%>]\s*(?:sudo\s+)?(?:podman|docker|systemctl|journalctl|ps|pstree|cat|rootlessctl|"
+    r"rootlesskit)\b.*$"
+)
+_LOG_LINE = re.compile(
+    r"^(?:(?:WARN|ERRO|INFO|DEBU|FATA|TRAC)\[\d+\]\s|time=\"[^\"]*\" level=\w+ |WARNING: )"
+)
+
+
+def strip_paste_noise(text: str) -> str:
+    """``text`` without prompt lines and engine log lines (kept when that leaves nothing)."""
+    kept = [ln for ln in text.splitlines(keepends=True) if not (
+        _PROMPT.match(ln.rstrip("\r\n")) or _LOG_LINE.match(ln)
+    )]  # fmt: skip
+    out = "".join(kept)
+    return out if out.strip() else text
+
+
 def gather_offline(files: Sequence[Path]) -> HostFacts:
     """Read, recognise, parse and combine ``files`` into one ``HostFacts(offline=True)``.
     Unreadable, binary, non-UTF-8, empty or unrecognised files raise a one-line DoctorError
     naming the file (exit code 2)."""
     acc = _Acc()
     for path in files:
-        text = _read(path)
+        text = strip_paste_noise(_read(path))
         name = str(path)
         try:
             kind = recognise(text)

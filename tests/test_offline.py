@@ -363,3 +363,24 @@ def test_pstree_cut_lines_are_unknown_not_defaults() -> None:
     assert facts.docker.running.network_driver == "slirp4netns"
     assert facts.docker.running.port_driver is None
     assert facts.rootlesskits == ()
+
+
+def test_pastes_with_prompt_and_engine_warnings(tmp_path: Path) -> None:
+    """What users paste: the prompt and command, logrus warnings, docker's WARNING lines around
+    the real output (here the captured Podman 4.3.1 YAML and Docker 27.1.1 info)."""
+    podman = tmp_path / "podman.txt"
+    podman.write_text(
+        "user@host:~$ podman info\n"
+        'WARN[0000] "/" is not a shared mount, this could cause issues or missing mounts with '
+        "rootless containers\n"
+        + (DATA / "podman-info/podman-4.3.1-rootless-debian12.yaml").read_text()
+    )
+    docker = tmp_path / "docker.txt"
+    docker.write_text(
+        "$ docker info\n"
+        + (DATA / "docker-info/docker-27.1.1-rootless-debian12.txt").read_text()
+        + "WARNING: No cpu cfs quota support\nWARNING: bridge-nf-call-iptables is disabled\n"
+    )
+    facts = gather_offline([podman, docker])
+    assert facts.podman is not None and facts.podman.version == "4.3.1"
+    assert facts.docker is not None and facts.docker.rootless is True
