@@ -70,11 +70,18 @@ def main() -> int:
     if not args.tool:
         print("bench: no rootless-doctor on PATH; pass --tool", file=sys.stderr)
         return 2
+    # A bug report's worth: docker version + daemon.json + the process listing.
     captures = [
-        DATA / "docker-version" / "docker-20.10.24-rootless.json",
-        DATA / "daemon-json" / "userland-proxy-false.json",
+        DATA
+        / "docker-version"
+        / "docker-28.1.1-rootless-rootlesskit-2.3.4-slirp4netns-builtin.txt",
+        DATA / "daemon-json" / "rdtest-captured-rootless-userland-proxy-false.json",
+        DATA / "ps" / "docker-20.10.24-debian12-rootless-builtin-ps-eo.txt",
     ]
-    captures = [c for c in captures if c.exists()] or sorted(DATA.glob("podman-info/*.json"))[:1]
+    missing = [str(c) for c in captures if not c.exists()]
+    if missing:
+        print(f"bench: captures missing: {', '.join(missing)}", file=sys.stderr)
+        return 2
     cwd = "/tmp"
     rows: dict[str, list[float]] = {}
     py = "/usr/bin/python3" if args.as_user else sys.executable
