@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
@@ -528,7 +529,7 @@ def gather(
         def result(key: str) -> CmdOutput | None:
             return fut[key].result() if key in fut else None
 
-        tools = _tools(cli_paths, result, notes)
+        tools = _tools(paths, cli_paths, result, notes)
 
         systemd_user = (
             _systemd_user(result("systemctl"), paths, runtime_dir, notes) if full else None
@@ -580,6 +581,7 @@ def gather(
 
 
 def _tools(
+    paths: HostPaths,
     cli_paths: Mapping[str, tuple[str, Path] | None],
     result: Callable[[str], CmdOutput | None],
     notes: list[str],
@@ -598,9 +600,26 @@ def _tools(
                 version = _parsed(functools.partial(parse.tool_version, n, text), n, notes)
             else:
                 notes.append(out.why())
+        if version is None and n == "pasta" and found is not None:
+            # Debian's build prints "pasta unknown version"; its package version carries the
+            # date ("0.0~git20230309.7c7625d-1"), as podman info reports it too.
+            pkg = _dpkg_version(paths, "passt")
+            version = parse.tool_version("pasta", pkg) if pkg else None
         setid = _setid_mode(found[1]) if found and n in ("newuidmap", "newgidmap") else None
         tools[n] = Tool(name=n, path=found[0] if found else None, version=version, setid=setid)
     return tools
+
+
+def _dpkg_version(paths: HostPaths, package: str) -> str | None:
+    """An installed Debian package's version, from dpkg's status file (no subprocess)."""
+    text = _read(paths.at("/var/lib/dpkg/status"))
+    if text is None:
+        return None
+    for stanza in text.split("\n\n"):
+        if stanza.startswith(f"Package: {package}\n") and "Status: install ok installed" in stanza:
+            m = re.search(r"(?m)^Version: (\S+)$", stanza)
+            return m.group(1) if m else None
+    return None
 
 
 def _ps_inspect(

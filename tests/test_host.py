@@ -776,3 +776,15 @@ def test_sudo_user_is_read(fake: FakeHost) -> None:
     paths = replace(fake.paths, env=(*fake.paths.env, ("SUDO_USER", "alice")))
     assert host.gather(paths, runner=Served(), cwd=fake.home).sudo_user == "alice"
     assert host.gather(fake.paths, runner=Served(), cwd=fake.home).sudo_user is None
+
+
+def test_pasta_unknown_version_falls_back_to_the_debian_package(fake: FakeHost) -> None:
+    """Debian 12's pasta prints "pasta unknown version" (captured); the version then comes from
+    dpkg's status file, as podman info gets it."""
+    fake.binary("pasta")
+    fake.file("/var/lib/dpkg/status", data("dpkg/status-debian12-excerpt.txt"))
+    runner = Served({("pasta", "--version"): "pasta unknown version\nCopyright Red Hat\n"})
+    facts = host.gather(fake.paths, runner=runner, cwd=fake.home)
+    assert facts.tools["pasta"].version == "2023_03_09.7c7625d"
+    fake.file("/var/lib/dpkg/status", "")
+    assert host.gather(fake.paths, runner=runner, cwd=fake.home).tools["pasta"].version is None
