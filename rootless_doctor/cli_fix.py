@@ -275,7 +275,7 @@ def docker_command(
     )
     header = (
         f"driver: {opt.key} (net {opt.network_driver}, port driver {opt.port_driver}): "
-        f"{choice.why}; cost: {opt.cost}; ports < 1024: {opt.privileged_ports}"
+        f"{choice.why}\n  cost: {opt.cost}\n  privileged ports: {opt.privileged_ports}"
     )
     others = [f"{o2.key}: {o2.throughput}" for o2 in choice.options if o2.available and o2 != opt]
     notes = [f"also usable here: {', '.join(others)} (--driver)"] if others else []

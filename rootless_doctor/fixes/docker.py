@@ -78,9 +78,11 @@ def choose(facts: HostFacts, driver: str | None) -> DockerChoice:
         raise DoctorError(f"no driver that keeps source IPs is usable here ({why})")
     opt = avail[0]
     skipped = [o for o in options[: options.index(opt)]]
-    why = f"fastest usable option ({opt.throughput})"
+    why = f"the fastest that keeps client IPs here ({opt.throughput})"
     if skipped:
-        why += "; faster ones not usable: " + "; ".join(f"{o.key}: {o.missing}" for o in skipped)
+        why += "\n  faster, not usable here:" + "".join(
+            f"\n    {o.key}: {o.missing}" for o in skipped
+        )
     return DockerChoice(option=opt, options=options, why=why)
 
 
