@@ -244,3 +244,34 @@ def test_broken_compose_given_is_one_line_exit_2(tmp_path: Path) -> None:
     assert cp.returncode == 2, cp.stdout
     (line,) = cp.stderr.strip().splitlines()
     assert str(f) in line and "Traceback" not in cp.stderr
+
+
+def _on_a_terminal(*args: str, env: dict[str, str]) -> str:
+    """Run the CLI with stdout on a pseudo-terminal; what it wrote there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    e = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    e.update(PYTHONPATH=str(REPO), TERM="xterm-256color", COLUMNS="120", **env)
+    proc = subprocess.Popen([sys.executable, "-m", "rootless_doctor", *args], stdout=follower,
+                            stderr=subprocess.DEVNULL, env=e, cwd=REPO)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_colours_on_a_terminal_and_never_with_no_color() -> None:
+    coloured = _on_a_terminal("check", "--from", PODMAN_INFO, env={})
+    assert "\x1b[" in coloured and "PODMAN-SOURCE-IP" in coloured
+    plain = _on_a_terminal("check", "--from", PODMAN_INFO, env={"NO_COLOR": "1"})
+    assert "\x1b[" not in plain and "PODMAN-SOURCE-IP" in plain
