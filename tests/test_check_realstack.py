@@ -144,3 +144,22 @@ def test_check_probe_folds_the_observed_result(u: stack.User, ns: stack.Netns) -
     assert [c["status"] for c in probe_check] == ["fail"]
     assert "10.0.2.100" in probe_check[0]["detail"]
     assert stack.leftovers(u) == []
+
+
+def test_podman_user_defined_network(u: stack.User, ns: stack.Netns) -> None:
+    """A container on a user-defined (bridge) network, as compose makes: rootlessport forwards
+    its ports, the server sees a bridge address, and check says lost with that handler."""
+    stack.podman(u, "network", "create", "rdcheck-net")
+    try:
+        with stack.podman_container(u, network="rdcheck-net", name="rdcheck-br") as c:
+            seen = stack.ask_from_netns(ns, ns.host_addr, c.host_port)
+            report = rdtool.check_json(u)
+    finally:
+        stack.podman(u, "network", "rm", "-f", "rdcheck-net")
+        stack.podman_reset(u)
+    assert seen.startswith("10.89.") and seen != ns.client_addr
+    (mine,) = [x for x in engine(report, "podman")["containers"] if x["name"] == "rdcheck-br"]
+    assert mine["network_mode"] == "bridge" and mine["port_handler"] == "rootlessport"
+    assert mine["source_ip_preserved"] is False
+    assert "rootlessport" in mine["reason"]
+    assert stack.leftovers(u) == []
