@@ -221,10 +221,11 @@ def prefetch(paths: HostPaths) -> None:
     if _PREFETCHED:
         import atexit
 
-        atexit.register(_end_prefetched)
+        atexit.register(end_prefetched)
 
 
-def _end_prefetched() -> None:
+def end_prefetched() -> None:
+    """End the prefetched queries nobody took over (only ours, by process group)."""
     for started in _PREFETCHED.values():
         if isinstance(started, subprocess.Popen) and started.poll() is None:
             with contextlib.suppress(OSError):
