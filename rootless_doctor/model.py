@@ -80,6 +80,8 @@ class CmdOutput:
 
 @dataclass(frozen=True, kw_only=True)
 class Proc:
+    """One process: PID, parent, real UID, command line."""
+
     pid: int
     ppid: int
     uid: int | None
@@ -108,6 +110,8 @@ class RootlessKitFacts:
 
 @dataclass(frozen=True, kw_only=True)
 class PublishedPort:
+    """A published port: host port → container port."""
+
     host_port: int
     container_port: int
     protocol: str = "tcp"
@@ -116,12 +120,16 @@ class PublishedPort:
 
 @dataclass(frozen=True, kw_only=True)
 class Interface:
+    """A network interface inside a container's namespace, with its addresses."""
+
     name: str
     addresses: tuple[str, ...] = ()  # CIDR strings, e.g. "10.0.2.100/24"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerFacts:
+    """One running container, as its engine and its processes show it."""
+
     engine: Literal["docker", "podman"]
     name: str
     id: str = ""
@@ -139,6 +147,8 @@ class ContainerFacts:
 
 @dataclass(frozen=True, kw_only=True)
 class DockerFacts:
+    """Docker as found: rootless or not, the running and the configured drivers."""
+
     cli: str | None = None  # path of the docker CLI, None when not installed
     reachable: bool | None = None  # did the daemon answer
     rootless: bool | None = None
@@ -159,6 +169,8 @@ class DockerFacts:
 
 @dataclass(frozen=True, kw_only=True)
 class PodmanFacts:
+    """Podman as found: version, defaults, merged containers.conf, containers."""
+
     cli: str | None = None
     version: str | None = None
     rootless: bool | None = None
@@ -175,6 +187,8 @@ class PodmanFacts:
 
 @dataclass(frozen=True, kw_only=True)
 class Tool:
+    """A helper binary: where it is, its version, how it gets privileges."""
+
     name: str
     path: str | None = None
     version: str | None = None
@@ -183,6 +197,8 @@ class Tool:
 
 @dataclass(frozen=True, kw_only=True)
 class ComposeService:
+    """One service of a compose file, with what decides its source IPs."""
+
     name: str
     image: str = ""
     network_mode: str | None = None
@@ -194,6 +210,8 @@ class ComposeService:
 
 @dataclass(frozen=True, kw_only=True)
 class ComposeFacts:
+    """A compose file's services (or why it could not be read)."""
+
     path: str
     services: tuple[ComposeService, ...] = ()
     error: str = ""  # why the file found in the working directory could not be read
@@ -231,6 +249,8 @@ class HostFacts:
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
+    """Whether client source IPs arrive, why, and what would make them arrive."""
+
     preserved: bool | None  # None: cannot tell from what is known
     reason: str  # one line naming the driver and version that decide it
     fix: str = ""  # the command or change that would keep source IPs ("" when none needed)
@@ -238,6 +258,8 @@ class Verdict:
 
 @dataclass(frozen=True, kw_only=True)
 class CheckResult:
+    """One check's outcome, with the values seen and the remedy."""
+
     id: str  # stable, e.g. "DOCKER-PORT-DRIVER"; documented in the README
     title: str
     status: Status
@@ -248,6 +270,8 @@ class CheckResult:
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerReport:
+    """A container's line in the report."""
+
     name: str
     network_mode: str | None
     port_handler: str | None
@@ -257,6 +281,8 @@ class ContainerReport:
 
 @dataclass(frozen=True, kw_only=True)
 class EngineReport:
+    """An engine's part of the report: what a default container gets."""
+
     engine: EngineName
     rootless: bool | None
     version: str | None
@@ -270,6 +296,8 @@ class EngineReport:
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeResult:
+    """What one end-to-end probe saw."""
+
     engine: EngineName
     ran: bool  # False: could not run (see error)
     source: str = ""  # address the client connected from
@@ -283,6 +311,8 @@ class ProbeResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Report:
+    """Everything `check` says: engines, checks, probes, what could not be read."""
+
     engines: tuple[EngineReport, ...]
     checks: tuple[CheckResult, ...]
     probes: tuple[ProbeResult, ...] = ()
