@@ -199,25 +199,32 @@ def _users_of(facts: HostFacts, net: str) -> list[str]:
     return users
 
 
-def slirp4netns(facts: HostFacts) -> CheckResult:
-    title = "slirp4netns"
-    t = _tool(facts, "slirp4netns")
-    users = _users_of(facts, "slirp4netns")
+def _network_helper(
+    facts: HostFacts, cid: str, title: str, name: str, install: str, needed_by: str
+) -> tuple[CheckResult | None, Tool | None, str]:
+    """slirp4netns and pasta alike: (a result when the tool is not looked up or not installed,
+    else None; the tool; "used by ..." for the detail). Missing is a failure only when in use."""
+    t = _tool(facts, name)
+    users = _users_of(facts, name)
     used = f"used by {', '.join(users)}" if users else "not in use"
     if t is None:
-        return _res("SLIRP4NETNS", title, "unknown" if users else "skip", f"not looked up; {used}")
+        return _res(cid, title, "unknown" if users else "skip", f"not looked up; {used}"), t, used
     if not t.path:
         if users:
-            return _res(
-                "SLIRP4NETNS",
-                title,
-                "fail",
-                f"not installed but {used}",
-                "`sudo apt-get install slirp4netns` (or switch to pasta)",
-            )
-        return _res(
-            "SLIRP4NETNS", title, "skip", "not installed; only the slirp4netns driver needs it"
-        )
+            return _res(cid, title, "fail", f"not installed but {used}", install), t, used
+        return _res(cid, title, "skip", f"not installed; only {needed_by} needs it"), t, used
+    return None, t, used
+
+
+def slirp4netns(facts: HostFacts) -> CheckResult:
+    title = "slirp4netns"
+    early, t, used = _network_helper(
+        facts, "SLIRP4NETNS", title, "slirp4netns",
+        "`sudo apt-get install slirp4netns` (or switch to pasta)", "the slirp4netns driver",
+    )  # fmt: skip
+    if early is not None:
+        return early
+    assert t is not None  # early is set whenever the tool was not looked up
     if kb.version_at_least(t.version, kb.SLIRP4NETNS_FOR_DOCKER) is False:
         return _res(
             "SLIRP4NETNS",
@@ -231,21 +238,13 @@ def slirp4netns(facts: HostFacts) -> CheckResult:
 
 def pasta(facts: HostFacts) -> CheckResult:
     title = "pasta (passt)"
-    t = _tool(facts, "pasta")
-    users = _users_of(facts, "pasta")
-    used = f"used by {', '.join(users)}" if users else "not in use"
-    if t is None:
-        return _res("PASTA", title, "unknown" if users else "skip", f"not looked up; {used}")
-    if not t.path:
-        if users:
-            return _res(
-                "PASTA",
-                title,
-                "fail",
-                f"not installed but {used}",
-                "`sudo apt-get install passt` / `sudo dnf install passt`",
-            )
-        return _res("PASTA", title, "skip", "not installed; only the pasta network needs it")
+    early, t, used = _network_helper(
+        facts, "PASTA", title, "pasta",
+        "`sudo apt-get install passt` / `sudo dnf install passt`", "the pasta network",
+    )  # fmt: skip
+    if early is not None:
+        return early
+    assert t is not None  # early is set whenever the tool was not looked up
     d = facts.docker
     if (
         d is not None
