@@ -20,7 +20,7 @@ Upstream sources (facts as of 2026-11, see /work/shared/domain.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -686,8 +686,11 @@ def podman_port_handler(p: PodmanFacts, c: ContainerFacts) -> str | None:
     return podman_port_forwarder(p)
 
 
-def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
-    """What one Podman container (or compose service / Quadlet unit) gets."""
+def podman_container_verdict(
+    p: PodmanFacts, c: ContainerFacts, tools: Mapping[str, Tool] | None = None
+) -> Verdict:
+    """What one Podman container (or compose service / Quadlet unit) gets; ``tools`` tells
+    whether pasta is installed (:func:`pasta_available`) for the remedy."""
     base, _ = split_network_mode(c.network_mode)
     m = major(p.version)
     pv = f"Podman {_v(p.version)}"
@@ -698,7 +701,7 @@ def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
     if base == "container":
         other = _find_container(p.containers, c.network_mode)
         if other is not None and other is not c:
-            v = podman_container_verdict(p, other)
+            v = podman_container_verdict(p, other, tools)
             return Verdict(
                 preserved=v.preserved,
                 reason=f"shares {other.name}'s network: {v.reason}",
@@ -735,8 +738,7 @@ def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
             preserved=False,
             reason=f"{pv} slirp4netns with the {handler} port handler: connections arrive "
             "from 10.0.2.100 (source IP lost)",
-            fix=f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network slirp4netns:port_handler=slirp4netns "
-            "(+ NETWORK_INTERFACE=tap0) or pasta, then recreate the container",
+            fix=f"{_keep_ip_fix(p, tools)}, then recreate the container",
         )
     # bridge, a user-defined network, or the compose project network: rootlessport forwards.
     net = base or "bridge"
@@ -747,10 +749,7 @@ def podman_container_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
             reason=f'{pv} {net} network with rootless_port_forwarder = "pasta": source IPs '
             "kept (experimental, IPv4 only)",
         )
-    mode = podman_keep_ip_mode(p.version, p.pasta_version is not None)
-    fix = f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network_mode {mode}"
-    if mode != "pasta":
-        fix += " (+ NETWORK_INTERFACE=tap0)"
+    fix = _keep_ip_fix(p, tools)
     if m is not None and m >= 6:
         fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
     return Verdict(
@@ -765,6 +764,16 @@ PODMAN_PASTA = "4.4.0"  # podman 4.4.0 release notes: `--network pasta`
 SLIRP_KEEP_IP_MODE = "slirp4netns:port_handler=slirp4netns"
 
 
+def pasta_available(podman: PodmanFacts | None, tools: Mapping[str, Tool] | None) -> bool:
+    """pasta (passt) is installed: on PATH, or reported by ``podman info`` (host.pasta).
+
+    The one answer for checks and fixes: Podman 4.x does not report pasta in ``podman info``,
+    so a host with pasta on PATH has it even when ``pasta_version`` is empty.
+    """
+    t = (tools or {}).get("pasta")
+    return bool(t and t.path) or bool(podman and podman.pasta_version)
+
+
 def podman_keep_ip_mode(version: str | None, pasta_installed: bool) -> str:
     """The network mode that keeps client source IPs on this Podman: pasta where Podman has it
     (4.4+ with passt installed; the default from 5.0, the only one from 6.0), else slirp4netns
@@ -775,6 +784,67 @@ def podman_keep_ip_mode(version: str | None, pasta_installed: bool) -> str:
     if pasta_installed and version_at_least(version, PODMAN_PASTA):
         return "pasta"
     return SLIRP_KEEP_IP_MODE
+
+
+def keep_ip_mode(podman: PodmanFacts | None, tools: Mapping[str, Tool] | None) -> str:
+    """:func:`podman_keep_ip_mode` for this host: what the check's remedy names and the fix
+    writes (one decision, so the two cannot disagree)."""
+    return podman_keep_ip_mode(podman.version if podman else None, pasta_available(podman, tools))
+
+
+def _keep_ip_fix(p: PodmanFacts, tools: Mapping[str, Tool] | None) -> str:
+    """The remedy naming the mode `fix compose` / `fix quadlet` write on this host."""
+    mode = keep_ip_mode(p, tools)
+    fix = f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network_mode {mode}"
+    iface = mode_interface(mode)
+    return fix + (f" (+ NETWORK_INTERFACE={iface})" if iface else "")
+
+
+def podman_mode_keeps_ip(mode: str | None, version: str | None) -> bool:
+    """A network mode a fix leaves alone: host (no forwarding), none (nothing published), pasta,
+    or slirp4netns with its own port handler on Podman ≤ 5 (6.0 removed slirp4netns)."""
+    base, opts = split_network_mode(mode)
+    if base in ("host", "none", "pasta"):
+        return True
+    return (
+        base == "slirp4netns"
+        and opts.get("port_handler") == "slirp4netns"
+        and (major(version) or 0) < 6
+    )
+
+
+# slirp4netns names the container's interface tap0 (slirp4netns(1): ``slirp4netns [OPTION]...
+# PID|PATH TAPNAME``, Podman passes tap0); pasta copies the host's interface name (passt(1),
+# ``-I``/``--ns-ifname`` defaults to the host's); bridge networks give eth0 (netavark / docker).
+SLIRP_INTERFACE = "tap0"
+BRIDGE_INTERFACE = "eth0"
+
+
+def mode_interface(mode: str | None) -> str | None:
+    """The interface name a container on this network mode has; None = the host's own name
+    (pasta, host network)."""
+    base, _ = split_network_mode(mode)
+    if base == "slirp4netns":
+        return SLIRP_INTERFACE
+    if base in ("pasta", "host"):
+        return None
+    return BRIDGE_INTERFACE
+
+
+# Linux net.ipv4.ip_unprivileged_port_start defaults to 1024 (kernel
+# Documentation/networking/ip-sysctl.rst); rootless engines cannot bind below it.
+PRIVILEGED_PORT_LIMIT = 1024
+
+
+def port_limit(unprivileged_port_start: int | None) -> int:
+    """The lowest port a rootless engine can bind: the sysctl when read, else the default."""
+    return PRIVILEGED_PORT_LIMIT if unprivileged_port_start is None else unprivileged_port_start
+
+
+def is_mailserver(image: str, env_keys: Iterable[str]) -> bool:
+    """A docker-mailserver service: its image, or its own PERMIT_DOCKER setting (a custom-built
+    image keeps docker-mailserver's environment; docker-mailserver docs config/environment.md)."""
+    return "docker-mailserver" in image or "PERMIT_DOCKER" in set(env_keys)
 
 
 # --------------------------------------------------------------------------- standalone RootlessKit

@@ -24,7 +24,7 @@ from ..model import (
 from .engine import docker_rootless, ports_text, status_of
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
-# Default of docker-mailserver's NETWORK_INTERFACE (domain.md: eth0 with bridge networks).
+# Default of docker-mailserver's NETWORK_INTERFACE (config/environment.md: eth0).
 DMS_DEFAULT_INTERFACE = "eth0"
 
 
@@ -126,15 +126,14 @@ def service_verdict(engine: ComposeEngine, s: ComposeService, facts: HostFacts) 
             )
         return kb.docker_container_verdict(engine.docker, c, facts.tools)
     if base == "slirp4netns" and s.networks:
-        p = engine.podman
-        mode = kb.podman_keep_ip_mode(p.version, p.pasta_version is not None)
+        mode = kb.keep_ip_mode(engine.podman, facts.tools)
         return Verdict(
             preserved=False,
             reason=f"network_mode slirp4netns cannot join user-defined networks "
             f"({', '.join(s.networks)})",
             fix=f"`{kb.FIX_COMPOSE}` (network_mode {mode}, drop `networks:`)",
         )
-    return kb.podman_container_verdict(engine.podman, c)
+    return kb.podman_container_verdict(engine.podman, c, facts.tools)
 
 
 def _prefix(engine: ComposeEngine) -> str:
@@ -142,7 +141,7 @@ def _prefix(engine: ComposeEngine) -> str:
 
 
 def is_mailserver(s: ComposeService) -> bool:
-    return "docker-mailserver" in s.image or "PERMIT_DOCKER" in s.environment
+    return kb.is_mailserver(s.image, s.environment)
 
 
 def fail2ban_enabled(env: dict[str, str]) -> bool:
@@ -203,7 +202,7 @@ def privileged_ports_check(facts: HostFacts, engine: ComposeEngine) -> CheckResu
     assert facts.compose is not None
     title = "Compose: published ports below the unprivileged port start"
     start = facts.unprivileged_port_start
-    limit = 1024 if start is None else start
+    limit = kb.port_limit(start)
     low = [(s, p) for s in facts.compose.services for p in s.ports if 0 < p.host_port < limit]
     if not low:
         return _result(
@@ -277,11 +276,9 @@ def net_admin_check(facts: HostFacts) -> CheckResult:
 def expected_interface(engine: ComposeEngine, s: ComposeService) -> str | None:
     """The interface name docker-mailserver's NETWORK_INTERFACE must have, None = host's name."""
     base, _ = kb.split_network_mode(s.network_mode)
-    if engine.name == "podman" and base == "slirp4netns":
-        return "tap0"  # slirp4netns default interface (rootlesskit docs / slirp4netns man page)
-    if base in {"pasta", "host"}:
-        return None  # pasta copies the host's interface name; host network is the host's
-    return "eth0"
+    if engine.name == "docker" and base == "slirp4netns":
+        return kb.BRIDGE_INTERFACE  # Podman syntax; Docker rejects it (COMPOSE-NETWORK-MODE)
+    return kb.mode_interface(s.network_mode)
 
 
 def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[CheckResult]:
@@ -297,13 +294,14 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
         want = expected_interface(engine, s)
         mode = s.network_mode or "bridge (default)"
         if want is None:
-            if effective == "tap0":
+            if effective == kb.SLIRP_INTERFACE:
                 out.append(
                     _result(
                         "COMPOSE-NETWORK-INTERFACE",
                         title,
                         "fail",
-                        f"network {mode}, NETWORK_INTERFACE={shown}: tap0 exists only with "
+                        f"network {mode}, NETWORK_INTERFACE={shown}: {kb.SLIRP_INTERFACE} exists "
+                        "only with "
                         "slirp4netns; the container stops at start",
                         "set NETWORK_INTERFACE to the host's interface name "
                         f"(`ip route show default`) (`{kb.FIX_COMPOSE}`)",

@@ -292,7 +292,7 @@ def container_verdict(facts: HostFacts, c: ContainerFacts) -> Verdict:
     if c.engine == "docker" and facts.docker is not None:
         return kb.docker_container_verdict(facts.docker, c, facts.tools)
     if c.engine == "podman" and facts.podman is not None:
-        return kb.podman_container_verdict(facts.podman, c)
+        return kb.podman_container_verdict(facts.podman, c, facts.tools)
     return Verdict(preserved=None, reason=f"no {c.engine} facts to judge {c.name} by")
 
 

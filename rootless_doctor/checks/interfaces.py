@@ -19,7 +19,7 @@ def best_interface(interfaces: tuple[Interface, ...]) -> str | None:
     """The name to set: tap0 (slirp4netns) if there, else the first non-loopback with an address."""
     names = [i for i in interfaces if i.name != "lo"]
     for i in names:
-        if i.name == "tap0":
+        if i.name == kb.SLIRP_INTERFACE:
             return i.name
     with_addr = [i for i in names if i.addresses]
     pick = with_addr or names

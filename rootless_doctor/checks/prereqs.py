@@ -323,7 +323,7 @@ def rootlesskit(facts: HostFacts) -> CheckResult:
 def privileged_ports(facts: HostFacts) -> CheckResult:
     title = "Published ports below net.ipv4.ip_unprivileged_port_start"
     start = facts.unprivileged_port_start
-    limit = 1024 if start is None else start
+    limit = kb.port_limit(start)
     low: list[tuple[str, int, str]] = []  # (who, port, way out: setcap|sysctl)
     d = facts.docker
     docker_builtin = (

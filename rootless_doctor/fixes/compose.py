@@ -46,9 +46,9 @@ def podman_mode(p: PodmanFacts | None, pasta_installed: bool) -> str:
 
 
 def is_mailserver(svc: Any) -> bool:
-    # By image only (checks/compose.py also counts PERMIT_DOCKER): a fix touches a service's
-    # NETWORK_INTERFACE only when the image is docker-mailserver or the service already sets it.
-    return "docker-mailserver" in str(svc.get("image") or "")
+    # knowledge.is_mailserver decides, for the check (COMPOSE-NETWORK-INTERFACE) and this fix.
+    env = parse.compose_environment(svc.get("environment"))
+    return knowledge.is_mailserver(str(svc.get("image") or ""), env)
 
 
 def _load(text: str, name: str) -> Any:
@@ -138,18 +138,14 @@ def plan(
 
     current = svc.get("network_mode")
     cur = str(current) if current is not None else None
-    base, opts = knowledge.split_network_mode(cur)
+    base, _ = knowledge.split_network_mode(cur)
     if base in ("service", "container"):
         raise DoctorError(
             f"{name}: service {svc_name!r} uses the network of {cur!r}: fix that service instead"
         )
-    keeps = (
-        base in ("host", "none")
-        or base == "pasta"
-        or (base == "slirp4netns" and opts.get("port_handler") == "slirp4netns" and (m or 0) < 6)
-    )
+    keeps = knowledge.podman_mode_keeps_ip(cur, podman.version if podman else None)
     mode = cur if keeps and cur is not None else want
-    iface = "tap0" if mode.startswith("slirp4netns") else host_interface
+    iface = knowledge.mode_interface(mode) or host_interface
     env = svc.get("environment")
     wants_iface = is_mailserver(svc) or _env_value(env, "NETWORK_INTERFACE") is not None
 

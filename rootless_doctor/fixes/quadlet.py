@@ -9,6 +9,7 @@ refused (a network mode cannot be combined with networks). docker-mailserver uni
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import knowledge
@@ -16,6 +17,7 @@ from ..model import DoctorError, FilePlan, PodmanFacts
 from . import unitfile
 from .compose import ComposePlan, podman_mode
 
+_ENV_KEY = re.compile(r"""(?:^|\s)["']?([A-Za-z_][A-Za-z0-9_]*)=""")
 BUILTIN_MODES = ("pasta", "slirp4netns", "host", "none", "private", "bridge", "ns", "container")
 
 
@@ -50,10 +52,7 @@ def plan(
         )
     want = podman_mode(podman, pasta_installed)
     current = nets[-1].value if nets else None
-    base, opts = knowledge.split_network_mode(current)
-    keeps = base in ("host", "none", "pasta") or (
-        base == "slirp4netns" and opts.get("port_handler") == "slirp4netns" and (m or 0) < 6
-    )
+    keeps = knowledge.podman_mode_keeps_ip(current, podman.version if podman else None)
     mode = current if keeps and current else want
     nl = unitfile.newline_of(text)
     lines = list(unit.lines)
@@ -72,9 +71,11 @@ def plan(
             lines.insert(at + 1, f"Network={mode}{nl}")
     after = "".join(lines)
     image = next((e.value for e in unit.entries if e.key == "Image"), "")
-    env_text = " ".join(e.value for e in unit.entries if e.key == "Environment")
-    wants_iface = "docker-mailserver" in image or "NETWORK_INTERFACE=" in env_text
-    iface = "tap0" if mode.startswith("slirp4netns") else host_interface
+    env_keys = {
+        k for e in unit.entries if e.key == "Environment" for k in _ENV_KEY.findall(e.value)
+    }
+    wants_iface = knowledge.is_mailserver(image, env_keys) or "NETWORK_INTERFACE" in env_keys
+    iface = knowledge.mode_interface(mode) or host_interface
     notes: list[str] = []
     if wants_iface and iface:
         after = unitfile.set_environment(after, {"NETWORK_INTERFACE": iface}, name, "Container")

@@ -1,0 +1,133 @@
+"""`check` and `fix` answer the same question the same way (issue 9: one owner per decision).
+
+For every Podman host the suite knows (each captured ``podman info`` in tests/data, plus the
+versions the unit tests build: 4.3.1, 4.9.3 — whose ``podman info`` does not report pasta — 5.x
+and 6.0), with and without pasta on PATH, and for each compose shape that loses source IPs, the
+COMPOSE-NETWORK-MODE remedy names the network_mode that ``fix compose`` writes, and a
+NETWORK_INTERFACE it names is the one the fix sets.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+from typer.testing import CliRunner
+
+from rootless_doctor import apply, cli_fix, parse
+from rootless_doctor import knowledge as kb
+from rootless_doctor.checks import compose as check_compose
+from rootless_doctor.model import DoctorError, HostFacts, HostPaths, PodmanFacts, Tool
+
+PASTA = Tool(name="pasta", path="/usr/bin/pasta", version="2024_05_23")
+
+
+def _captured() -> list[tuple[str, PodmanFacts]]:
+    out = []
+    for f in sorted((DATA / "podman-info").iterdir()):
+        if "NOT-VALID" in f.name:
+            continue
+        p = parse.podman_info(f.read_text())
+        if p.rootless:
+            out.append((f.name, p))
+    return out
+
+
+HOSTS = [
+    *_captured(),
+    *(
+        (f"built {v}", PodmanFacts(cli="/usr/bin/podman", version=v, rootless=True))
+        for v in ("4.3.1", "4.9.3", "5.4.2", "6.0.0")
+    ),
+]
+
+# (name, compose text): each loses source IPs on some Podman; `networks:` is what the fix asks
+# the user to remove first, so the fix runs on the text without it.
+SHAPES = {
+    "slirp4netns joining networks": (
+        "services:\n  mail:\n    image: ghcr.io/docker-mailserver/docker-mailserver:15\n"
+        "    network_mode: slirp4netns\n    networks: [front]\n    ports: ['25:25']\n"
+        "networks:\n  front: {}\n"
+    ),
+    "slirp4netns with the rootlesskit handler": (
+        "services:\n  mail:\n    image: ghcr.io/docker-mailserver/docker-mailserver:15\n"
+        "    network_mode: slirp4netns\n    ports: ['25:25']\n"
+    ),
+    "project network": (
+        "services:\n  mail:\n    image: ghcr.io/docker-mailserver/docker-mailserver:15\n"
+        "    ports: ['25:25']\n"
+    ),
+}
+
+_NETWORKS = re.compile(r"^    networks: .*\n|^networks:\n(  .*\n)*", re.M)
+_REMEDY_MODE = re.compile(r"network_mode ([^\s,;)]+)")
+_REMEDY_IFACE = re.compile(r"NETWORK_INTERFACE=([^\s,;)]+)")
+
+
+def _fix_compose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, facts: HostFacts, text: str
+) -> str:
+    """``fix compose --dry-run`` through the CLI (its own facts → its own pasta decision)."""
+    o = apply.Owner(name="t", uid=4242, gid=4242, home=tmp_path / "home", via_sudo=False)
+    monkeypatch.setattr(cli_fix, "owner", lambda: o)
+    monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid))
+    monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: facts)
+    f = tmp_path / "compose.yaml"
+    f.write_text(text)
+    r = CliRunner().invoke(cli_fix.fix_app, ["compose", str(f), "--dry-run", "--engine", "podman"])
+    if isinstance(r.exception, DoctorError):
+        raise r.exception
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+@pytest.mark.parametrize("pasta", [False, True], ids=["no-pasta", "pasta-on-PATH"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("host", HOSTS, ids=[h[0] for h in HOSTS])
+def test_check_remedy_and_fix_plan_agree(
+    host: tuple[str, PodmanFacts],
+    shape: str,
+    pasta: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, podman = host
+    text = SHAPES[shape]
+    facts = HostFacts(podman=podman, tools={"pasta": PASTA} if pasta else {})
+    checked = replace_compose(facts, text)
+    [res] = [r for r in check_compose.checks(checked) if r.id == "COMPOSE-NETWORK-MODE"]
+    if res.status == "ok":
+        return  # nothing to fix on this host: the fix has nothing to agree with
+    m = _REMEDY_MODE.search(res.remedy)
+    if m:
+        named = m.group(1)
+    else:  # Podman 6 removed slirp4netns: `podman system migrate` moves the container to pasta
+        assert kb.PODMAN_MIGRATE in res.remedy, f"remedy names no network_mode: {res.remedy!r}"
+        named = "pasta"
+    out = _fix_compose(tmp_path, monkeypatch, facts, _NETWORKS.sub("", text))
+    written = re.search(r"^\+\s+network_mode: \"?([^\"\n]+)", out, re.M)
+    assert written, out
+    assert written.group(1) == named, (res.remedy, out)
+    iface = _REMEDY_IFACE.search(res.remedy)
+    if iface:  # the remedy names the interface: the fix sets that one
+        set_iface = re.search(r"^\+\s+.*NETWORK_INTERFACE[=:] ?\"?([^\"\n]+)", out, re.M)
+        assert set_iface and set_iface.group(1) == iface.group(1), (res.remedy, out)
+
+
+def replace_compose(facts: HostFacts, text: str) -> HostFacts:
+    from dataclasses import replace
+
+    return replace(facts, compose=parse.compose(text, "compose.yaml"))
+
+
+def test_the_reported_disagreement() -> None:
+    """Podman 4.9, pasta on PATH but not in `podman info`, slirp4netns joining networks: the
+    remedy says pasta (as `fix compose` writes), not slirp4netns:port_handler=slirp4netns."""
+    facts = replace_compose(
+        HostFacts(podman=PodmanFacts(version="4.9.3", rootless=True), tools={"pasta": PASTA}),
+        SHAPES["slirp4netns joining networks"],
+    )
+    [res] = [r for r in check_compose.checks(facts) if r.id == "COMPOSE-NETWORK-MODE"]
+    assert "network_mode pasta" in res.remedy and "port_handler" not in res.remedy
