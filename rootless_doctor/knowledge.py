@@ -137,6 +137,37 @@ def _implicit_if_pasta(net: str | None, port: str | None) -> str | None:
     return port
 
 
+# A rootless daemon lists a `rootlesskit` component in `docker version` from Engine 23 on
+# (docs/facts.md; captures tests/data/docker-version: 20.10.24 rootless lists none, 25.0.1 does),
+# so from 23 on its absence means rootful; before 23 it says nothing.
+DOCKER_LISTS_ROOTLESSKIT = "23.0.0"
+
+
+def docker_rootless_from_components(
+    engine_version: str | None, has_rootlesskit_component: bool
+) -> tuple[bool | None, str]:
+    """(rootless?, why) from the components `docker version` lists."""
+    if has_rootlesskit_component:
+        return True, "docker version lists a rootlesskit component"
+    if version_at_least(engine_version, DOCKER_LISTS_ROOTLESSKIT):
+        return False, f"docker version (Engine {engine_version}) lists no rootlesskit component"
+    return None, ""
+
+
+def rootlesskit_cli_drivers(
+    net_flag: str | None, port_flag: str | None, *, cut: bool
+) -> tuple[str | None, str | None]:
+    """(net, port driver) of a rootlesskit command line. Flags left out take rootlesskit's
+    defaults (cmd/rootlesskit/main.go: ``--net=host``, ``--port-driver=none``) unless the listing
+    cut the line (then unknown). With ``--net=pasta`` no port driver means pasta forwards ports
+    itself: "implicit" (RootlessKit ≥ 2; Docker 29 passes ``--port-driver=implicit``)."""
+    net = net_flag or (None if cut else "host")
+    port = port_flag or (None if cut else "none")
+    if net == "pasta" and port == "none":
+        port = "implicit"
+    return net, port
+
+
 def docker_default_drivers(
     docker_version: str | None, tools: Mapping[str, Tool] | None = None
 ) -> tuple[str | None, str | None]:
@@ -668,6 +699,21 @@ def podman_container_handler(c: ContainerFacts) -> str | None:
     for arg in c.create_command:
         if "port_handler=" in arg:
             return arg.split("port_handler=", 1)[1].split(",", 1)[0]
+    return None
+
+
+def podman_inspect_port_handler(mode: str | None, *, rootful: bool | None) -> str | None:
+    """The port handler of a container from its inspected network mode: pasta forwards itself;
+    slirp4netns uses its ``port_handler`` option, default rootlesskit (the rootlessport process,
+    containers.conf(5) ``network_cmd_options``); rootless bridge and named networks forward
+    through rootlessport; rootful ones (storage under /var/lib/containers) through netavark DNAT."""
+    base, opts = split_network_mode(mode)
+    if base == "pasta":
+        return "pasta"
+    if base == "slirp4netns":
+        return opts.get("port_handler") or "rootlesskit"
+    if base and base not in ("host", "none", "container", "ns", "private"):
+        return None if rootful else "rootlessport"
     return None
 
 

@@ -4,9 +4,10 @@ Used by host.py (live: it runs the command / reads the file and hands the text h
 offline.py (``check --from``: the text a user pasted). Nothing here touches the OS.
 Every parser raises ``ParseError`` (a DoctorError) with a one-line reason on text it cannot read.
 
-Unknown stays ``None``: a parser never fills a value the text does not show, except where upstream
-documents a fixed default (RootlessKit: net "host", port driver "none"; pasta with no port driver
-is "implicit").
+Unknown stays ``None``: a parser never fills a value the text does not show. Where a value the
+text leaves out has a documented default (RootlessKit's flags, Podman's port handlers) or where a
+fact implies a verdict (no rootlesskit component ⇒ rootful), knowledge.py decides; parse.py only
+hands it what the text shows.
 
 Only stdlib at import time: ``check --from`` must start fast. tomllib and ruamel.yaml are imported
 inside the functions that need them.
@@ -439,20 +440,9 @@ def _kit_from_component(details: Mapping[str, Any], version: str | None) -> Root
     )
 
 
-def _docker_rootless_from_components(
-    engine_version: str | None, kit: RootlessKitFacts | None
-) -> tuple[bool | None, str]:
-    if kit is not None:
-        return True, "docker version lists a rootlesskit component"
-    major = knowledge.major(engine_version)
-    if major is not None and major >= 23:
-        return False, f"docker version (Engine {engine_version}) lists no rootlesskit component"
-    return None, ""
-
-
 def _answered_version(engine_version: str | None, kit: RootlessKitFacts | None) -> DockerFacts:
     """A daemon that answered `docker version`: its Engine version and RootlessKit component."""
-    rootless, why = _docker_rootless_from_components(engine_version, kit)
+    rootless, why = knowledge.docker_rootless_from_components(engine_version, kit is not None)
     return DockerFacts(
         reachable=True,
         version=engine_version,
@@ -666,12 +656,9 @@ def rootlesskit_argv(argv: Sequence[str]) -> RootlessKitFacts:
     # A listing that cut the line ("pstree -a" ends long ones with "..."): what is missing is
     # unknown, not rootlesskit's default.
     cut = any(a in ("...", "…") for a in args)
-    net = flags.get("net") or (None if cut else "host")
-    port = flags.get("port-driver") or (None if cut else "none")
-    if net == "pasta" and port == "none":
-        # RootlessKit ≥ 2: pasta forwards ports itself ("implicit"); Docker 29 passes
-        # --port-driver=implicit, and no port driver with pasta means the same.
-        port = "implicit"
+    net, port = knowledge.rootlesskit_cli_drivers(
+        flags.get("net") or None, flags.get("port-driver") or None, cut=cut
+    )
     return RootlessKitFacts(
         network_driver=net,
         port_driver=port,
@@ -974,17 +961,7 @@ def podman_inspect(text: str) -> list[ContainerFacts]:
         flag = _network_flag(cmd)
         if mode and flag and ":" in flag and flag.partition(":")[0] == mode:
             mode = flag  # keep the options ("slirp4netns:port_handler=slirp4netns")
-        base, opts = knowledge.split_network_mode(mode)
-        handler: str | None = None
-        if base == "pasta":
-            handler = "pasta"
-        elif base == "slirp4netns":
-            # Podman's default slirp4netns port handler is rootlesskit (rootlessport process).
-            handler = opts.get("port_handler") or "rootlesskit"
-        elif base and base not in ("host", "none", "container", "ns", "private"):
-            # rootless bridge ("bridge", "default") and named networks forward ports through
-            # rootlessport
-            handler = None if _rootful_paths(c) else "rootlessport"
+        handler = knowledge.podman_inspect_port_handler(mode, rootful=_rootful_paths(c))
         out.append(_container(c, "podman", mode, handler, cmd))
     return out
 
