@@ -3,7 +3,7 @@
 Pure functions of the records in model.py; no OS access, no printing. Every ``Verdict.reason`` is
 one line naming the driver and the version that decide it.
 
-Upstream sources (facts as of 2026-11, see /work/shared/domain.md):
+Upstream sources (facts as of 2026-12; the details with their sources are in docs/facts.md):
 
 - rootless-containers/rootlesskit ``docs/port.md``: port drivers, their throughput and whether the
   source IP is propagated; builtin ≥ v3.0.0 keeps TCP source IPs with ``--source-ip-transparent``
@@ -131,7 +131,8 @@ class DockerDrivers:
 
 
 def _implicit_if_pasta(net: str | None, port: str | None) -> str | None:
-    # RootlessKit's API and `docker version` report no port driver for implicit (domain.md).
+    # RootlessKit's API and `docker version` report no port driver for implicit
+    # (docs/facts.md "Docker rootless").
     if port is None and net == "pasta":
         return "implicit"
     return port

@@ -88,7 +88,7 @@ while True:
 """
 
 # What a lost client address typically turns into, and which forwarder that points at
-# (domain.md "Why source IPs get lost").
+# (docs/facts.md "Why source IPs get lost").
 _KNOWN_LOCAL = {
     "127.0.0.1": "RootlessKit's builtin port driver reconnects from inside the namespace",
     "10.0.2.100": "Podman's rootlessport forwarder (slirp4netns, default port handler)",

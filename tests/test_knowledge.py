@@ -1,4 +1,4 @@
-"""knowledge.py: the decision table of /work/shared/domain.md, one test per row, plus edges."""
+"""knowledge.py: the decision table of docs/facts.md, one test per row, plus edges."""
 
 from __future__ import annotations
 

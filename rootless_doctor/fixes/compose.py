@@ -1,7 +1,7 @@
 """Planner for `rootless-doctor fix compose`: ``network_mode`` + ``NETWORK_INTERFACE`` of a service.
 
-Podman (domain.md): ``network_mode: pasta`` keeps source IPs wherever Podman has pasta (4.4+,
-default from 5.0, the only one from 6.0); on Podman ≤ 5 without pasta,
+Podman (docs/facts.md "Podman"): ``network_mode: pasta`` keeps source IPs wherever Podman has
+pasta (4.4+, default from 5.0, the only one from 6.0); on Podman ≤ 5 without pasta,
 ``"slirp4netns:port_handler=slirp4netns"`` does (docker-mailserver ``config/advanced/podman.md``).
 A service that joins compose networks cannot take a ``network_mode`` (compose rejects the pair), so
 we refuse and say what to do. For Docker, ``network_mode`` cannot help: the daemon's RootlessKit

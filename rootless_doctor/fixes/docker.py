@@ -1,7 +1,7 @@
 """Planner for `rootless-doctor fix docker`: the systemd user drop-in or daemon.json.
 
 Which file and which drivers come from ``knowledge.docker_fix_options`` (the decision table in
-/work/shared/domain.md):
+docs/facts.md "Decision table"):
 
 - RootlessKit < 3: ``~/.config/systemd/user/docker.service.d/override.conf`` with
   ``DOCKERD_ROOTLESS_ROOTLESSKIT_NET`` / ``..._PORT_DRIVER`` (pasta + implicit where RootlessKit

@@ -1,6 +1,7 @@
 """Planner for `rootless-doctor fix podman`: the user's containers.conf.
 
-What to set depends on the installed Podman (domain.md, containers/common containers.conf(5)):
+What to set depends on the installed Podman (docs/facts.md "Podman", containers/common
+containers.conf(5)):
 
 - Podman < 4.6: ``[network] default_rootless_network_cmd`` is not read yet (podman#19032 landed in
   4.6), so only ``[engine] network_cmd_options = ["port_handler=slirp4netns"]``.
