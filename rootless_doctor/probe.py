@@ -55,6 +55,7 @@ from pathlib import Path
 from types import FrameType
 
 from . import host
+from .checks.registry import PROBE_DISAGREES_ID, PROBE_ID
 from .model import (
     CheckResult,
     CmdOutput,
@@ -158,7 +159,7 @@ def disagreement(r: ProbeResult) -> CheckResult | None:
     if r.expected and not r.preserved:
         why = explain(r.observed)
         return CheckResult(
-            id=f"PROBE-{r.engine.upper()}-DISAGREES",
+            id=PROBE_DISAGREES_ID[r.engine],
             title=f"{r.engine}: configured to keep client IPs, but they are lost",
             status="fail",
             detail=(
@@ -169,7 +170,7 @@ def disagreement(r: ProbeResult) -> CheckResult | None:
             engine=r.engine,
         )
     return CheckResult(
-        id=f"PROBE-{r.engine.upper()}-DISAGREES",
+        id=PROBE_DISAGREES_ID[r.engine],
         title=f"{r.engine}: client IPs arrive intact, although check expected them lost",
         status="warn",
         detail=(
@@ -188,7 +189,7 @@ def as_checks(r: ProbeResult) -> tuple[CheckResult, ...]:
     word = verdict_word(r)
     if word == "could not run":
         main = CheckResult(
-            id=f"PROBE-{r.engine.upper()}",
+            id=PROBE_ID[r.engine],
             title=f"{r.engine}: end-to-end probe could not run",
             status="unknown",
             detail=r.error,
@@ -197,7 +198,7 @@ def as_checks(r: ProbeResult) -> tuple[CheckResult, ...]:
     else:
         why = explain(r.observed) if not r.preserved else ""
         main = CheckResult(
-            id=f"PROBE-{r.engine.upper()}",
+            id=PROBE_ID[r.engine],
             title=f"{r.engine}: client IP {word} (probed)",
             status="ok" if r.preserved else "fail",
             detail=f"connected from {r.source}, the listener saw {r.observed}"

@@ -18,16 +18,18 @@ from ..model import (
     Report,
     RootlessKitFacts,
 )
-from . import compose, engine, interfaces, prereqs
+from . import compose, engine, interfaces, prereqs, registry
 
 MODULES = (engine, prereqs, compose, interfaces)
 
 
 def all_checks(facts: HostFacts) -> list[CheckResult]:
+    """Every check's results, with the declared prerequisite rule applied (checks/registry.py);
+    a result with an undeclared ID is a bug (KeyError)."""
     out: list[CheckResult] = []
     for module in MODULES:
         out += module.checks(facts)
-    return out
+    return registry.apply_needs(facts, out)
 
 
 def docker_report(facts: HostFacts, d: DockerFacts) -> EngineReport:

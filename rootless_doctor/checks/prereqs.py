@@ -3,13 +3,13 @@
 IDs: NEWUIDMAP, SUBUID, SUBGID, USERNS, DEV-NET-TUN, SLIRP4NETNS, PASTA, ROOTLESSKIT,
 PRIVILEGED-PORTS, SYSTEMD-USER, LINGER, XDG-RUNTIME-DIR, FIREWALL.
 
-When no engine was found at all, failures here are reported as warnings (nothing is broken yet;
-they matter before installing one); when every engine found runs as root, they are skipped.
+These checks need a rootless engine (checks/registry.py declares it and applies the rule: when
+no engine was found at all, failures are warnings; when every engine runs as root, they skip).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Literal
 
 from .. import knowledge as kb
 from ..model import CheckResult, HostFacts, Status, Tool
@@ -17,33 +17,6 @@ from . import compose as compose_checks
 from .engine import all_containers, docker_rootless
 
 MIN_SUBIDS = 65536  # rootlesskit README / podman docs: at least 65536 subordinate IDs
-
-
-def rootless_in_use(facts: HostFacts) -> bool | None:
-    """True: some engine is (or may be) rootless; False: only rootful ones; None: none found."""
-    flags: list[bool | None] = []
-    if facts.docker is not None:
-        flags.append(docker_rootless(facts.docker))
-    if facts.podman is not None:
-        flags.append(facts.podman.rootless)
-    if facts.rootlesskits:
-        flags.append(True)
-    if not flags:
-        return None
-    if facts.uid == 0:
-        # root: rootless engines belong to other users; only a known rootless one counts.
-        return any(f is True for f in flags)
-    return any(f is not False for f in flags)
-
-
-def _gate(facts: HostFacts, r: CheckResult) -> CheckResult:
-    use = rootless_in_use(facts)
-    if use is False and r.status in {"fail", "warn", "unknown"}:
-        why = "running as root" if facts.uid == 0 else "every engine runs as root"
-        return replace(r, status="skip", detail=f"{why}; {r.detail}")
-    if use is None and r.status == "fail":
-        return replace(r, status="warn", detail=f"{r.detail} (no engine found yet)")
-    return r
 
 
 def _res(cid: str, title: str, status: Status, detail: str, remedy: str = "") -> CheckResult:
@@ -83,8 +56,11 @@ def newuidmap(facts: HostFacts) -> CheckResult:
     return _res("NEWUIDMAP", title, "ok", shown)
 
 
-def _subids(facts: HostFacts, which: str) -> CheckResult:
-    cid = which.upper()
+_SUBID_CHECK = {"subuid": "SUBUID", "subgid": "SUBGID"}
+
+
+def _subids(facts: HostFacts, which: Literal["subuid", "subgid"]) -> CheckResult:
+    cid = _SUBID_CHECK[which]
     ranges = facts.subuid if which == "subuid" else facts.subgid
     title = f"/etc/{which} range for {facts.user or 'this user'}"
     user = facts.user or "$USER"
@@ -496,4 +472,4 @@ def checks(facts: HostFacts) -> list[CheckResult]:
         linger(facts),
         xdg_runtime_dir(facts),
     ]
-    return [_gate(facts, r) for r in results] + [firewall(facts)]
+    return [*results, firewall(facts)]
