@@ -32,6 +32,8 @@ USER_PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:$DOCKER_CONTRIB"
 INCLUDE=passwd,mount,podman,rootlesskit,passt,slirp4netns,uidmap,docker.io,python3,python3-venv
 INCLUDE+=,iproute2,busybox-static,procps,runc,fuse-overlayfs,nftables,iptables,catatonit,netavark
 INCLUDE+=,aardvark-dns,ca-certificates,kmod,docker-cli
+# iperf3: bench/dataplane.py (#12) inside the roots. pipx: the README install line as a new user.
+INCLUDE+=,iperf3,pipx
 # Distinct uid ranges per root, away from the host's users (a process listing shows numbers).
 declare -A UID_BASE=([trixie]=3100 [sid]=3200)
 declare -A SUBID_BASE=([trixie]=1100000 [sid]=1200000)

@@ -6,7 +6,7 @@ set -euo pipefail
 
 STACK_USER=${STACK_USER:-rdtest}
 PACKAGES=(podman rootlesskit slirp4netns passt uidmap nftables iptables runc crun
-          fuse-overlayfs iproute2 busybox-static docker.io iperf3)
+          fuse-overlayfs iproute2 busybox-static docker.io iperf3 pipx)
 
 say() { printf 'setup-stack: %s\n' "$*"; }
 

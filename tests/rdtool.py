@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import roots
 import stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +43,8 @@ def _copy(u: stack.User) -> tuple[list[str], dict[str, str]]:
 
 def argv(u: stack.User) -> tuple[list[str], dict[str, str]]:
     """(argv prefix, extra environment) that run the tool as ``u``."""
+    if u.root:  # a Debian root's user: the checkout installed there by the root's python3
+        return [roots.TOOL], {}
     if os.environ.get("RD_TOOL"):
         return [os.environ["RD_TOOL"]], {}
     return _copy(u)

@@ -40,6 +40,9 @@ USER_PATH = f"/usr/bin:/bin:/usr/sbin:/sbin:{DOCKER_CONTRIB}"
 BUSYBOX = "/bin/busybox"  # busybox-static: one static binary, the whole container rootfs
 DOCKER_IMAGE = "local/rdrootfs"
 
+# Debian roots with current engines (.ci/roots.sh, tests/roots.py); their users run through it.
+ROOTS_SH = Path(__file__).resolve().parent.parent / ".ci/roots.sh"
+
 NETNS_NAME = "rdclient"
 VETH_HOST = "rdv0"
 VETH_NS = "rdv1"
@@ -188,6 +191,22 @@ class User:
     gid: int
     home: str
     runtime_dir: str
+    # Host path of the root filesystem the user lives in (tests/roots.py: a Debian root entered
+    # with pivot_root); "" for a user of the host. Paths above are as the user sees them.
+    root: str = ""
+
+    def host_path(self, p: str | os.PathLike[str]) -> Path:
+        """Where ``p`` (a path as the user sees it) is on the host."""
+        return Path(self.root + os.fspath(p)) if self.root else Path(p)
+
+    def inside(self, p: str | os.PathLike[str]) -> str:
+        """``p`` (a host path, under the root for a root's user) as the user sees it."""
+        s = os.fspath(p)
+        if not self.root:
+            return s
+        if not s.startswith(self.root + "/"):
+            raise ValueError(f"{s} is outside {self.root}")
+        return s[len(self.root) :]
 
 
 def user() -> User:
@@ -215,8 +234,15 @@ def user_env(u: User, **extra: str) -> dict[str, str]:
 
 
 def _as_user_argv(u: User, argv: Sequence[str], env: Mapping[str, str] | None) -> list[str]:
-    """``setpriv ... env -i K=V ... argv``: every step execs, so the child PID is ``argv[0]``."""
+    """``setpriv ... env -i K=V ... argv``: every step execs, so the child PID is ``argv[0]``.
+
+    A root's user is reached through ``.ci/roots.sh user`` (pivot_root, then the same setpriv and
+    ``env -i``), which also execs all the way.
+    """
     env = user_env(u) if env is None else dict(env)
+    if u.root:
+        kv = [f"{k}={v}" for k, v in env.items()]
+        return ["bash", str(ROOTS_SH), "user", Path(u.root).name, u.name, *kv, *argv]
     return [
         "setpriv",
         f"--reuid={u.uid}",
@@ -243,7 +269,7 @@ def run_as(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=u.home,
+        cwd=u.host_path(u.home),
         check=False,
     )
 
@@ -252,7 +278,7 @@ def spawn_as(
     u: User, argv: Sequence[str], env: Mapping[str, str] | None = None, **popen_kw: object
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as ``u`` in the background; the returned PID is the program itself."""
-    popen_kw.setdefault("cwd", u.home)
+    popen_kw.setdefault("cwd", u.host_path(u.home))
     popen_kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.Popen(_as_user_argv(u, argv, env), **popen_kw)  # type: ignore[call-overload,no-any-return]
 
@@ -297,8 +323,11 @@ def _tail(log: Path, lines: int = 40) -> str:
 
 
 def _user_tmpdir(u: User, prefix: str) -> Path:
-    """A fresh directory under /tmp owned by ``u`` (its parent must stay root-owned: /tmp is)."""
-    d = Path(tempfile.mkdtemp(prefix=prefix))
+    """A fresh directory under /tmp owned by ``u`` (its parent must stay root-owned: /tmp is).
+
+    The host path: :meth:`User.inside` gives the one the user sees.
+    """
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=u.host_path("/tmp")))
     os.chown(d, u.uid, u.gid)
     return d
 
@@ -438,7 +467,7 @@ def rootlesskit(
         f"--port-driver={port_driver}",
         "--copy-up=/etc",
         "--disable-host-loopback",
-        f"--state-dir={state}",
+        f"--state-dir={u.inside(state)}",
         "python3",
         "-c",
         PEER_SERVER,
@@ -453,9 +482,10 @@ def rootlesskit(
         _wait_for(api.exists, "rootlesskit api.sock", 10, proc, log)
         # rootlessctl 1.1 spec: PARENTIP:PARENTPORT:CHILDPORT/PROTO
         spec = f"0.0.0.0:{host_port}:{child_port}/tcp"
-        add = run_as(u, ["rootlessctl", "--socket", str(api), "add-ports", spec], timeout=10)
+        api_in = u.inside(api)
+        add = run_as(u, ["rootlessctl", "--socket", api_in, "add-ports", spec], timeout=10)
         _check(add, "rootlessctl add-ports")
-        yield RootlessKit(proc.pid, str(state), str(api), host_port, child_port)
+        yield RootlessKit(proc.pid, u.inside(state), api_in, host_port, child_port)
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,16 +495,17 @@ def rootlesskit(
 def rootfs(u: User) -> str:
     """A minimal rootfs directory owned by ``u``: busybox, /lib -> usr/lib, an empty /usr.
 
-    Containers mount the host ``/usr`` read-only over it to get python3. Built once, reused.
+    Containers mount the host ``/usr`` (a root's own, for a root's user) read-only over it to get
+    python3. Built once, reused. The path as the user sees it.
     """
-    d = Path(u.home, ".cache/rdstack/rootfs")
+    d = u.host_path(u.home) / ".cache/rdstack/rootfs"
     if (d / "bin/python3").is_symlink():
-        return str(d)
+        return u.inside(d)
     tmp = d.with_name("rootfs.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("bin", "usr", "etc", "proc", "sys", "dev", "tmp", "run", "root"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, tmp / "bin/busybox")
+    shutil.copy2(u.host_path(BUSYBOX), tmp / "bin/busybox")
     (tmp / "bin/sh").symlink_to("busybox")
     for link in ("lib", "lib64"):  # merged /usr: the dynamic loader is /lib64/ld-linux-*.so.2
         (tmp / link).symlink_to(f"usr/{link}")
@@ -487,7 +518,7 @@ def rootfs(u: User) -> str:
         os.chown(parent, u.uid, u.gid)
     shutil.rmtree(d, ignore_errors=True)
     tmp.rename(d)
-    return str(d)
+    return u.inside(d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,7 +575,7 @@ def podman_container(
 
 def _podman_pause_running(u: User) -> bool:
     try:
-        pid = int(Path(u.runtime_dir, "libpod/tmp/pause.pid").read_text().strip())
+        pid = int(u.host_path(f"{u.runtime_dir}/libpod/tmp/pause.pid").read_text().strip())
     except (OSError, ValueError):
         return False
     return _alive(pid)
@@ -632,8 +663,8 @@ def rootless_dockerd(
     _clear_stale_dockerd(u)
     tmp = _user_tmpdir(u, "rd-dockerd-")
     log = tmp / "dockerd.log"
-    sock = Path(u.runtime_dir, "docker.sock")
-    env = user_env(u, DOCKER_HOST=f"unix://{sock}")
+    sock = u.host_path(f"{u.runtime_dir}/docker.sock")
+    env = user_env(u, DOCKER_HOST=f"unix://{u.runtime_dir}/docker.sock")
     if port_driver is not None:
         env["DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"] = port_driver
     if net is not None:
@@ -642,7 +673,7 @@ def rootless_dockerd(
     flags = env.get("DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS", "")
     if "--state-dir" not in flags:
         env["DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS"] = (
-            f"{flags} --state-dir={tmp / 'rootlesskit'}".strip()
+            f"{flags} --state-dir={u.inside(tmp / 'rootlesskit')}".strip()
         )
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
@@ -676,7 +707,7 @@ def _state_dir_of(env: Mapping[str, str]) -> str:
 
 def _clear_stale_dockerd(u: User) -> None:
     """Remove a pid file / socket left by a daemon that is gone (a killed earlier run)."""
-    pidfile = Path(u.runtime_dir, "docker.pid")
+    pidfile = u.host_path(f"{u.runtime_dir}/docker.pid")
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
@@ -684,7 +715,7 @@ def _clear_stale_dockerd(u: User) -> None:
     if pid and _alive(pid):
         raise StackError(f"a rootless dockerd of {u.name} is already running (pid {pid})")
     for stale in ("docker.pid", "docker.sock"):
-        Path(u.runtime_dir, stale).unlink(missing_ok=True)
+        u.host_path(f"{u.runtime_dir}/{stale}").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
