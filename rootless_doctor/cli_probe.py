@@ -1,28 +1,21 @@
-"""``rootless-doctor probe``: options → detect engines → probe each → render. Nothing else here.
+"""``rootless-doctor probe``: options → one core call (``probe.run``) → render. Nothing else here.
 
 Exit codes: 0 every probe saw the client address, 1 at least one lost it, 2 could not run (nothing
 to probe, no non-loopback address, an engine command failed). SIGINT/SIGTERM: everything started
 is removed first, then 130 / 143.
 
-With ``--engine docker|podman`` the probe starts at once and ``check``'s expected verdict is read
-meanwhile in a thread (``host.gather`` of that engine alone: ``podman info`` costs about as much as
-the probe itself), then folded into the result. ``--engine rootlesskit`` first finds the running
-RootlessKits (no engine CLI, a few ms): the probe runs once per instance.
+How engines are found and compared with ``check``: :func:`rootless_doctor.probe.run`; what a result
+means and its JSON shape: rootless_doctor/checks/probe.py and ``render.probe_run_json``.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
-from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from .model import DoctorError, HostFacts, ProbeResult, Report
-
-if TYPE_CHECKING:
-    from .model import HostPaths
+from .model import ProbeResult
 
 ENGINE_CHOICES = ("docker", "podman", "rootlesskit")
 
@@ -69,104 +62,37 @@ def probe_command(
 
     Exit 0 preserved, 1 lost, 2 could not run.
     """
-    from . import host, probe
+    from . import probe
 
     eng = engine.lower() if engine is not None else None
     if eng is not None and eng not in ENGINE_CHOICES:
         raise typer.BadParameter(
             f"{engine!r} is not one of {', '.join(ENGINE_CHOICES)}", param_hint="--engine"
         )
-    paths = host.default_paths()
-    results: list[ProbeResult] = []
-    note = ""
     try:
-        if eng in ("docker", "podman"):
-            meanwhile = _Detect(paths, [eng])
-            result = probe.probe(eng, image=image, port=port, source=source, paths=paths)
-            _facts, report, note = meanwhile.result()
-            results = [replace(result, expected=probe.expected_from(report, eng))]
-        else:
-            facts, report, note = _detect(paths, [eng] if eng else None)
-            engines = [eng] if eng else probe.engines_in(facts)
-            if engines:
-                results = probe.probe_all(
-                    facts, report, paths=paths, image=image, source=source, engines=engines,
-                    port=port,
-                )  # fmt: skip
+        results, note = probe.run(eng, image=image, port=port, source=source)
     except probe.ProbeInterrupted as stop:
         print(
             f"rootless-doctor: probe interrupted by {stop}; everything it started was removed",
             file=sys.stderr,
         )
         raise typer.Exit(128 + stop.signum) from None
-    if json_out:
-        from .render import print_json
+    from .checks.probe import exit_code
 
-        print_json(_json(results, note))
+    if json_out:
+        from .render import print_json, probe_run_json
+
+        print_json(probe_run_json(results, note))
     else:
         _print(results, note)
-    raise typer.Exit(probe.exit_code(results))
-
-
-def _detect(paths: HostPaths, engines: list[str] | None) -> tuple[HostFacts, Report | None, str]:
-    """Facts (of ``engines``, default all present) and check's report (the expected verdicts)."""
-    from . import host
-
-    try:
-        facts = host.gather(paths, interfaces=False, engines=engines)
-    except DoctorError as err:
-        return HostFacts(), None, f"could not read the host ({err}); probing without check"
-    from .checks import diagnose
-
-    return facts, diagnose(facts), ""
-
-
-class _Detect:
-    """:func:`_detect` in a daemon thread, while the probe runs in the main thread (which must
-    keep the signals: the probe turns SIGINT/SIGTERM into a clean-up)."""
-
-    def __init__(self, paths: HostPaths, engines: list[str]) -> None:
-        self._out: tuple[HostFacts, Report | None, str] | None = None
-        self._err: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(paths, engines), name="rd-detect", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, paths: HostPaths, engines: list[str]) -> None:
-        try:
-            self._out = _detect(paths, engines)
-        except BaseException as err:  # handed to the main thread by result()
-            self._err = err
-
-    def result(self) -> tuple[HostFacts, Report | None, str]:
-        self._thread.join()
-        if self._err is not None:
-            raise self._err
-        assert self._out is not None
-        return self._out
-
-
-def _json(results: list[ProbeResult], note: str) -> dict[str, Any]:
-    from . import probe
-    from .render import check_json, probe_json
-
-    out: list[dict[str, Any]] = []
-    for r in results:
-        item = probe_json(r)
-        item["verdict"] = probe.verdict_word(r)
-        item["agrees_with_check"] = probe.agrees(r)
-        finding = probe.disagreement(r)
-        item["finding"] = None if finding is None else check_json(finding)
-        out.append(item)
-    return {"probes": out, "exit_code": probe.exit_code(results), "note": note or None}
+    raise typer.Exit(exit_code(results))
 
 
 _VERDICT_STYLE = {"preserved": "bold green", "lost": "bold red", "could not run": "magenta"}
 
 
 def _print(results: list[ProbeResult], note: str) -> None:
-    from . import probe
+    from .checks import probe
     from .render import print_lines
 
     lines: list[tuple[str, str]] = []

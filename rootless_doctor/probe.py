@@ -23,8 +23,8 @@ Everything started is undone in ``finally`` (container, made image, temp rootfs,
 listener process), also on SIGINT/SIGTERM, which are turned into :class:`ProbeInterrupted`
 for the time of the probe and ignored while cleaning up.
 
-The pure parts (verdict words, disagreement findings, exit code) take a :class:`ProbeResult` and
-never touch the OS; they are what ``check --probe`` folds into its report.
+What a probe result means (verdict words, the PROBE-* findings, disagreements with ``check``,
+the exit code, the JSON shape) is in :mod:`rootless_doctor.checks.probe`: pure, like every check.
 
 What the host has (its addresses, running RootlessKits and their state dirs, programs on PATH,
 a static busybox, the merged-/usr layout, the engines' CLI environment) comes from
@@ -49,16 +49,17 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
 from . import host
-from .checks.registry import PROBE_DISAGREES_ID, PROBE_ID
+from .checks.probe import expected_from
+from .checks.probe import with_probes as with_probes  # for cli/cli_fix until they import it
 from .model import (
-    CheckResult,
     CmdOutput,
+    DoctorError,
     EngineName,
     HostFacts,
     HostPaths,
@@ -88,14 +89,6 @@ while True:
     c.close()
 """
 
-# What a lost client address typically turns into, and which forwarder that points at
-# (docs/facts.md "Why source IPs get lost").
-_KNOWN_LOCAL = {
-    "127.0.0.1": "RootlessKit's builtin port driver reconnects from inside the namespace",
-    "10.0.2.100": "Podman's rootlessport forwarder (slirp4netns, default port handler)",
-    "10.0.2.2": "slirp4netns gateway: the client was on loopback",
-}
-
 
 class ProbeInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived during the probe; everything it started has been removed."""
@@ -107,117 +100,6 @@ class ProbeInterrupted(KeyboardInterrupt):
 
 class _CouldNotRun(Exception):
     """The probe cannot give a verdict; the message says why and what to do."""
-
-
-# --------------------------------------------------------------------------------------------
-# pure parts: verdicts, findings, exit codes
-
-
-def verdict_word(r: ProbeResult) -> str:
-    if not r.ran or r.preserved is None:
-        return "could not run"
-    return "preserved" if r.preserved else "lost"
-
-
-def explain(observed: str) -> str:
-    """Which forwarder an observed address points at ("" when it is not a known local one)."""
-    if observed in _KNOWN_LOCAL:
-        return _KNOWN_LOCAL[observed]
-    try:
-        ip = ipaddress.ip_address(observed)
-    except ValueError:
-        return ""
-    if ip in ipaddress.ip_network("172.16.0.0/12") and observed.endswith(".0.1"):
-        return "the rootless Docker bridge gateway (docker-proxy reconnects from inside)"
-    if ip in ipaddress.ip_network("10.89.0.0/16"):
-        return "a Podman rootless bridge network (rootlessport)"
-    return ""
-
-
-_RESTART = {
-    "docker": (
-        "the running daemon still forwards with the old port driver: "
-        "`systemctl --user daemon-reload && systemctl --user restart docker`, then recreate the "
-        "containers"
-    ),
-    "podman": (
-        "podman did not apply the configured network options to a new container: check which "
-        "containers.conf files are loaded (CONTAINERS_CONF replaces them all; `podman info`) and "
-        "that the option names are right, then recreate the containers"
-    ),
-    "rootlesskit": (
-        "the running RootlessKit was started with other flags: restart it with "
-        "--net=slirp4netns --port-driver=slirp4netns"
-    ),
-}
-
-
-def disagreement(r: ProbeResult) -> CheckResult | None:
-    """A finding when the probe contradicts ``check``'s static verdict, else None."""
-    if not r.ran or r.preserved is None or r.expected is None or r.expected == r.preserved:
-        return None
-    if r.expected and not r.preserved:
-        why = explain(r.observed)
-        return CheckResult(
-            id=PROBE_DISAGREES_ID[r.engine],
-            title=f"{r.engine}: configured to keep client IPs, but they are lost",
-            status="fail",
-            detail=(
-                f"check expects client addresses to be kept, but traffic from {r.source} still "
-                f"arrives as {r.observed}" + (f" ({why})" if why else "")
-            ),
-            remedy=_RESTART[r.engine],
-            engine=r.engine,
-        )
-    return CheckResult(
-        id=PROBE_DISAGREES_ID[r.engine],
-        title=f"{r.engine}: client IPs arrive intact, although check expected them lost",
-        status="warn",
-        detail=(
-            f"check expects client addresses to be lost, but traffic from {r.source} arrived as "
-            f"{r.observed}: this host differs from what check knows (newer version, distribution "
-            "patch, or settings changed since)"
-        ),
-        remedy="trust the probe: the port-driver fix is not needed here; please report the "
-        "versions so check learns this case",
-        engine=r.engine,
-    )
-
-
-def as_checks(r: ProbeResult) -> tuple[CheckResult, ...]:
-    """The probe as report lines: its own verdict, plus a disagreement finding if any."""
-    word = verdict_word(r)
-    if word == "could not run":
-        main = CheckResult(
-            id=PROBE_ID[r.engine],
-            title=f"{r.engine}: end-to-end probe could not run",
-            status="unknown",
-            detail=r.error,
-            engine=r.engine,
-        )
-    else:
-        why = explain(r.observed) if not r.preserved else ""
-        main = CheckResult(
-            id=PROBE_ID[r.engine],
-            title=f"{r.engine}: client IP {word} (probed)",
-            status="ok" if r.preserved else "fail",
-            detail=f"connected from {r.source}, the listener saw {r.observed}"
-            + (f" ({why})" if why else "")
-            + f"; {r.used}",
-            engine=r.engine,
-        )
-    extra = disagreement(r)
-    return (main,) if extra is None else (main, extra)
-
-
-def exit_code(results: Iterable[ProbeResult]) -> int:
-    """0 all preserved, 1 any lost, 2 none lost but some could not run (or nothing probed)."""
-    words = [verdict_word(r) for r in results]
-    if "lost" in words:
-        return 1
-    if not words or "could not run" in words:
-        return 2
-    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,32 +657,6 @@ def _finish(
     )
 
 
-def expected_from(report: Report | None, engine: str, index: int = 0) -> bool | None:
-    """``check``'s static verdict for the ``index``-th report of ``engine`` (None when unknown).
-
-    diagnose() lists one report per standalone RootlessKit, in ``facts.rootlesskits`` order.
-    """
-    if report is None:
-        return None
-    same = [e for e in report.engines if e.engine == engine]
-    return same[index].source_ip_preserved if index < len(same) else None
-
-
-def with_probes(report: Report, results: Iterable[ProbeResult]) -> Report:
-    """``report`` with the probes attached and folded in as checks (:func:`as_checks`), so a
-    lost client address or a disagreement counts in ``report.failed`` and shows in the report."""
-    results = tuple(results)
-    folded = tuple(c for r in results for c in as_checks(r))
-    return replace(report, probes=results, checks=report.checks + folded)
-
-
-def agrees(r: ProbeResult) -> bool | None:
-    """Does the probe agree with check's static verdict (None: no verdict on one side)?"""
-    if not r.ran or r.preserved is None or r.expected is None:
-        return None
-    return r.preserved == r.expected
-
-
 def engines_in(facts: HostFacts) -> list[str]:
     """The rootless engines worth probing on this host, from gathered facts."""
     found: list[str] = []
@@ -845,3 +701,74 @@ def probe_all(
                       expected=exp, timeout=timeout)
             )  # fmt: skip
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# the `probe` command's one core call
+
+
+def run(
+    engine: str | None,
+    *,
+    image: str | None = None,
+    port: int | None = None,
+    source: str | None = None,
+) -> tuple[list[ProbeResult], str]:
+    """Probe ``engine`` (docker, podman, rootlesskit; None: every rootless engine found) and
+    compare with ``check``: the results and a note ("" or why check's verdict is missing).
+
+    With docker/podman the probe starts at once and check's expected verdict is read meanwhile in
+    a thread (``host.gather`` of that engine alone: ``podman info`` costs about as much as the
+    probe itself), then folded in. rootlesskit first finds the running RootlessKits (no engine
+    CLI, a few ms): the probe runs once per instance. Raises :class:`ProbeInterrupted`."""
+    paths = host.default_paths()
+    if engine in ("docker", "podman"):
+        meanwhile = _Detect(paths, [engine])
+        result = probe(engine, image=image, port=port, source=source, paths=paths)
+        _facts, report, note = meanwhile.result()
+        return [replace(result, expected=expected_from(report, engine))], note
+    facts, report, note = _detect(paths, [engine] if engine else None)
+    engines = [engine] if engine else engines_in(facts)
+    if not engines:
+        return [], note
+    results = probe_all(
+        facts, report, paths=paths, image=image, source=source, engines=engines, port=port
+    )
+    return results, note
+
+
+def _detect(paths: HostPaths, engines: list[str] | None) -> tuple[HostFacts, Report | None, str]:
+    """Facts (of ``engines``, default all present) and check's report (the expected verdicts)."""
+    try:
+        facts = host.gather(paths, interfaces=False, engines=engines)
+    except DoctorError as err:
+        return HostFacts(), None, f"could not read the host ({err}); probing without check"
+    from .checks import diagnose
+
+    return facts, diagnose(facts), ""
+
+
+class _Detect:
+    """:func:`_detect` in a daemon thread, while the probe runs in the main thread (which must
+    keep the signals: the probe turns SIGINT/SIGTERM into a clean-up)."""
+
+    def __init__(self, paths: HostPaths, engines: list[str]) -> None:
+        self._out: tuple[HostFacts, Report | None, str] | None = None
+        self._err: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(paths, engines), name="rd-detect", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, paths: HostPaths, engines: list[str]) -> None:
+        try:
+            self._out = _detect(paths, engines)
+        except BaseException as err:  # handed to the main thread by result()
+            self._err = err
+
+    def result(self) -> tuple[HostFacts, Report | None, str]:
+        self._thread.join()
+        if self._err is not None:
+            raise self._err
+        assert self._out is not None
+        return self._out

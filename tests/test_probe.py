@@ -25,6 +25,7 @@ import rdtool
 import stack
 
 from rootless_doctor import host, probe
+from rootless_doctor.checks import probe as findings
 from rootless_doctor.model import EngineReport, ProbeResult, Report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,42 +45,42 @@ def test_verdict_words_and_exit_codes() -> None:
     kept = _r(observed="10.200.0.1", preserved=True)
     lost = _r(observed="127.0.0.1", preserved=False)
     broken = _r(ran=False, error="could not run: x")
-    assert [probe.verdict_word(x) for x in (kept, lost, broken)] == [
+    assert [findings.verdict_word(x) for x in (kept, lost, broken)] == [
         "preserved",
         "lost",
         "could not run",
     ]
-    assert probe.exit_code([kept]) == 0
-    assert probe.exit_code([kept, lost]) == 1
-    assert probe.exit_code([lost, broken]) == 1  # a definite loss outranks "could not run"
-    assert probe.exit_code([kept, broken]) == 2
-    assert probe.exit_code([]) == 2
+    assert findings.exit_code([kept]) == 0
+    assert findings.exit_code([kept, lost]) == 1
+    assert findings.exit_code([lost, broken]) == 1  # a definite loss outranks "could not run"
+    assert findings.exit_code([kept, broken]) == 2
+    assert findings.exit_code([]) == 2
 
 
 def test_disagreement_configured_but_lost_says_restart() -> None:
     r = _r(observed="127.0.0.1", preserved=False, expected=True)
-    f = probe.disagreement(r)
+    f = findings.disagreement(r)
     assert f is not None
     assert f.status == "fail" and f.id == "PROBE-DOCKER-DISAGREES"
     assert "still arrives as 127.0.0.1" in f.detail and "builtin port driver" in f.detail
     assert "systemctl --user restart docker" in f.remedy
-    assert probe.agrees(r) is False
-    assert [c.id for c in probe.as_checks(r)] == ["PROBE-DOCKER", "PROBE-DOCKER-DISAGREES"]
+    assert findings.agrees(r) is False
+    assert [c.id for c in findings.as_checks(r)] == ["PROBE-DOCKER", "PROBE-DOCKER-DISAGREES"]
 
 
 def test_disagreement_podman_and_rootlesskit_remedies() -> None:
-    p = probe.disagreement(
+    p = findings.disagreement(
         _r(engine="podman", observed="10.0.2.100", preserved=False, expected=True)
     )
     assert p is not None and "containers.conf" in p.remedy and "rootlessport" in p.detail
-    k = probe.disagreement(
+    k = findings.disagreement(
         _r(engine="rootlesskit", observed="127.0.0.1", preserved=False, expected=True)
     )
     assert k is not None and "--port-driver=slirp4netns" in k.remedy
 
 
 def test_disagreement_kept_although_expected_lost_is_a_warning() -> None:
-    f = probe.disagreement(_r(observed="10.200.0.1", preserved=True, expected=False))
+    f = findings.disagreement(_r(observed="10.200.0.1", preserved=True, expected=False))
     assert f is not None and f.status == "warn"
     assert "arrived as 10.200.0.1" in f.detail
 
@@ -94,23 +95,23 @@ def test_disagreement_kept_although_expected_lost_is_a_warning() -> None:
     ],
 )
 def test_no_disagreement(r: ProbeResult) -> None:
-    assert probe.disagreement(r) is None
+    assert findings.disagreement(r) is None
 
 
 def test_as_checks_statuses() -> None:
-    assert probe.as_checks(_r(observed="10.200.0.1", preserved=True))[0].status == "ok"
-    lost = probe.as_checks(_r(observed="10.0.2.100", preserved=False))[0]
+    assert findings.as_checks(_r(observed="10.200.0.1", preserved=True))[0].status == "ok"
+    lost = findings.as_checks(_r(observed="10.0.2.100", preserved=False))[0]
     assert lost.status == "fail" and "rootlessport" in lost.detail
-    broken = probe.as_checks(_r(ran=False, error="could not run: no non-loopback address"))
+    broken = findings.as_checks(_r(ran=False, error="could not run: no non-loopback address"))
     assert broken[0].status == "unknown" and "no non-loopback" in broken[0].detail
 
 
 def test_explain_known_addresses() -> None:
-    assert "builtin" in probe.explain("127.0.0.1")
-    assert "rootlessport" in probe.explain("10.0.2.100")
-    assert "Docker bridge gateway" in probe.explain("172.17.0.1")
-    assert "bridge network" in probe.explain("10.89.0.7")
-    assert probe.explain("10.200.0.1") == ""
+    assert "builtin" in findings.explain("127.0.0.1")
+    assert "rootlessport" in findings.explain("10.0.2.100")
+    assert "Docker bridge gateway" in findings.explain("172.17.0.1")
+    assert "bridge network" in findings.explain("10.89.0.7")
+    assert findings.explain("10.200.0.1") == ""
 
 
 def test_expected_from_report_per_rootlesskit_instance() -> None:
@@ -130,10 +131,10 @@ def test_expected_from_report_per_rootlesskit_instance() -> None:
         engines=(eng("docker", False), eng("rootlesskit", False), eng("rootlesskit", True)),
         checks=(),
     )
-    assert probe.expected_from(rep, "docker") is False
-    assert probe.expected_from(rep, "rootlesskit", 1) is True
-    assert probe.expected_from(rep, "podman") is None
-    assert probe.expected_from(None, "docker") is None
+    assert findings.expected_from(rep, "docker") is False
+    assert findings.expected_from(rep, "rootlesskit", 1) is True
+    assert findings.expected_from(rep, "podman") is None
+    assert findings.expected_from(None, "docker") is None
 
 
 LO = [("lo", "127.0.0.1"), ("lo", "::1")]
@@ -163,7 +164,7 @@ def test_probe_without_non_loopback_address_could_not_run(tmp_path: Path) -> Non
     )  # fmt: skip
     assert r.ran is False and r.preserved is None
     assert r.error.startswith("could not run: no non-loopback address")
-    assert probe.exit_code([r]) == 2
+    assert findings.exit_code([r]) == 2
 
 
 def test_static_elf_detection() -> None:
@@ -210,6 +211,7 @@ def run_tool(
 
 
 def _probes(data: Mapping[str, object]) -> list[dict[str, object]]:
+    assert data.get("schema_version") == 1
     probes = data["probes"]
     assert isinstance(probes, list)
     return probes

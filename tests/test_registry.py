@@ -9,6 +9,7 @@ import pytest
 from test_checks import compose, dms, host, pm
 
 from rootless_doctor.checks import all_checks, registry
+from rootless_doctor.checks.probe import as_checks
 from rootless_doctor.model import (
     ComposeService,
     DockerFacts,
@@ -17,7 +18,6 @@ from rootless_doctor.model import (
     ProbeResult,
     RootlessKitFacts,
 )
-from rootless_doctor.probe import as_checks
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
