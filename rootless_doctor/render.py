@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import IO, Any, TypedDict
+from typing import IO, Any, TypedDict, cast
 
 from .model import CheckResult, EngineReport, ProbeResult, Report
 
@@ -108,6 +108,56 @@ def probe_json(p: ProbeResult) -> dict[str, Any]:
         "used": p.used,
         "error": p.error,
         "expected": p.expected,
+    }
+
+
+PROBE_SCHEMA_VERSION = 1
+
+
+class JsonProbe(TypedDict):
+    """One probe in `probe --json` (``probe_json`` plus what it means)."""
+
+    engine: str
+    ran: bool
+    source: str
+    observed: str
+    source_ip_preserved: bool | None
+    elapsed_ms: float
+    used: str
+    error: str
+    expected: bool | None
+    verdict: str  # preserved | lost | could not run
+    agrees_with_check: bool | None
+    finding: JsonCheck | None  # the disagreement with check, if any
+
+
+class JsonProbeRun(TypedDict):
+    """`rootless-doctor probe --json`."""
+
+    schema_version: int
+    probes: list[JsonProbe]
+    exit_code: int
+    note: str | None
+
+
+def probe_run_json(results: list[ProbeResult], note: str) -> JsonProbeRun:
+    from .checks import probe as found
+
+    out: list[JsonProbe] = []
+    for r in results:
+        finding = found.disagreement(r)
+        item = {
+            **probe_json(r),
+            "verdict": found.verdict_word(r),
+            "agrees_with_check": found.agrees(r),
+            "finding": None if finding is None else check_json(finding),
+        }
+        out.append(cast(JsonProbe, item))
+    return {
+        "schema_version": PROBE_SCHEMA_VERSION,
+        "probes": out,
+        "exit_code": found.exit_code(results),
+        "note": note or None,
     }
 
 
