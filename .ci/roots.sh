@@ -11,7 +11,8 @@
 #                                            (default /opt/rootless-doctor) made by ROOT's python3
 #   bash .ci/roots.sh enter ROOT CMD...      run CMD as root inside ROOT (pivot_root, not chroot)
 #   bash .ci/roots.sh user ROOT NAME [K=V...] CMD...
-#                                            run CMD as NAME inside ROOT, clean env (+ K=V); the
+#                                            run CMD as NAME inside ROOT, clean env (+ K=V, e.g.
+#                                            DOCKER_HOST=unix:///run/user/UID/docker.sock); the
 #                                            PID of this command is CMD's own (everything execs)
 #   bash .ci/roots.sh umount ROOT            unmount everything under ROOT
 #
@@ -118,7 +119,7 @@ do_user() { # ROOT NAME [K=V...] CMD...
   IFS=: read -r _ _ uid gid _ home _ < <(grep "^$name:" "$r/etc/passwd") ||
     die "no user $name in $r (bash .ci/roots.sh adduser $root $name)"
   local env=(PATH="$USER_PATH" HOME="$home" USER="$name" LOGNAME="$name" LANG=C.UTF-8
-    XDG_RUNTIME_DIR="/run/user/$uid" DOCKER_HOST="unix:///run/user/$uid/docker.sock"
+    XDG_RUNTIME_DIR="/run/user/$uid"
     PODMAN_IGNORE_CGROUPSV1_WARNING=1)
   while [ $# -gt 0 ] && [[ $1 == [A-Za-z_]*=* ]]; do env+=("$1"); shift; done
   [ $# -gt 0 ] || die "user: no command"

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
+import re
+import shlex
+import shutil
+import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import rdtool
 import roots
 import stack
+import test_fix_realstack as fixflow  # the unit, compose file and image of the host's fix tests
+
+from rootless_doctor import parse
 
 pytestmark = pytest.mark.realstack
 
@@ -60,6 +69,12 @@ def root_of(u: stack.User) -> str:
 def engine(report: dict[str, Any], name: str) -> dict[str, Any]:
     found = [e for e in report["engines"] if e["engine"] == name]
     assert len(found) == 1, [e["engine"] for e in report["engines"]]
+    return found[0]
+
+
+def result(report: dict[str, Any], check_id: str) -> dict[str, Any]:
+    found = [c for c in report["checks"] if c["id"] == check_id]
+    assert len(found) == 1, [c["id"] for c in report["checks"]]
     return found[0]
 
 
@@ -134,4 +149,157 @@ def test_podman_user_defined_network(ru: stack.User, ns: stack.Netns) -> None:
         assert mine["source_ip_preserved"] is (seen == ns.client_addr) is False, mine
     finally:
         stack.podman(ru, "network", "rm", "-f", PODMAN_NET)
+        idle(ru)
+
+
+# --------------------------------------------------------------------------------------------
+# Rootless Docker: default → check, probe say lost → fix docker → restart → kept
+
+
+def ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        return int(f.read().split()[0])
+
+
+def low_port() -> int:
+    """A TCP port free on the host and below the ephemeral range: pasta's automatic forwarding
+    (RootlessKit ``implicit``) skips ephemeral ports from passt 2026_05_07 on (modern-stack.md)."""
+    start = ephemeral_start()
+    for port in random.sample(range(max(1024, start - 8192), start), 64):
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise stack.StackError(f"no free port below {start}")
+
+
+def user_file(u: stack.User, path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (as ``u`` sees it) as ``u`` would, parents included."""
+    cp = stack.run_as(u, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat >"$1"', "sh", path],
+                      input=text)  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+
+
+def tool_ok(u: stack.User, *args: str) -> str:
+    cp = rdtool.run(u, *args)
+    assert cp.returncode == 0, f"rootless-doctor {' '.join(args)}: {cp.stdout}{cp.stderr}"
+    return cp.stdout
+
+
+@contextmanager
+def dockerd_as_systemd_would(u: stack.User) -> Iterator[stack.RootlessDockerd]:
+    """``systemctl --user (re)start docker`` without systemd: the unit's launcher with the unit's
+    and drop-ins' ``Environment=`` (parse.unit_environment, systemd's order) and nothing else."""
+    d = u.host_path(f"{u.home}/{fixflow.UNIT_DIR}")
+    files = [d / "docker.service", *sorted((d / "docker.service.d").glob("*.conf"))]
+    texts = [(u.inside(f), f.read_text()) for f in files if f.is_file()]
+    assert parse.unit_exec_start(texts[0][1]) == fixflow.LAUNCHER
+    env = parse.unit_environment(texts)
+    with stack.rootless_dockerd(u, port_driver=None, net=None, extra_env=env) as dockerd:
+        yield dockerd
+
+
+def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
+    want = VERSIONS[root_of(ru)]
+    unit, dropin = f"{ru.home}/{fixflow.UNIT}", f"{ru.home}/{fixflow.DROPIN}"
+    assert not ru.host_path(dropin).exists(), f"{dropin}: left by an interrupted run"
+    user_file(ru, unit, fixflow.USER_UNIT)
+    port = low_port()
+    try:
+        with dockerd_as_systemd_would(ru) as d:
+            d.run(port)
+            seen = stack.ask_from_netns(ns, ns.host_addr, port)
+            assert seen == "172.17.0.1"  # docker-proxy re-dials from the bridge gateway
+            report = rdtool.check_json(ru)
+            docker = engine(report, "docker")
+            assert docker["version"].startswith(want["docker"]), docker
+            assert docker["rootlesskit_version"] == want["rootlesskit"], docker
+            drivers = (docker["network_driver"], docker["port_driver"])
+            assert drivers == ("slirp4netns", "builtin"), docker  # the launcher's default
+            assert docker["source_ip_preserved"] is False, docker
+            (mine,) = docker["containers"]
+            assert mine["source_ip_preserved"] is False, mine
+
+            d.remove_containers()
+            p = probe_json(ru, "--engine", "docker", env=d.env)
+            assert (p["verdict"], p["observed"]) == ("lost", "172.17.0.1"), p
+            assert p["agrees_with_check"] is True, p
+
+            out = tool_ok(ru, "fix", "docker")
+            assert f"wrote {dropin} (new file)" in out, out
+            assert f"next: {fixflow.RESTART}" in out, out
+
+        # "systemctl --user daemon-reload && systemctl --user restart docker"
+        with dockerd_as_systemd_would(ru) as d:
+            configured = {k: v for k, v in d.env.items() if k.startswith("DOCKERD_ROOTLESS_")}
+            d.run(port)
+            seen = stack.ask_from_netns(ns, ns.host_addr, port)
+            assert seen == ns.client_addr, configured
+            report = rdtool.check_json(ru)
+            docker = engine(report, "docker")
+            assert docker["source_ip_preserved"] is True, (configured, docker)
+            (mine,) = docker["containers"]
+            assert mine["source_ip_preserved"] is True, mine
+
+        out = tool_ok(ru, "fix", "--undo")
+        assert out.strip() == f"removed (the fix created it): {dropin}", out
+        assert not ru.host_path(dropin).exists()
+    finally:
+        ru.host_path(unit).unlink(missing_ok=True)
+        ru.host_path(dropin).unlink(missing_ok=True)
+        idle(ru)
+
+
+# --------------------------------------------------------------------------------------------
+# Podman: a compose service on its project's bridge network → fix compose → podman-compose → kept
+
+
+def test_fix_compose(ru: stack.User, ns: stack.Netns) -> None:
+    tmp = stack._user_tmpdir(ru, "rd-compose-")
+    f = f"{ru.inside(tmp)}/compose.yaml"
+    port = low_port()
+    original = fixflow.COMPOSE.format(
+        image=fixflow.IMAGE, server=json.dumps(stack.PEER_SERVER), port=port
+    )
+    user_file(ru, f, original)
+    compose = [roots.PODMAN_COMPOSE, "-f", f]
+    try:
+        with fixflow.local_image(ru):
+            cp = stack.run_as(ru, [*compose, "up", "-d"])
+            assert cp.returncode == 0, cp.stdout + cp.stderr
+            seen = stack.ask_from_netns(ns, ns.host_addr, port)
+            assert ipaddress.ip_address(seen) in BRIDGE_NET, seen  # rootlessport: lost
+            before = rdtool.check_json(ru, "--compose", f)
+            assert result(before, "COMPOSE-NETWORK-MODE")["status"] == "fail"
+            peer = container(engine(before, "podman"), "rdfix-peer")
+            assert peer["source_ip_preserved"] is False, peer
+
+            out = tool_ok(ru, "fix", "compose", f)
+            fixed = (tmp / "compose.yaml").read_text()
+            assert fixed != original and "network_mode:" in fixed, out
+            m = re.search(r"^next: (.*)$", out, re.M)
+            assert m, out
+            step = shlex.split(m.group(1))
+            # The step names podman-compose or `podman compose`: run it with the root's one.
+            assert "--force-recreate" in step, step
+            args = step[step.index("-f") :]
+            cp = stack.run_as(ru, [roots.PODMAN_COMPOSE, *args])
+            assert cp.returncode == 0, cp.stdout + cp.stderr
+
+            seen = stack.ask_from_netns(ns, ns.host_addr, port)
+            assert seen == ns.client_addr, fixed
+            after = rdtool.check_json(ru, "--compose", f)
+            assert result(after, "COMPOSE-NETWORK-MODE")["status"] == "ok"
+            peer = container(engine(after, "podman"), "rdfix-peer")
+            assert peer["source_ip_preserved"] is True, peer
+
+            tool_ok(ru, "fix", "undo", f)
+            assert (tmp / "compose.yaml").read_text() == original
+            cp = stack.run_as(ru, [*compose, "down", "-t", "0"])
+            assert cp.returncode == 0, cp.stdout + cp.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         idle(ru)
