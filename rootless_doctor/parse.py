@@ -109,242 +109,50 @@ def _int(v: Any) -> int | None:
     return None
 
 
-# --------------------------------------------------------------------------- mini YAML
+# --------------------------------------------------------------------------- YAML
 
-_YAML_KEY = r"""^(?P<key>"[^"]*"|'[^']*'|[^\s#'"\-?:][^:#]*?|-[^\s:][^:]*?)\s*:(?:\s+|$)"""
+# ruamel.yaml is the one YAML reader (fixes/compose.py edits with its round-trip mode, so check and
+# fix see a compose file alike); YAML 1.2, so `25:25` is a string, not a base-60 number.
+# Pasted input is untrusted: anchors/aliases are allowed (compose files use `<<: *default`), but
+# the document, with every alias expanded, may hold at most this many nodes (no alias bombs).
+YAML_MAX_NODES = 100_000
 
 
 class _YamlError(ValueError):
     pass
 
 
-def _yaml_scalar(raw: str) -> Any:
-    s = raw.strip()
-    if not s:
-        return None
-    if s[0] in "\"'":
-        q = s[0]
-        end = s.find(q, 1)
-        while q == "'" and end != -1 and s[end + 1 : end + 2] == "'":
-            end = s.find(q, end + 2)
-        if end == -1:
-            raise _YamlError("unterminated quoted string")
-        body = s[1:end]
-        if q == '"':
-            try:
-                return json.loads('"' + body + '"')
-            except ValueError:
-                return body
-        return body.replace("''", "'")
-    # a comment after a plain scalar
-    s = re.split(r"\s+#", s, maxsplit=1)[0].rstrip()
-    if s in ("{}",):
-        return {}
-    if s == "[]":
-        return []
-    if s.startswith("[") and s.endswith("]"):
-        return [_yaml_scalar(p) for p in _split_flow(s[1:-1])]
-    if s.startswith("{") and s.endswith("}"):
-        out: dict[str, Any] = {}
-        for part in _split_flow(s[1:-1]):
-            k, sep, v = part.partition(":")
-            if not sep:
-                raise _YamlError("bad flow mapping")
-            out[str(_yaml_scalar(k))] = _yaml_scalar(v)
-        return out
-    if s in ("null", "~", "Null", "NULL"):
-        return None
-    if s in ("true", "True", "TRUE"):
-        return True
-    if s in ("false", "False", "FALSE"):
-        return False
-    if re.fullmatch(r"[-+]?\d+", s):
-        return int(s)
-    if re.fullmatch(r"[-+]?\d+\.\d+", s):
-        return float(s)
-    # Indicators a plain scalar cannot start with (an unclosed "[1" included): let the full
-    # YAML library decide, so broken YAML is reported rather than read as a string.
-    if s[0] in "&*!|>%@`[]{},?":
-        raise _YamlError(f"unsupported YAML construct {s[:10]!r}")
-    return s
-
-
-def _split_flow(body: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    quote = ""
-    cur = ""
-    for ch in body:
-        if quote:
-            cur += ch
-            if ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        cur += ch
-    if cur.strip():
-        parts.append(cur)
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _mini_yaml(text: str) -> Any:
-    """A reader for the block YAML that Go's yaml libraries print (``podman info``) and for
-    plain compose files: mappings, ``- `` sequences, quoted/plain scalars, ``|``/``>`` blocks,
-    one-line flow collections. Anything else (anchors, tags, odd indentation) raises
-    ``_YamlError`` so the caller can fall back to a full YAML library or give up."""
-    raw_lines = _strip_bom(text).split("\n")
-    # (indent, stripped content, raw line); raw lines are kept for block scalars
-    entries: list[tuple[int, str, str]] = []
-    for raw in raw_lines:
-        line = raw.rstrip("\r")
-        stripped = line.strip()
-        if stripped in ("---", "...") and not line.startswith(" "):
-            continue
-        if "\t" in line[: len(line) - len(line.lstrip())]:
-            raise _YamlError("tab in indentation")
-        entries.append((len(line) - len(line.lstrip(" ")), stripped, line))
-
-    def skip_blank(j: int) -> int:
-        while j < len(entries) and (not entries[j][1] or entries[j][1].startswith("#")):
-            j += 1
-        return j
-
-    def block_scalar(j: int, parent_indent: int, style: str) -> tuple[str, int]:
-        body: list[str] = []
-        ind: int | None = None
-        while j < len(entries):
-            indent, stripped, line = entries[j]
-            if stripped and indent <= parent_indent:
-                break
-            if stripped and ind is None:
-                ind = indent
-            body.append(line[ind:] if ind is not None and stripped else "")
-            j += 1
-        while body and not body[-1]:
-            body.pop()
-        s = " ".join(body) if style.startswith(">") else "\n".join(body)
-        if "-" not in style:
-            s += "\n"
-        return s, j
-
-    def node(j: int, indent: int) -> tuple[Any, int]:
-        j = skip_blank(j)
-        if j >= len(entries):
-            return None, j
-        ind, stripped, _ = entries[j]
-        if ind != indent:
-            raise _YamlError(f"unexpected indentation at line {j + 1}")
-        if stripped.startswith("- ") or stripped == "-":
-            return seq(j, indent)
-        return mapping(j, indent)
-
-    def value_after(rest: str, j: int, indent: int, key_indent: int) -> tuple[Any, int]:
-        """The value of a key whose text after ``:`` is ``rest``; ``j`` is the next line."""
-        rest = rest.strip()
-        if rest and rest[0] in "|>":
-            return block_scalar(j, key_indent, rest.split()[0])
-        if rest and not rest.startswith("#"):
-            return _yaml_scalar(rest), j
-        nj = skip_blank(j)
-        if nj < len(entries):
-            nind, nstripped, _ = entries[nj]
-            if nind > key_indent:
-                return node(nj, nind)
-            if nind == key_indent and (nstripped.startswith("- ") or nstripped == "-"):
-                # "key:\n- a\n- b" (sequence at the key's own indentation)
-                return seq(nj, nind)
-        return None, j
-
-    def mapping(j: int, indent: int) -> tuple[dict[str, Any], int]:
-        out: dict[str, Any] = {}
-        while True:
-            j = skip_blank(j)
-            if j >= len(entries):
-                return out, j
-            ind, stripped, _ = entries[j]
-            if ind < indent:
-                return out, j
-            if ind > indent:
-                raise _YamlError(f"unexpected indentation at line {j + 1}")
-            if stripped.startswith("- "):
-                return out, j
-            m = re.match(_YAML_KEY, stripped + " ")
-            if not m:
-                raise _YamlError(f"not a key at line {j + 1}")
-            key = m.group("key")
-            if key[0] in "\"'":
-                key = str(_yaml_scalar(key))
-            rest = (stripped + " ")[m.end() :]
-            out[key], j = value_after(rest, j + 1, indent, indent)
-
-    def seq(j: int, indent: int) -> tuple[list[Any], int]:
-        out: list[Any] = []
-        while True:
-            j = skip_blank(j)
-            if j >= len(entries):
-                return out, j
-            ind, stripped, _line = entries[j]
-            if ind != indent or not (stripped.startswith("- ") or stripped == "-"):
-                if ind > indent:
-                    raise _YamlError(f"unexpected indentation at line {j + 1}")
-                return out, j
-            item = stripped[1:].lstrip()
-            item_indent = indent + (len(stripped) - len(item))
-            if not item:
-                v, j = value_after("", j + 1, indent, indent)
-                out.append(v)
-                continue
-            m = re.match(_YAML_KEY, item + " ")
-            if (m and not item.startswith(("'", '"', "[", "{"))) or (
-                m and item.startswith(("'", '"')) and m.end() < len(item) + 1
-            ):
-                # "- key: value" opens a mapping whose keys sit at item_indent
-                entries[j] = (item_indent, item, " " * item_indent + item)
-                v, j = mapping(j, item_indent)
-                out.append(v)
-                continue
-            if item[0] in "|>":
-                v, j = block_scalar(j + 1, indent, item.split()[0])
-                out.append(v)
-                continue
-            out.append(_yaml_scalar(item))
-            j += 1
-
-    j = skip_blank(0)
-    if j >= len(entries):
-        return None
-    first_indent = entries[j][0]
-    result, j = node(j, first_indent)
-    j = skip_blank(j)
-    if j < len(entries):
-        raise _YamlError(f"unexpected indentation at line {j + 1}")
-    return result
+def _expanded_size(node: Any, budget: int) -> int:
+    """Nodes of ``node`` with aliases expanded, counting down from ``budget`` (stops below 0)."""
+    stack = [node]
+    while stack and budget >= 0:
+        n = stack.pop()
+        budget -= 1
+        value = getattr(n, "value", None)
+        if isinstance(value, list):
+            for item in value:
+                stack.extend(item if isinstance(item, tuple) else (item,))
+    return budget
 
 
 def _yaml(text: str) -> Any:
-    """YAML → Python value. The mini reader first (fast, covers Go-printed YAML and plain compose
-    files); ruamel.yaml (imported only here) for anything richer. Raises ``_YamlError``."""
-    try:
-        return _mini_yaml(text)
-    except _YamlError:
-        pass
+    """YAML → Python value (ruamel.yaml, safe, imported only here). Raises ``_YamlError``."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    yaml = YAML(typ="safe", pure=True)
     try:
-        return YAML(typ="safe", pure=True).load(text)
+        node = yaml.compose(text)  # the node graph first: its size is checked before building
+        if node is None:
+            return None
+        if _expanded_size(node, YAML_MAX_NODES) < 0:
+            raise _YamlError(f"more than {YAML_MAX_NODES} nodes with aliases expanded")
+        return yaml.constructor.construct_document(node)
     except YAMLError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise _YamlError(first) from None
+    except _YamlError:
+        raise
     except Exception as e:  # ruamel raises a few non-YAMLError types on odd input
         raise _YamlError(type(e).__name__) from None
 

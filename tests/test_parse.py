@@ -586,3 +586,28 @@ def test_docker_inspect_tells_a_rootless_daemon_by_its_paths() -> None:
     )
     assert parse.docker_inspect_rootless(rootful) is False
     assert parse.docker_inspect_rootless('[{"Id": "x", "HostConfig": {}}]') is None
+
+
+def test_yaml_alias_bomb_is_refused_quickly() -> None:
+    """Pasted YAML is untrusted: aliases expanding past the node budget are one clear error."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    lines.append("services: {s: {image: x, x: *a8}}")
+    with pytest.raises(ParseError, match="nodes with aliases expanded"):
+        parse.compose("\n".join(lines) + "\n", "bomb.yaml")
+
+
+def test_yaml_merge_keys_and_yaml_1_2_ports_read_like_the_fix() -> None:
+    """One reader (ruamel, as fix compose uses): `<<: *x` merges, `25:25` stays a string."""
+    c = parse.compose(
+        "x-mail: &mail\n  image: ghcr.io/docker-mailserver/docker-mailserver:15\n"
+        "  environment: {PERMIT_DOCKER: none}\n"
+        "services:\n  mail:\n    <<: *mail\n    ports:\n      - 25:25\n",
+        "compose.yaml",
+    )
+    [s] = c.services
+    assert s.image.startswith("ghcr.io/docker-mailserver/")
+    assert s.environment == {"PERMIT_DOCKER": "none"}
+    assert [p.host_port for p in s.ports] == [25]

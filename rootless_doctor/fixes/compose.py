@@ -12,9 +12,10 @@ container or the container stops): ``tap0`` with slirp4netns, the host's interfa
 pasta. It is set for docker-mailserver images and wherever the service already sets it.
 
 The file is parsed with ruamel.yaml (round-trip, for the node positions) and edited by splicing
-lines at those positions, so every other byte — comments, quoting, indentation — stays. This is a
-second reader next to ``parse.compose`` on purpose: that one gives values only, an edit needs the
-line and column of each node. Values that both need (the environment) come from parse.py.
+lines at those positions, so every other byte — comments, quoting, indentation — stays.
+``parse.compose`` (what ``check`` reads) uses the same library (safe mode: values only; an edit
+needs the line and column of each node), so both read a compose file alike (YAML 1.2, merge
+keys). Values that both need (the environment) come from parse.py.
 """
 
 from __future__ import annotations
