@@ -363,7 +363,11 @@ def _netns_delete(name: str) -> None:
     if name in _ip("netns", "list").stdout.split():
         _ip("netns", "del", name)
     if _ip("link", "show", VETH_HOST, check=False).returncode == 0:
-        _ip("link", "del", VETH_HOST)
+        gone = _ip("link", "del", VETH_HOST, check=False)
+        # Deleting the namespace takes the veth pair with it, asynchronously: it may vanish
+        # between the look and the delete.
+        if gone.returncode != 0 and _ip("link", "show", VETH_HOST, check=False).returncode == 0:
+            _check(gone, f"ip link del {VETH_HOST}")
 
 
 @contextmanager
