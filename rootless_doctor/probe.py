@@ -4,7 +4,7 @@ Configuration can lie (a drop-in written but never loaded, a distribution patch)
 starts a throwaway listener behind the engine's port forwarding, connects to it from a
 NON-loopback address of this host and compares the address the listener saw with the one the
 client used. A loopback client proves nothing: slirp4netns shows it as 10.0.2.2 whatever the port
-driver (see /work/shared/real-stack.md).
+driver (the slirp4netns gateway, docs/facts.md "RootlessKit port drivers").
 
 - podman: ``podman run -d --rm -p SRC:PORT:PORT`` with the engine's defaults (no ``--network``),
   so it measures what a default container gets (containers.conf ``network_cmd_options`` apply).
