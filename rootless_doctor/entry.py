@@ -46,7 +46,7 @@ def main() -> None:
 def _exit(code: object) -> None:
     """Leave as ``sys.exit(code)`` would, minus the interpreter's teardown."""
     if "rootless_doctor.host" in sys.modules:
-        sys.modules["rootless_doctor.host"].end_prefetched()
+        sys.modules["rootless_doctor.host"].PREFETCHED.end()
     if code is None:
         status = 0
     elif isinstance(code, int):

@@ -1,6 +1,6 @@
 """Plain, frozen records that every layer shares.
 
-host.py and offline.py produce ``HostFacts``; knowledge.py and checks/ turn facts into
+host/ and offline.py produce ``HostFacts``; knowledge.py and checks/ turn facts into
 ``Verdict``/``CheckResult``/``Report`` without touching the OS; fixes/ produce ``FilePlan``s that
 apply.py writes. Nothing here does I/O.
 """
@@ -32,7 +32,7 @@ class DoctorError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class HostPaths:
-    """Where host.py looks. Tests point ``root`` and ``home`` at a temp dir."""
+    """Where host/ looks. Tests point ``root`` and ``home`` at a temp dir."""
 
     root: Path = Path("/")
     home: Path = Path("/nonexistent")  # host.default_paths() fills the real one

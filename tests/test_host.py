@@ -1,4 +1,4 @@
-"""host.py on fake hosts built from real captured files (tests/data, sources in SOURCES.md), plus
+"""host/ on fake hosts built from real captured files (tests/data, sources in SOURCES.md), plus
 real-stack tests of container_interfaces() and gather() on this machine's rootless Podman.
 
 A fake host is a directory: ``root/`` holds /etc, /proc, /run, /tmp, /usr/bin; ``home/`` the user's
@@ -128,7 +128,7 @@ def short_fake() -> Iterator[FakeHost]:
 
 class ApiServer:
     """A unix-socket HTTP server answering every request with a captured RootlessKit body, so the
-    real HTTP/1.0-over-api.sock client in host.py is exercised."""
+    real HTTP/1.0-over-api.sock client in host/rootlesskit.py is exercised."""
 
     def __init__(self, path: Path, body: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -659,7 +659,7 @@ USER_PYTHON = "/usr/bin/python3"
 def _user_env(u: Any) -> dict[str, str]:
     import stack
 
-    repo = str(Path(host.__file__).parent.parent)
+    repo = str(Path(host.__file__).parents[2])
     return stack.user_env(u, PYTHONPATH=f"{repo}:{sysconfig.get_paths()['purelib']}")
 
 
@@ -747,9 +747,9 @@ def test_tun_modes(fake: FakeHost) -> None:
     other = HostPaths(root=fake.root, home=fake.home, uid=UID + 1, user="nobody-rd", env=())
     if os.geteuid() == 0:
         os.chown(tun, 0, 0)
-        assert host._dev_net_tun(other) == "no-access"
+        assert host.system.dev_net_tun(other) == "no-access"
         tun.chmod(0o666)
-        assert host._dev_net_tun(other) == "ok"
+        assert host.system.dev_net_tun(other) == "ok"
     assert stat.S_ISREG(tun.stat().st_mode)
 
 
@@ -764,7 +764,7 @@ def test_own_children_are_not_host_processes(tmp_path: Path) -> None:
     child = subprocess.Popen([str(fake_rk), "--version"])
     try:
         paths = host.default_paths()
-        procs = host._processes(paths)
+        procs = host.system.processes(paths)
         assert child.pid not in {p.pid for p in procs}
         assert os.getpid() in {p.pid for p in procs}  # the listing itself works
     finally:

@@ -169,15 +169,15 @@ def test_probe_without_non_loopback_address_could_not_run(tmp_path: Path) -> Non
 
 def test_static_elf_detection() -> None:
     """host.static_busybox() picks the listener for --image: only a static ELF runs in any image."""
-    assert not host._static_elf(Path("/usr/bin/env").read_bytes()[:65536])
-    assert not host._static_elf(b"#!/bin/sh\n" + bytes(64))
+    assert not host.layout._static_elf(Path("/usr/bin/env").read_bytes()[:65536])
+    assert not host.layout._static_elf(b"#!/bin/sh\n" + bytes(64))
     bb = Path(stack.BUSYBOX)
     if (
         bb.exists()
         and b"statically linked"
         in subprocess.run(["file", str(bb)], capture_output=True, check=False).stdout
     ):  # pragma: no cover - only where `file` and busybox-static are installed
-        assert host._static_elf(bb.read_bytes()[:65536])
+        assert host.layout._static_elf(bb.read_bytes()[:65536])
         assert host.static_busybox() == str(bb)
 
 

@@ -1,0 +1,225 @@
+""":func:`gather`: the top level. Starts the engines' CLIs side by side, reads files and
+/proc meanwhile, and hands each subject to its module (system, podman, docker, rootlesskit,
+containers). Also the engine queries :func:`prefetch` starts before the CLI is imported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..model import CmdOutput, HostFacts, HostPaths, RootlessKitFacts
+from .containers import fill_interfaces, ps_inspect
+from .docker import docker_facts, docker_target, missing_docker_socket, unit_files
+from .identity import SBIN_DIRS, engine_env, locate, runtime_path
+from .podman import conmon_ids, containers_conf_files, podman_facts
+from .rootlesskit import standalone_rootlesskits
+from .run import PREFETCHED, Cmds, Runner, run
+from .system import (
+    compose_facts,
+    firewall_kind,
+    prerequisites,
+    processes,
+    systemd_user_state,
+    tool_facts,
+)
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
+
+# Tools whose `--version` is read. podman and docker are found too, but their versions come
+# from `podman info` / `docker version`: one process each fewer on a 2-core machine.
+VERSIONED_TOOLS = ("slirp4netns", "pasta", "rootlesskit")
+
+
+ENGINE_CLIS = ("podman", "docker")
+
+
+ENGINES = ("docker", "podman", "rootlesskit")
+
+
+# With gather(engines=...): the tool versions each engine's verdict reads (knowledge.py: Docker's
+# default drivers depend on the slirp4netns/pasta/RootlessKit found; Podman's and a standalone
+# RootlessKit's verdicts read only their own facts).
+ENGINE_TOOLS = {"docker": ("slirp4netns", "pasta", "rootlesskit"), "podman": (), "rootlesskit": ()}
+
+
+def cli_env(paths: HostPaths, engine: str | None = None) -> dict[str, str]:
+    """The environment to run an engine's CLI with (for ``docker``: aimed at the rootless daemon
+    when nothing else chooses one, see :func:`docker_target`)."""
+    env = engine_env(paths)
+    return docker_target(paths, env)[0] if engine == "docker" else env
+
+
+def _engine_queries(
+    paths: HostPaths, env: Mapping[str, str], engines: Iterable[str] = ENGINES
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The engine commands a check always starts, with their environments: ``podman info``,
+    ``docker version``. One list for :func:`gather` and :func:`prefetch`."""
+    out: dict[str, tuple[list[str], dict[str, str]]] = {}
+    podman = locate(paths, "podman") if "podman" in engines else None
+    if podman:
+        out["podman info"] = ([podman[1].as_posix(), "info", "--format", "json"], dict(env))
+    docker = locate(paths, "docker") if "docker" in engines else None
+    if docker:
+        denv = docker_target(paths, dict(env))[0]
+        d = docker[1].as_posix()
+        if missing_docker_socket(paths, denv) is None:
+            out["docker version"] = ([d, "version", "--format", "{{json .}}"], denv)
+    return out
+
+
+def prefetch(paths: HostPaths) -> None:
+    """Start the slow engine queries of a live check now (``podman info`` takes ~200 ms), before
+    the CLI framework and the checks are imported: :func:`gather` later takes them over through
+    :func:`run`, so Python's start-up runs while the engines answer. Unclaimed ones are ended at
+    exit (they are ours: we started them, in their own process group)."""
+    for argv, env in _engine_queries(paths, engine_env(paths)).values():
+        PREFETCHED.start(argv, env)
+    if PREFETCHED:
+        import atexit
+
+        atexit.register(PREFETCHED.end)
+
+
+def gather(
+    paths: HostPaths,
+    *,
+    compose_file: Path | None = None,
+    timeout: float = 5.0,
+    interfaces: bool = True,
+    runner: Runner = run,
+    cwd: Path | None = None,
+    engines: Iterable[str] | None = None,
+) -> HostFacts:
+    """Read everything the checks need from the host ``paths`` describes. Never raises for a
+    missing engine, CLI or file: those become ``None`` and notes.
+
+    The CLIs run side by side, each with ``timeout``; ``runner`` replaces :func:`run` (tests serve
+    captured outputs through it). ``interfaces`` reads each running container's interfaces.
+
+    ``engines`` (a subset of :data:`ENGINES`) reads only what those engines' own verdicts need
+    (``probe --engine``): the other engines stay ``None``/empty, and their containers, the user
+    manager, the firewall, the compose file and the tool versions no verdict reads are not read.
+    """
+    want = set(ENGINES if engines is None else engines)
+    full = engines is None
+    notes: list[str] = []
+    sources: list[str] = []
+    env = engine_env(paths)
+    runtime_dir = runtime_path(paths)
+
+    cli_paths = {
+        n: locate(paths, n)
+        for n in (*VERSIONED_TOOLS, *ENGINE_CLIS, "systemctl", "nsenter", "dockerd")
+    }
+    for n in ("newuidmap", "newgidmap", "iptables", "nft"):
+        cli_paths[n] = locate(paths, n, SBIN_DIRS)
+    versioned = VERSIONED_TOOLS if full else tuple(t for e in sorted(want) for t in ENGINE_TOOLS[e])
+
+    docker_env, docker_target_note, context, context_host = (
+        docker_target(paths, env) if "docker" in want else (env, "", None, None)
+    )
+
+    cmds = Cmds(runner, env, timeout)
+    try:
+        fut: dict[str, cf.Future[CmdOutput]] = {}
+        docker_info: cf.Future[CmdOutput | None] | None = None
+        chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None] | None]] = {}
+        podman_cli = cli_paths["podman"] if "podman" in want else None
+        docker_cli = cli_paths["docker"] if "docker" in want else None
+        for key, (argv, qenv) in _engine_queries(paths, env, want).items():
+            fut[key] = cmds.cmd(argv, qenv)
+        if docker_cli and "docker version" in fut:
+            # `docker info` only once `docker version` reached the daemon: with no daemon it
+            # would fail the same way, and every Go CLI start costs a core for ~60 ms.
+            info_argv = [docker_cli[1].as_posix(), "info", "--format", "{{json .}}"]
+            docker_info = cmds.submit(
+                _if_answered, cmds, fut["docker version"], info_argv, docker_env
+            )
+        if docker_cli and full and "docker version" in fut:
+            chains["docker"] = cmds.submit(
+                ps_inspect, cmds, docker_cli[1].as_posix(), docker_env, None, fut["docker version"]
+            )
+        for n in versioned:
+            found = cli_paths[n]
+            if found:
+                fut[f"{n} --version"] = cmds.cmd([found[1].as_posix(), "--version"])
+        if cli_paths["systemctl"] and full:
+            systemctl = cli_paths["systemctl"][1].as_posix()
+            fut["systemctl"] = cmds.cmd([systemctl, "--user", "is-system-running"])
+        if cli_paths["iptables"] and full:
+            fut["iptables"] = cmds.cmd([cli_paths["iptables"][1].as_posix(), "--version"])
+
+        # Files and /proc while the CLIs run.
+        procs = processes(paths) if full or want & {"docker", "rootlesskit"} else []
+        if podman_cli and full:
+            # Every running Podman container has a conmon of its owner whose `-c` names it: no
+            # `podman ps` round trip, and no podman process at all when nothing runs.
+            ids = conmon_ids(procs, paths.uid)
+            chains["podman"] = cmds.submit(ps_inspect, cmds, podman_cli[1].as_posix(), env, ids)
+        host = prerequisites(paths, notes, sources)
+        compose = compose_facts(compose_file, cwd, notes, sources) if full else None
+        conf_files = containers_conf_files(paths) if podman_cli else []
+        units = unit_files(paths, "docker.service") if "docker" in want else []
+
+        def result(key: str) -> CmdOutput | None:
+            return fut[key].result() if key in fut else None
+
+        tools = tool_facts(paths, cli_paths, result, notes)
+
+        systemd_user = (
+            systemd_user_state(result("systemctl"), paths, runtime_dir, notes) if full else None
+        )
+        nft = cli_paths["nft"][0] if cli_paths["nft"] else None
+        firewall = firewall_kind(result("iptables"), nft) if full else None
+
+        podman = None
+        if podman_cli:
+            podman = podman_facts(
+                paths, podman_cli[0], result("podman info"),
+                chains["podman"].result() if "podman" in chains else None,
+                conf_files, procs, sources,
+            )  # fmt: skip
+        if podman is not None and "podman" in tools:
+            tools["podman"] = replace(tools["podman"], version=podman.version)
+        docker = None
+        if "docker" in want:
+            docker = docker_facts(
+                paths, cli_paths, result("docker version"),
+                docker_info.result() if docker_info else None,
+                chains["docker"].result() if "docker" in chains else None,
+                units, procs, runtime_dir, docker_target_note, context, context_host, sources,
+                missing_docker_socket(paths, docker_env) if docker_cli else None,
+            )  # fmt: skip
+        rootlesskits: tuple[RootlessKitFacts, ...] = ()
+        if "rootlesskit" in want:
+            rootlesskits = standalone_rootlesskits(paths, procs, notes, sources)
+
+        if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
+            owner = paths.uid
+            podman, docker = fill_interfaces(cmds, podman, docker, owner)
+    finally:
+        cmds.pool.shutdown(wait=False, cancel_futures=True)
+
+    sources.extend(" ".join(c.argv) for c in cmds.ran)
+    return replace(
+        host,
+        docker=docker,
+        podman=podman,
+        rootlesskits=rootlesskits,
+        tools=tools,
+        systemd_user=systemd_user,
+        firewall=firewall,
+        compose=compose,
+        sources=tuple(dict.fromkeys(sources)),
+        notes=tuple(notes),
+    )
+
+
+def _if_answered(
+    cmds: Cmds, first: cf.Future[CmdOutput], argv: list[str], env: Mapping[str, str]
+) -> CmdOutput | None:
+    """Run ``argv`` once ``first`` has succeeded; None when it did not."""
+    return cmds.call(argv, env) if first.result().ok else None

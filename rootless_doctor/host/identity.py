@@ -1,0 +1,90 @@
+"""Whose host this is: the user, home, runtime and config dirs and environment a check reads
+(:class:`HostPaths`), and the programs on that user's PATH."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..model import HostPaths
+from .files import is_file
+
+# The environment that changes what the engines and their CLIs do. default_paths() keeps these.
+ENV_KEYS = (
+    "PATH",
+    "XDG_RUNTIME_DIR",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "CONTAINERS_CONF",
+    "CONTAINERS_CONF_OVERRIDE",
+    "SUDO_USER",  # run through sudo: whose engines the user meant (the RUN-AS check)
+)
+
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+
+
+# iptables/nft/newuidmap live in sbin on some distributions and a user's PATH may lack it.
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def default_paths() -> HostPaths:
+    """This process's view: real root, this user's home/uid/name, its runtime and config dirs."""
+    uid = os.getuid()
+    try:
+        pw = pwd.getpwuid(uid)
+        user, pw_home = pw.pw_name, pw.pw_dir
+    except KeyError:  # a uid without a passwd entry (containers, CI runners)
+        user, pw_home = os.environ.get("USER", str(uid)), str(Path.home())
+    home = Path(os.environ.get("HOME") or pw_home)
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+    config_home = os.environ.get("XDG_CONFIG_HOME")
+    return HostPaths(
+        root=Path("/"),
+        home=home,
+        uid=uid,
+        user=user,
+        runtime_dir=Path(runtime),
+        config_home=Path(config_home) if config_home else None,
+        env=tuple((k, os.environ[k]) for k in ENV_KEYS if k in os.environ),
+    )
+
+
+def runtime_path(paths: HostPaths) -> Path:
+    """$XDG_RUNTIME_DIR as the engines see it; pam_systemd's default when it is unset."""
+    return paths.runtime_dir or Path(f"/run/user/{paths.uid}")
+
+
+def locate(paths: HostPaths, name: str, extra: Sequence[str] = ()) -> tuple[str, Path] | None:
+    """(host path, path on this filesystem) of ``name`` on the host's PATH (plus ``extra``)."""
+    dirs = (paths.getenv("PATH") or DEFAULT_PATH).split(":")
+    for d in [*dirs, *extra]:
+        if not d.startswith("/"):
+            continue  # relative PATH entries depend on the cwd; engines' users do not rely on them
+        real = paths.at(d) / name
+        if is_file(real) and os.access(real, os.X_OK):
+            return str(Path(d) / name), real
+    return None
+
+
+def which(paths: HostPaths, name: str) -> str | None:
+    """The program ``name`` on the host's PATH (plus the sbin dirs), as a path to run, or None."""
+    found = locate(paths, name, SBIN_DIRS)
+    return found[1].as_posix() if found else None
+
+
+def engine_env(paths: HostPaths) -> dict[str, str]:
+    """The environment the engines' CLIs run with: ours, with the host's values of ENV_KEYS."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env.update(paths.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOME"] = str(paths.home)
+    if paths.runtime_dir is not None:
+        env["XDG_RUNTIME_DIR"] = str(paths.runtime_dir)
+    if paths.config_home is not None:
+        env["XDG_CONFIG_HOME"] = str(paths.config_home)
+    env.setdefault("LC_ALL", "C")  # stable, parseable messages
+    return env

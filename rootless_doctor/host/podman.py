@@ -1,0 +1,165 @@
+"""Podman: containers.conf in its load order, ``podman info``, and each container's port
+handler read from the processes serving its network namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .. import parse
+from ..model import CmdOutput, ContainerFacts, HostPaths, PodmanFacts, Proc
+from .containers import engine_containers
+from .files import exists, is_dir, is_file, parsed, read_all
+from .system import netns_ino
+
+
+def conmon_ids(procs: Sequence[Proc], uid: int) -> list[str]:
+    """Container ids of ``uid``'s running Podman containers, from their conmon command lines."""
+    ids = []
+    for p in procs:
+        if p.exe_name == "conmon" and p.uid in (uid, None) and "-c" in p.cmdline[:-1]:
+            ids.append(p.cmdline[p.cmdline.index("-c") + 1])
+    return ids
+
+
+def _conf_dir_files(d: Path) -> list[Path]:
+    try:
+        return sorted(
+            (p for p in d.iterdir() if p.name.endswith(".conf") and is_file(p)),
+            key=lambda p: p.name,
+        )
+    except OSError:
+        return []
+
+
+def containers_conf_files(paths: HostPaths) -> list[Path]:
+    """containers.conf files in Podman's load order (containers/common ``systemConfigs``)."""
+    override = paths.getenv("CONTAINERS_CONF_OVERRIDE")
+    env_conf = paths.getenv("CONTAINERS_CONF")
+    if env_conf:
+        files = [paths.at(env_conf)]
+    else:
+        files = [
+            paths.at("/usr/share/containers/containers.conf"),
+            paths.at("/etc/containers/containers.conf"),
+            *_conf_dir_files(paths.at("/etc/containers/containers.conf.d")),
+        ]
+        if paths.uid > 0:
+            rootless = paths.at("/etc/containers/containers.rootless.conf")
+            files += [
+                rootless,
+                *_conf_dir_files(paths.at("/etc/containers/containers.rootless.conf.d")),
+                *_conf_dir_files(
+                    paths.at(f"/etc/containers/containers.rootless.conf.d/{paths.uid}")
+                ),
+            ]
+        user = paths.config_dir / "containers"
+        files += [user / "containers.conf", *_conf_dir_files(user / "containers.conf.d")]
+    if override:
+        files.append(paths.at(override))
+    # Keep an existing but unreadable file: Podman fails on it too, and podman_facts notes it.
+    return [f for f in files if exists(f) and not is_dir(f)]
+
+
+def podman_facts(
+    paths: HostPaths,
+    cli: str,
+    info: CmdOutput | None,
+    chain: tuple[CmdOutput, CmdOutput | None] | None,
+    conf_files: Sequence[Path],
+    procs: Sequence[Proc],
+    sources: list[str],
+) -> PodmanFacts:
+    notes: list[str] = []
+    facts = PodmanFacts()
+    if info is not None and info.ok:
+        got = parsed(lambda: parse.podman_info(info.stdout), "podman info", notes)
+        facts = got or facts
+    elif info is not None:
+        notes.append(info.why())
+
+    texts = read_all(conf_files, notes)
+    sources.extend(name for name, _ in texts)
+    conf = parsed(lambda: parse.containers_conf(texts), "containers.conf", notes) or {}
+
+    containers = engine_containers("podman", chain, parse.podman_inspect, notes)
+    containers = tuple(_podman_port_handler(paths, c, procs) for c in containers)
+    return replace(
+        facts,
+        cli=cli,
+        conf=dict(conf),
+        conf_files=tuple(name for name, _ in texts),
+        containers=containers,
+        notes=(*facts.notes, *notes),
+    )
+
+
+def _podman_port_handler(
+    paths: HostPaths, c: ContainerFacts, procs: Sequence[Proc]
+) -> ContainerFacts:
+    """The port handler from the processes when ``CreateCommand`` did not tell (the parser
+    then guessed Podman's default, which containers.conf may have changed).
+
+    slirp4netns with ``--api-socket .../<id>.net`` (or into this container's netns with an API
+    socket) = handler slirp4netns; a ``rootlessport-child`` in the container's netns = Podman's
+    rootlessport (option name ``port_handler=rootlesskit`` on slirp4netns networks); a ``pasta``
+    process into its netns = pasta.
+    """
+    explicit = any("port_handler=" in a for a in (*c.create_command, c.network_mode or ""))
+    if explicit or c.pid is None or not c.ports:
+        return c
+    ino = netns_ino(paths, f"/proc/{c.pid}/ns/net")
+    mode = c.network_mode or ""
+    handler = None
+    for p in procs:
+        if p.uid is not None and p.uid != paths.uid:
+            continue
+        name = p.exe_name
+        if name == "slirp4netns":
+            api = _flag(p.cmdline, "--api-socket", "-a")
+            if api and c.id and c.id in api:
+                handler = "slirp4netns"
+                break
+            if api and ino is not None and _slirp_target_ino(paths, p.cmdline) == ino:
+                handler = "slirp4netns"
+                break
+        elif name == "rootlessport-child" and ino is not None:
+            if netns_ino(paths, f"/proc/{p.pid}/ns/net") == ino:
+                handler = "rootlesskit" if mode.startswith("slirp4netns") else "rootlessport"
+                break
+        elif (
+            name in ("pasta", "passt")
+            and ino is not None
+            and _slirp_target_ino(paths, p.cmdline) == ino
+        ):
+            handler = "pasta"
+            break
+    return replace(c, port_handler=handler) if handler else c
+
+
+def _flag(argv: Sequence[str], *names: str) -> str | None:
+    for i, a in enumerate(argv):
+        for n in names:
+            if a == n and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith(n + "="):
+                return a.split("=", 1)[1]
+    return None
+
+
+def _slirp_target_ino(paths: HostPaths, argv: Sequence[str]) -> int | None:
+    """The netns a slirp4netns/pasta process serves: ``--netns-type=path PATH tap0``,
+    ``PID tap0``, or pasta's ``--netns PATH``."""
+    ns = _flag(argv, "--netns")
+    if ns:
+        return netns_ino(paths, ns)
+    positional = [a for a in argv[1:] if not a.startswith("-")]
+    # slirp4netns [OPTIONS] PID|PATH TAPNAME: the target is the second to last positional word.
+    if len(positional) >= 2:
+        target = positional[-2]
+        if target.isdigit():
+            return netns_ino(paths, f"/proc/{target}/ns/net")
+        if target.startswith("/"):
+            return netns_ino(paths, target)
+    return None

@@ -1,0 +1,169 @@
+"""The one door for subprocesses: :func:`run` (timeouts, never raises), the engine queries
+started early by :func:`rootless_doctor.host.prefetch`, and :class:`Cmds`, the thread pool
+:func:`~rootless_doctor.host.gather` runs the CLIs in side by side."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from ..model import CmdOutput
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """What :func:`run` looks like; tests pass their own to serve captured outputs."""
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = ...,
+        env: Mapping[str, str] | None = ...,
+    ) -> CmdOutput: ...
+
+
+def run(
+    argv: Sequence[str], *, timeout: float = 5.0, env: Mapping[str, str] | None = None
+) -> CmdOutput:
+    """Run ``argv`` and capture its output. Never raises.
+
+    A missing binary gives ``error="not installed"``; on timeout the child's whole process group
+    (it runs in a new session, so only what this call started) is killed and
+    ``error="timed out after N s"``.
+    """
+    args = tuple(str(a) for a in argv)
+    started = PREFETCHED.take(args, env) or start(args, env)
+    if isinstance(started, CmdOutput):
+        return started
+    return _collect(started, args, timeout)
+
+
+def start(
+    args: tuple[str, ...], env: Mapping[str, str] | None
+) -> subprocess.Popen[bytes] | CmdOutput:
+    try:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return CmdOutput(argv=args, error="not installed")
+    except PermissionError:
+        return CmdOutput(argv=args, error="not executable (permission denied)")
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
+        return CmdOutput(argv=args, error=f"could not start: {e}")
+
+
+def _collect(proc: subprocess.Popen[bytes], args: tuple[str, ...], timeout: float) -> CmdOutput:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            # A grandchild that left the group still holds the pipes: stop reading.
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+            out, err = b"", b""
+        return CmdOutput(
+            argv=args,
+            stdout=_text(out),
+            stderr=_text(err),
+            error=f"timed out after {timeout:g} s",
+        )
+    return CmdOutput(argv=args, code=proc.returncode, stdout=_text(out), stderr=_text(err))
+
+
+def _text(b: bytes | None) -> str:
+    return (b or b"").decode("utf-8", errors="replace")
+
+
+_Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...] | None]
+
+
+class Prefetched:
+    """Commands started ahead of the code that wants their output, keyed by (argv, env).
+
+    The one piece of state in this package, and the one door to it: :data:`PREFETCHED`.
+    ``entry.py`` fills it (through :func:`rootless_doctor.host.prefetch`) before the CLI is
+    imported; :func:`run` takes a started command over when it is asked for exactly that argv and
+    environment; :meth:`end` stops what nobody took over (only processes started here, by their
+    process group).
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[_Key, subprocess.Popen[bytes] | CmdOutput] = {}
+
+    @staticmethod
+    def _key(args: tuple[str, ...], env: Mapping[str, str] | None) -> _Key:
+        return args, (tuple(sorted(env.items())) if env is not None else None)
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str] | None) -> None:
+        args = tuple(str(a) for a in argv)
+        self._started[self._key(args, env)] = start(args, env)
+
+    def take(
+        self, args: tuple[str, ...], env: Mapping[str, str] | None
+    ) -> subprocess.Popen[bytes] | CmdOutput | None:
+        return self._started.pop(self._key(args, env), None) if self._started else None
+
+    def __bool__(self) -> bool:
+        return bool(self._started)
+
+    def end(self) -> None:
+        """End the prefetched commands nobody took over (only ours, by process group)."""
+        for started in self._started.values():
+            if isinstance(started, subprocess.Popen) and started.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(started.pid, signal.SIGKILL)
+                started.wait()
+        self._started.clear()
+
+
+# The commands prefetch() started for this process; run() takes them over.
+PREFETCHED = Prefetched()
+
+
+class Cmds:
+    """Runs the CLIs side by side in a thread pool; each result is a future."""
+
+    def __init__(self, runner: Runner, env: Mapping[str, str], timeout: float) -> None:
+        self.runner = runner
+        self.env = dict(env)
+        self.timeout = timeout
+        # Imported here: concurrent.futures (and the logging it pulls in) costs ~9 ms at start-up,
+        # which would delay prefetch().
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rd-host")
+        self.ran: list[CmdOutput] = []
+
+    def call(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> CmdOutput:
+        out = self.runner(argv, timeout=self.timeout, env=env if env is not None else self.env)
+        self.ran.append(out)
+        return out
+
+    def submit(self, fn: Callable[..., T], *args: object) -> cf.Future[T]:
+        return self.pool.submit(fn, *args)
+
+    def cmd(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> cf.Future[CmdOutput]:
+        return self.pool.submit(self.call, argv, env)

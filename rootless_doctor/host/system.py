@@ -1,0 +1,263 @@
+"""The host itself: user-namespace prerequisites (subuid, sysctls, /dev/net/tun, newuidmap),
+tool versions, the user manager, the firewall, the compose file, and the process list."""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import re
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal
+
+from .. import parse
+from ..model import CmdOutput, ComposeFacts, DoctorError, HostFacts, HostPaths, Proc, Tool
+from .files import exists, is_dir, is_file, parsed, read, read_int
+from .identity import runtime_path
+
+# compose-go's DefaultFileNames, in its order of preference.
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+
+
+# Looked up to be run (or, for nft, only named by the firewall fact); not in HostFacts.tools.
+_NOT_TOOLS = ("systemctl", "dockerd", "nsenter", "iptables", "nft")
+
+
+SYSTEMD_STATES = {"initializing", "starting", "running", "degraded", "maintenance", "stopping"}
+
+
+def prerequisites(paths: HostPaths, notes: list[str], sources: list[str]) -> HostFacts:
+    xdg = paths.getenv("XDG_RUNTIME_DIR")
+    runtime_dir = runtime_path(paths)
+    if not is_dir(paths.at(runtime_dir)):
+        notes.append(f"runtime dir {runtime_dir} does not exist (no login session or linger)")
+    sources.extend(("/etc/subuid", "/etc/subgid", "/proc/sys/user/max_user_namespaces"))
+    userns_clone_path = paths.at("/proc/sys/kernel/unprivileged_userns_clone")
+    return HostFacts(
+        user=paths.user,
+        uid=paths.uid,
+        sudo_user=paths.getenv("SUDO_USER") or None,
+        subuid=_subids(paths, "/etc/subuid"),
+        subgid=_subids(paths, "/etc/subgid"),
+        max_user_namespaces=read_int(paths.at("/proc/sys/user/max_user_namespaces")),
+        userns_clone=read_int(userns_clone_path),
+        dev_net_tun=dev_net_tun(paths),
+        unprivileged_port_start=read_int(paths.at("/proc/sys/net/ipv4/ip_unprivileged_port_start")),
+        linger=exists(paths.at(f"/var/lib/systemd/linger/{paths.user}")) if paths.user else None,
+        xdg_runtime_dir=xdg,
+    )
+
+
+def _subids(paths: HostPaths, file: str) -> tuple[tuple[int, int], ...] | None:
+    """(start, count) ranges of this user in /etc/subuid or /etc/subgid, by name or by UID."""
+    text = read(paths.at(file))
+    if text is None:
+        return None
+    keys = {paths.user, str(paths.uid)} - {""}
+    ranges = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in keys and parts[1].isdigit() and parts[2].isdigit():
+            ranges.append((int(parts[1]), int(parts[2])))
+    return tuple(ranges)
+
+
+def _setid_mode(real: Path) -> str:
+    """How newuidmap gets its privilege: "setuid", "file caps", or "neither"."""
+    try:
+        st = real.stat()
+    except OSError:
+        return "neither"
+    if st.st_mode & stat.S_ISUID and st.st_uid == 0:
+        return "setuid"
+    try:
+        if os.getxattr(real, "security.capability"):
+            return "file caps"
+    except OSError:
+        pass
+    return "neither"
+
+
+def dev_net_tun(paths: HostPaths) -> Literal["ok", "missing", "no-access"]:
+    tun = paths.at("/dev/net/tun")
+    try:
+        st = tun.stat()
+    except OSError:
+        return "missing"
+    if paths.uid == os.geteuid():
+        return "ok" if os.access(tun, os.R_OK | os.W_OK) else "no-access"
+    # Asked about another user (root running for them): judge by the mode bits.
+    if paths.uid == 0:
+        return "ok"
+    if st.st_uid == paths.uid:
+        bits = (st.st_mode >> 6) & 0o7
+    else:
+        try:
+            groups = set(os.getgrouplist(paths.user, pwd.getpwnam(paths.user).pw_gid))
+        except (KeyError, OSError):
+            groups = set()
+        bits = (st.st_mode >> 3) & 0o7 if st.st_gid in groups else st.st_mode & 0o7
+    return "ok" if bits & 0o6 == 0o6 else "no-access"
+
+
+def tool_facts(
+    paths: HostPaths,
+    cli_paths: Mapping[str, tuple[str, Path] | None],
+    result: Callable[[str], CmdOutput | None],
+    notes: list[str],
+) -> dict[str, Tool]:
+    """The tools the checks report: where each is, its ``--version`` (from ``result``), and how
+    newuidmap/newgidmap get their privilege."""
+    tools: dict[str, Tool] = {}
+    for n, found in cli_paths.items():
+        if n in _NOT_TOOLS:
+            continue
+        version = None
+        out = result(f"{n} --version")
+        if out is not None:
+            if out.ok or out.stdout:
+                text = out.stdout + out.stderr
+                version = parsed(functools.partial(parse.tool_version, n, text), n, notes)
+            else:
+                notes.append(out.why())
+        if version is None and n == "pasta" and found is not None:
+            # Debian's build prints "pasta unknown version"; its package version carries the
+            # date ("0.0~git20230309.7c7625d-1"), as podman info reports it too.
+            pkg = _dpkg_version(paths, "passt")
+            version = parse.tool_version("pasta", pkg) if pkg else None
+        setid = _setid_mode(found[1]) if found and n in ("newuidmap", "newgidmap") else None
+        tools[n] = Tool(name=n, path=found[0] if found else None, version=version, setid=setid)
+    return tools
+
+
+def _dpkg_version(paths: HostPaths, package: str) -> str | None:
+    """An installed Debian package's version, from dpkg's status file (no subprocess)."""
+    text = read(paths.at("/var/lib/dpkg/status"))
+    if text is None:
+        return None
+    for stanza in text.split("\n\n"):
+        if stanza.startswith(f"Package: {package}\n") and "Status: install ok installed" in stanza:
+            m = re.search(r"(?m)^Version: (\S+)$", stanza)
+            return m.group(1) if m else None
+    return None
+
+
+def systemd_user_state(
+    out: CmdOutput | None, paths: HostPaths, runtime_dir: Path, notes: list[str]
+) -> bool | None:
+    """Is a user manager reachable? ``systemctl --user is-system-running`` prints its state (exit
+    code non-zero for "degraded"); without systemctl, the user bus socket is the hint."""
+    if out is not None:
+        state = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+        if state in SYSTEMD_STATES:
+            return True
+        if out.error:
+            notes.append(out.why())
+            return None
+        return False
+    return exists(paths.at(runtime_dir / "bus")) or exists(
+        paths.at(runtime_dir / "systemd/private")
+    )
+
+
+def firewall_kind(iptables: CmdOutput | None, nft: str | None) -> str | None:
+    text = (iptables.stdout + iptables.stderr) if iptables is not None and iptables.ok else ""
+    if "(legacy)" in text:
+        return "iptables-legacy"
+    if "(nf_tables)" in text:
+        return "iptables-nft"
+    if nft:
+        return "nftables"
+    return None
+
+
+def find_compose(directory: Path) -> Path | None:
+    """The compose file ``docker compose`` would pick in ``directory`` (COMPOSE_NAMES order)."""
+    return next((directory / n for n in COMPOSE_NAMES if is_file(directory / n)), None)
+
+
+def compose_facts(
+    compose_file: Path | None, cwd: Path | None, notes: list[str], sources: list[str]
+) -> ComposeFacts | None:
+    """The compose file given (unreadable: a DoctorError, it is bad input), else the one in the
+    working directory (unreadable: ComposeFacts.error, reported by the COMPOSE-FILE check)."""
+    given = compose_file is not None
+    if compose_file is None:
+        compose_file = find_compose(cwd or Path.cwd())
+        if compose_file is None:
+            return None
+    text = read(compose_file)
+    try:
+        if text is None:
+            raise DoctorError("not readable; check its permissions")
+        facts = parse.compose(text, str(compose_file))
+    except DoctorError as e:
+        if given:
+            raise DoctorError(f"{compose_file}: {e}") from None
+        return ComposeFacts(path=str(compose_file), error=str(e))
+    sources.append(str(compose_file))
+    return facts
+
+
+def processes(paths: HostPaths) -> list[Proc]:
+    """Every process: psutil on the real root, else the fake ``root/proc``."""
+    return _live_processes() if paths.root == Path("/") else _proc_dir_processes(paths.at("/proc"))
+
+
+def _live_processes() -> list[Proc]:
+    """psutil's process list without our own children: they are the commands this check runs
+    side by side (``rootlesskit --version`` is not a RootlessKit instance)."""
+    import psutil
+
+    procs = []
+    me = os.getpid()
+    for p in psutil.process_iter(["pid", "ppid", "uids", "cmdline"]):
+        info = p.info
+        if info.get("ppid") == me:
+            continue
+        uids = info.get("uids")
+        procs.append(
+            Proc(
+                pid=int(info["pid"]),
+                ppid=int(info.get("ppid") or 0),
+                uid=int(uids.real) if uids is not None else None,
+                cmdline=tuple(info.get("cmdline") or ()),
+            )
+        )
+    return procs
+
+
+def _proc_dir_processes(proc_dir: Path) -> list[Proc]:
+    """The processes of a (fake) ``/proc``: ``cmdline`` and the PPid/Uid lines of ``status``."""
+    try:
+        entries = sorted(
+            (e for e in proc_dir.iterdir() if e.name.isdigit()), key=lambda e: int(e.name)
+        )
+    except OSError:
+        return []
+    procs = []
+    for entry in entries:
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        status = read(entry / "status") or ""
+        status_of = dict(
+            line.split(":", 1) for line in status.splitlines() if ":" in line
+        )  # "PPid:\t1", "Uid:\t1000\t1000\t1000\t1000"
+        ppid = int(status_of["PPid"].strip()) if status_of.get("PPid", "").strip().isdigit() else 0
+        uid_field = status_of.get("Uid", "").split()
+        uid = int(uid_field[0]) if uid_field and uid_field[0].isdigit() else None
+        cmdline = tuple(a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0") if raw)
+        procs.append(Proc(pid=int(entry.name), ppid=ppid, uid=uid, cmdline=cmdline))
+    return procs
+
+
+def netns_ino(paths: HostPaths, path: str | Path) -> int | None:
+    """The inode of a network namespace (``/proc/PID/ns/net`` or a bind-mounted netns file)."""
+    try:
+        return paths.at(path).stat().st_ino
+    except (OSError, ValueError):
+        return None
