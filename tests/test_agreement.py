@@ -10,6 +10,7 @@ NETWORK_INTERFACE it names is the one the fix sets.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,17 @@ from typer.testing import CliRunner
 
 from rootless_doctor import apply, cli_fix, parse
 from rootless_doctor import knowledge as kb
+from rootless_doctor.checks import all_checks
 from rootless_doctor.checks import compose as check_compose
-from rootless_doctor.model import DoctorError, HostFacts, HostPaths, PodmanFacts, Tool
+from rootless_doctor.model import (
+    ContainerFacts,
+    DoctorError,
+    HostFacts,
+    HostPaths,
+    PodmanFacts,
+    PublishedPort,
+    Tool,
+)
 
 PASTA = Tool(name="pasta", path="/usr/bin/pasta", version="2024_05_23")
 
@@ -66,21 +76,37 @@ _REMEDY_MODE = re.compile(r"network_mode ([^\s,;)]+)")
 _REMEDY_IFACE = re.compile(r"NETWORK_INTERFACE=([^\s,;)]+)")
 
 
-def _fix_compose(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, facts: HostFacts, text: str
+def _fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    facts: HostFacts,
+    text: str,
+    what: str = "compose",
+    name: str = "compose.yaml",
 ) -> str:
-    """``fix compose --dry-run`` through the CLI (its own facts → its own pasta decision)."""
+    """``fix compose|quadlet --dry-run`` through the CLI (its own facts → its own decisions)."""
     o = apply.Owner(name="t", uid=4242, gid=4242, home=tmp_path / "home", via_sudo=False)
     monkeypatch.setattr(cli_fix, "owner", lambda: o)
     monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid))
     monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: facts)
-    f = tmp_path / "compose.yaml"
+    f = tmp_path / name
     f.write_text(text)
-    r = CliRunner().invoke(cli_fix.fix_app, ["compose", str(f), "--dry-run", "--engine", "podman"])
+    extra = ["--engine", "podman"] if what == "compose" else []
+    r = CliRunner().invoke(cli_fix.fix_app, [what, str(f), "--dry-run", *extra])
     if isinstance(r.exception, DoctorError):
         raise r.exception
     assert r.exit_code == 0, r.output
     return r.output
+
+
+def _named_mode(remedy: str) -> str:
+    """The network mode a remedy tells the user to get."""
+    m = _REMEDY_MODE.search(remedy)
+    if m:
+        return m.group(1)
+    # Podman 6 removed slirp4netns: `podman system migrate` moves the container to pasta
+    assert kb.PODMAN_MIGRATE in remedy, f"remedy names no network_mode: {remedy!r}"
+    return "pasta"
 
 
 @pytest.mark.parametrize("pasta", [False, True], ids=["no-pasta", "pasta-on-PATH"])
@@ -100,13 +126,8 @@ def test_check_remedy_and_fix_plan_agree(
     [res] = [r for r in check_compose.checks(checked) if r.id == "COMPOSE-NETWORK-MODE"]
     if res.status == "ok":
         return  # nothing to fix on this host: the fix has nothing to agree with
-    m = _REMEDY_MODE.search(res.remedy)
-    if m:
-        named = m.group(1)
-    else:  # Podman 6 removed slirp4netns: `podman system migrate` moves the container to pasta
-        assert kb.PODMAN_MIGRATE in res.remedy, f"remedy names no network_mode: {res.remedy!r}"
-        named = "pasta"
-    out = _fix_compose(tmp_path, monkeypatch, facts, _NETWORKS.sub("", text))
+    named = _named_mode(res.remedy)
+    out = _fix(tmp_path, monkeypatch, facts, _NETWORKS.sub("", text))
     written = re.search(r"^\+\s+network_mode: \"?([^\"\n]+)", out, re.M)
     assert written, out
     assert written.group(1) == named, (res.remedy, out)
@@ -117,8 +138,6 @@ def test_check_remedy_and_fix_plan_agree(
 
 
 def replace_compose(facts: HostFacts, text: str) -> HostFacts:
-    from dataclasses import replace
-
     return replace(facts, compose=parse.compose(text, "compose.yaml"))
 
 
@@ -131,3 +150,48 @@ def test_the_reported_disagreement() -> None:
     )
     [res] = [r for r in check_compose.checks(facts) if r.id == "COMPOSE-NETWORK-MODE"]
     assert "network_mode pasta" in res.remedy and "port_handler" not in res.remedy
+
+
+QUADLET = (
+    "[Container]\nImage=ghcr.io/docker-mailserver/docker-mailserver:15\n"
+    "Network={mode}\nPublishPort=25:25\n\n[Install]\nWantedBy=default.target\n"
+)
+
+
+@pytest.mark.parametrize("pasta", [False, True], ids=["no-pasta", "pasta-on-PATH"])
+@pytest.mark.parametrize("mode", ["slirp4netns", "bridge"])
+@pytest.mark.parametrize("host", HOSTS, ids=[h[0] for h in HOSTS])
+def test_container_remedy_and_quadlet_fix_agree(
+    host: tuple[str, PodmanFacts],
+    mode: str,
+    pasta: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A running container that loses source IPs: CONTAINER-SOURCE-IP names the mode that
+    ``fix quadlet`` writes for the same container as a Quadlet unit."""
+    _, podman = host
+    c = ContainerFacts(
+        engine="podman",
+        name="mail",
+        network_mode=mode,
+        ports=(PublishedPort(host_port=25, container_port=25),),
+        env={"PERMIT_DOCKER": "none"},
+    )
+    podman = replace(podman, containers=(c,))
+    facts = HostFacts(podman=podman, tools={"pasta": PASTA} if pasta else {})
+    [res] = [r for r in all_checks(facts) if r.id == "CONTAINER-SOURCE-IP"]
+    if res.status == "ok":
+        return
+    named = _named_mode(res.remedy)
+    unit_mode = "slirp4netns" if mode == "slirp4netns" else "bridge"
+    out = _fix(
+        tmp_path, monkeypatch, facts, QUADLET.format(mode=unit_mode), "quadlet", "mail.container"
+    )
+    written = re.search(r"^\+Network=(\S+)", out, re.M)
+    assert written, out
+    assert written.group(1) == named, (res.remedy, out)
+    iface = _REMEDY_IFACE.search(res.remedy)
+    if iface:
+        set_iface = re.search(r"^\+.*NETWORK_INTERFACE=([^\s\"]+)", out, re.M)
+        assert set_iface and set_iface.group(1) == iface.group(1), (res.remedy, out)
