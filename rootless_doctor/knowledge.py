@@ -3,6 +3,21 @@
 Pure functions of the records in model.py; no OS access, no printing. Every ``Verdict.reason`` is
 one line naming the driver and the version that decide it.
 
+Each decision is made here once; checks, fixes and parsers call it:
+
+- does a setup keep client IPs: ``docker_verdict``, ``docker_container_verdict``,
+  ``podman_engine_verdict``, ``podman_container_verdict``, ``rootlesskit_verdict``
+- which Docker drivers run or would run: ``docker_drivers``, ``docker_default_drivers``; what to
+  write for Docker: ``docker_fix_options`` / ``best_docker_fix``
+- is pasta available: ``pasta_available``; the mode that keeps client IPs on this Podman:
+  ``keep_ip_mode`` (``podman_keep_ip_mode``); a mode a fix leaves alone: ``podman_mode_keeps_ip``
+- the interface a network mode gives (tap0 / the host's / eth0): ``mode_interface``
+- the lowest port a rootless engine binds: ``port_limit`` (``PRIVILEGED_PORT_LIMIT``)
+- is a service docker-mailserver: ``is_mailserver``
+- rootful from `docker version`'s components: ``docker_rootless_from_components``; defaults of a
+  rootlesskit command line: ``rootlesskit_cli_drivers``; a Podman container's port handler from
+  its mode: ``podman_inspect_port_handler``, ``podman_port_handler``
+
 Upstream sources (facts as of 2026-12; the details with their sources are in docs/facts.md):
 
 - rootless-containers/rootlesskit ``docs/port.md``: port drivers, their throughput and whether the
