@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -846,7 +847,10 @@ def _merge_conf_value(old: Any, new: Any) -> Any:
 def containers_conf(files: Sequence[tuple[str, str]]) -> dict[str, object]:
     """Merge containers.conf texts given in load order → {"table.key": value}. Later files win
     per key, as Podman merges them."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10 (Ubuntu 22.04): the same parser, published as tomli
+        import tomli as tomllib
 
     merged: dict[str, object] = {}
     for name, text in files:

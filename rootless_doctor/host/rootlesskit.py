@@ -145,7 +145,8 @@ def state_dir_facts(
                 notes.append(f"RootlessKit API not readable: {err}")
         else:
             notes.append(f"{api} is not a socket")
-    # The port driver's own socket tells the running driver without an API call (domain.md).
+    # The port driver's own socket tells the running driver without an API call
+    # (docs/facts.md "Docker rootless").
     port_driver = None
     if exists(real / ".bp.sock"):
         port_driver = "builtin"
