@@ -1,4 +1,4 @@
-"""Diff, backup, atomic write and undo: the only module that writes files.
+"""Diff, backup, atomic write, undo and restart: the only module that changes the system.
 
 Planners (``fixes/``) return :class:`~rootless_doctor.model.FilePlan`; this module shows them as a
 unified diff and writes them. A write:
@@ -12,7 +12,12 @@ unified diff and writes them. A write:
 - writes a temp file in the same directory with the original mode (and owner), fsyncs it and
   ``os.replace``s it over the target (never a truncate-then-write, never delete-then-write);
 - ``undo`` puts the original bytes back exactly (same way), or removes a file the fix created,
-  and refuses to throw away edits made after the fix unless forced.
+  and refuses to throw away edits made after the fix unless forced;
+- :func:`carry_out` writes a fix's plans and returns what was done (the ``fix --json`` shape);
+  :func:`restart` runs its next steps (``systemctl --user restart docker``, ...) through the
+  host runner: the fix's other change to the system.
+
+Who the files are for (:class:`~rootless_doctor.model.Owner`) is resolved in host/identity.py.
 """
 
 from __future__ import annotations
@@ -22,71 +27,17 @@ import hashlib
 import json
 import os
 import pwd
+import shlex
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import DoctorError, FilePlan
+from .model import FIX_SCHEMA_VERSION, DoctorError, FilePlan, JsonFix, JsonFixFile, Owner
 
-STATE_SUBDIR = ".local/state/rootless-doctor"
 MANIFEST = "manifest.json"
-
-
-# --------------------------------------------------------------------------------------------
-# whose files these are
-
-
-@dataclass(frozen=True, kw_only=True)
-class Owner:
-    """The user a fix is for: the caller, or ``SUDO_USER`` when run through sudo as root."""
-
-    name: str
-    uid: int
-    gid: int
-    home: Path
-    via_sudo: bool = False
-
-    @property
-    def state_dir(self) -> Path:
-        return self.home / STATE_SUBDIR
-
-    @property
-    def is_root(self) -> bool:
-        return self.uid == 0
-
-
-def target_owner(environ: dict[str, str] | None = None, euid: int | None = None) -> Owner:
-    """Who the files are written for.
-
-    Run through ``sudo`` (euid 0 and ``SUDO_USER`` set), the fix is for the user who ran sudo:
-    paths are in their home and written files belong to them. A ``SUDO_USER`` that does not
-    exist is refused rather than guessed.
-    """
-    env = dict(os.environ) if environ is None else environ
-    euid = os.geteuid() if euid is None else euid
-    sudo_user = env.get("SUDO_USER", "")
-    if euid == 0 and sudo_user and sudo_user != "root":
-        try:
-            pw = pwd.getpwnam(sudo_user)
-        except KeyError:
-            raise DoctorError(
-                f"SUDO_USER={sudo_user} is not a user here; run rootless-doctor as that user "
-                "without sudo"
-            ) from None
-        return Owner(
-            name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid, home=Path(pw.pw_dir), via_sudo=True
-        )
-    try:
-        pw = pwd.getpwuid(euid)
-        name, gid, home = pw.pw_name, pw.pw_gid, Path(pw.pw_dir)
-    except KeyError:  # a uid without a passwd entry (containers): trust $HOME
-        name, gid, home = str(euid), os.getegid(), Path(env.get("HOME", "/"))
-    if euid != 0 and env.get("HOME"):
-        home = Path(env["HOME"])  # the user's own choice of HOME is theirs to make
-    return Owner(name=name, uid=euid, gid=gid, home=home)
 
 
 def _other_homes(owner: Owner) -> list[tuple[str, Path]]:
@@ -390,3 +341,58 @@ def _int(v: object) -> int:
     if isinstance(v, int):
         return v
     raise DoctorError(f"manifest entry has a bad value {v!r}; move {MANIFEST} away")
+
+
+# --------------------------------------------------------------------------------------------
+# carrying a fix out: write the plans, then (on request) run their next steps
+
+
+def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list[str]) -> JsonFix:
+    """Write every changed plan for ``owner`` (or, with ``preview``, only diff it); what was
+    done, in the ``fix --json`` shape. The next steps are collected in order, once each."""
+    changed = [p for p in plans if p.changed]
+    files: list[JsonFixFile] = []
+    if not changed:
+        files = [{"path": str(p.path), "changed": False, "what": p.what} for p in plans]
+    steps: list[str] = []
+    for p in changed:
+        entry: JsonFixFile = {"path": str(p.path), "changed": True, "what": p.what}
+        if preview:
+            entry["diff"] = diff(p)
+        else:
+            w = write(p, owner)
+            entry["created"] = w.created
+            entry["backup"] = str(w.backup) if w.backup else None
+        files.append(entry)
+        steps.extend(s for s in p.next_steps if s not in steps)
+    return {
+        "schema_version": FIX_SCHEMA_VERSION,
+        "changed": bool(changed),
+        "dry_run": preview,
+        "files": files,
+        "next_steps": steps,
+        "notes": notes,
+    }
+
+
+def restart(steps: list[str], owner: Owner, on_run: Callable[[list[str]], None]) -> None:
+    """Run a fix's next steps in order (programs found on this process's PATH, through the host
+    runner); ``on_run`` hears each command first. Under sudo, ``systemctl --user`` is aimed at
+    the owner's manager; any other step but ``sysctl`` is refused (it must run as the owner)."""
+    from . import host
+
+    paths = host.default_paths()  # our PATH, also under sudo: the commands run as us
+    for step in steps:
+        argv = shlex.split(step)
+        exe = host.which(paths, argv[0])
+        if exe is None:
+            raise DoctorError(f"--restart: {argv[0]} not found on PATH; run by hand: {step}")
+        if owner.via_sudo:
+            if argv[:2] == ["systemctl", "--user"]:
+                argv.insert(2, f"--machine={owner.name}@")
+            elif argv[0] != "sysctl":
+                raise DoctorError(f"--restart under sudo: run this as {owner.name}: {step}")
+        on_run(argv)
+        out = host.run([exe, *argv[1:]], timeout=180)
+        if not out.ok:
+            raise DoctorError(f"--restart: {out.why()}", exit_code=1)

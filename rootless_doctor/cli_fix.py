@@ -1,4 +1,4 @@
-"""`rootless-doctor fix ...`: plan → diff → write (apply.py) → next steps.
+"""`rootless-doctor fix ...`: options → plan (fixes/) → carry out (apply.py) → render.
 
 Mounted by cli.py as ``app.add_typer(fix_app, name="fix")``. Importing this module does nothing
 but define the Typer app; the planners, host access and writes are imported when a command runs.
@@ -10,15 +10,14 @@ import json
 import shlex
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from .model import ComposeFacts, DoctorError, FilePlan
 
 if TYPE_CHECKING:
-    from .apply import Owner
-    from .model import HostFacts, HostPaths
+    from .model import HostFacts, HostPaths, Owner
 
 fix_app = typer.Typer(
     add_completion=False,
@@ -46,26 +45,16 @@ Interface = Annotated[
 
 
 def owner() -> Owner:
-    from .apply import target_owner
+    from . import host
 
-    return target_owner()
+    return host.target_owner()
 
 
 def host_paths(o: Owner) -> HostPaths:
-    """This user's paths; under sudo, SUDO_USER's home, uid and runtime dir."""
+    """The owner's paths (under sudo: SUDO_USER's home, uid and runtime dir)."""
     from . import host
 
-    paths = host.default_paths()
-    if o.via_sudo:
-        paths = replace(
-            paths,
-            home=o.home,
-            uid=o.uid,
-            user=o.name,
-            runtime_dir=Path(f"/run/user/{o.uid}"),
-            config_home=None,
-        )
-    return paths
+    return host.owner_paths(o)
 
 
 def gather_facts(paths: HostPaths) -> HostFacts:
@@ -82,8 +71,9 @@ def _host() -> tuple[Owner, HostPaths, HostFacts]:
 
 
 def _pasta(facts: HostFacts) -> bool:
-    t = facts.tools.get("pasta")
-    return bool(t and t.path) or bool(facts.podman and facts.podman.pasta_version)
+    from .knowledge import pasta_available
+
+    return pasta_available(facts.podman, facts.tools)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,71 +91,22 @@ def _emit(
     header: str = "",
     write: bool = True,
 ) -> None:
-    from . import apply
+    """Carry the plans out (apply.py), say what was done, then run the next steps if asked."""
+    from . import apply, render
 
-    changed = [p for p in plans if p.changed]
-    preview = dry_run or not write
-    result: dict[str, Any] = {
-        "changed": bool(changed),
-        "dry_run": preview,
-        "files": [],
-        "next_steps": [],
-        "notes": notes,
-    }
-    lines: list[str] = [header] if header else []
-    if not changed:
-        for p in plans:
-            lines.append(f"nothing to do: {p.path} already has it ({p.what})")
-            result["files"].append({"path": str(p.path), "changed": False, "what": p.what})
-    steps: list[str] = []
-    for p in changed:
-        entry: dict[str, Any] = {"path": str(p.path), "changed": True, "what": p.what}
-        if preview:
-            entry["diff"] = diff = apply.diff(p)
-            lines.append(diff.rstrip("\n"))
-            lines.append(f"would write {p.path}: {p.what}")
-        else:
-            w = apply.write(p, o)
-            entry.update(created=w.created, backup=str(w.backup) if w.backup else None)
-            kept = f" (original kept in {w.backup})" if w.backup else " (new file)"
-            lines.append(f"wrote {p.path}{kept}: {p.what}")
-        result["files"].append(entry)
-        steps.extend(s for s in p.next_steps if s not in steps)
-    result["next_steps"] = steps
-    if changed and steps and not restart:
-        lines.append("next: " + " && ".join(steps))
-    if changed and not preview:
-        lines.append("undo: rootless-doctor fix --undo")
-    lines.extend(f"note: {n}" for n in notes)
+    result = apply.carry_out(plans, o, preview=dry_run or not write, notes=notes)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        typer.echo("\n".join(line for line in lines if line))
-    if restart and changed and not preview:
-        _restart(steps, o, quiet=json_out)
+        typer.echo(render.fix_text(result, header=header, restart=restart))
+    if restart and result["changed"] and not result["dry_run"]:
 
+        def say(argv: list[str]) -> None:
+            if not json_out:
+                typer.echo(f"running: {shlex.join(argv)}")
 
-def _restart(steps: list[str], o: Owner, quiet: bool) -> None:
-    """Run the next steps (commands found on PATH, via host.run), then check (and probe) again."""
-    from . import host
-
-    paths = host.default_paths()  # our PATH, also under sudo: the commands run as us
-    for step in steps:
-        argv = shlex.split(step)
-        exe = host.which(paths, argv[0])
-        if exe is None:
-            raise DoctorError(f"--restart: {argv[0]} not found on PATH; run by hand: {step}")
-        if o.via_sudo:
-            if argv[:2] == ["systemctl", "--user"]:
-                argv.insert(2, f"--machine={o.name}@")
-            elif argv[0] != "sysctl":
-                raise DoctorError(f"--restart under sudo: run this as {o.name}: {step}")
-        if not quiet:
-            typer.echo(f"running: {shlex.join(argv)}")
-        out = host.run([exe, *argv[1:]], timeout=180)
-        if not out.ok:
-            raise DoctorError(f"--restart: {out.why()}", exit_code=1)
-    _recheck(o, quiet)
+        apply.restart(result["next_steps"], o, on_run=say)
+        _recheck(o, quiet=json_out)
 
 
 def _recheck(o: Owner, quiet: bool) -> None:
@@ -173,10 +114,11 @@ def _recheck(o: Owner, quiet: bool) -> None:
     address lost (daemon not restarted, containers not recreated) fails here too."""
     from . import probe, render
     from .checks import diagnose
+    from .checks.probe import with_probes
 
     facts = gather_facts(host_paths(o))
     report = diagnose(facts)
-    report = probe.with_probes(report, probe.probe_all(facts, report))
+    report = with_probes(report, probe.probe_all(facts, report))
     if not quiet:
         render.print_report(report)
     if report.failed:
@@ -333,7 +275,17 @@ def compose_command(
         host_interface=interface,
     )
     if cp.plan is None:
-        typer.echo(json.dumps({"changed": False, "advice": cp.advice}) if json_out else cp.advice)
+        if json_out:
+            from .model import FIX_SCHEMA_VERSION, JsonFixAdvice
+
+            advice: JsonFixAdvice = {
+                "schema_version": FIX_SCHEMA_VERSION,
+                "changed": False,
+                "advice": cp.advice,
+            }
+            typer.echo(json.dumps(advice))
+        else:
+            typer.echo(cp.advice)
         raise typer.Exit(0)
     notes = [cp.advice] if cp.advice else []
     _emit([cp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes)
@@ -403,6 +355,8 @@ def quadlet_command(
 
 
 def _lowest_port(facts: HostFacts) -> int | None:
+    from .knowledge import PRIVILEGED_PORT_LIMIT
+
     ports: list[int] = []
     for eng in (facts.docker, facts.podman):
         for c in eng.containers if eng else ():
@@ -410,7 +364,7 @@ def _lowest_port(facts: HostFacts) -> int | None:
     if facts.compose:
         for s in facts.compose.services:
             ports.extend(p.host_port for p in s.ports)
-    low = [p for p in ports if 0 < p < 1024]
+    low = [p for p in ports if 0 < p < PRIVILEGED_PORT_LIMIT]
     return min(low) if low else None
 
 
@@ -430,9 +384,7 @@ def privileged_ports_command(
     json_out: JsonOut = False,
 ) -> None:
     """Ports < 1024: /etc/sysctl.d file for net.ipv4.ip_unprivileged_port_start (root writes it)."""
-    import os
-
-    from . import apply
+    from . import apply, host
     from .fixes import sysctl
 
     o, _, facts = _host()
@@ -445,7 +397,7 @@ def privileged_ports_command(
         typer.echo(f"nothing to do: {sysctl.KEY} is {cur}, port {low} can be published already")
         raise typer.Exit(0)
     plan = sysctl.plan(low, apply.read_text(sysctl.FILE))
-    is_root = os.geteuid() == 0
+    is_root = host.is_root()
     notes = []
     if not is_root:
         notes.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 Status = Literal["ok", "warn", "fail", "skip", "unknown"]
 EngineName = Literal["docker", "podman", "rootlesskit"]
@@ -53,6 +53,30 @@ class HostPaths:
 
     def getenv(self, key: str) -> str | None:
         return dict(self.env).get(key)
+
+
+# Where a fix keeps its backups and manifest, under the owner's home.
+STATE_SUBDIR = ".local/state/rootless-doctor"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The user a fix is for: the caller, or ``SUDO_USER`` when run through sudo as root
+    (resolved in host/identity.py, beside :class:`HostPaths`)."""
+
+    name: str
+    uid: int
+    gid: int
+    home: Path
+    via_sudo: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / STATE_SUBDIR
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -350,3 +374,40 @@ class FilePlan:
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+
+# --------------------------------------------------------------------------- fix --json
+
+FIX_SCHEMA_VERSION = 1
+
+
+class JsonFixFile(TypedDict, total=False):
+    """One file of ``fix ... --json``: ``diff`` when previewed, ``created``/``backup`` when
+    written."""
+
+    path: str
+    changed: bool
+    what: str
+    diff: str
+    created: bool
+    backup: str | None
+
+
+class JsonFix(TypedDict):
+    """``fix docker|compose|podman|quadlet|privileged-ports --json``."""
+
+    schema_version: int
+    changed: bool
+    dry_run: bool  # previewed only (--dry-run, or a file this user may not write)
+    files: list[JsonFixFile]
+    next_steps: list[str]  # commands to run afterwards (what --restart runs)
+    notes: list[str]
+
+
+class JsonFixAdvice(TypedDict):
+    """``fix compose --json`` when there is nothing the tool should write (e.g. a Docker
+    service: the daemon fix is the answer; a service on user-defined networks)."""
+
+    schema_version: int
+    changed: bool  # always False
+    advice: str

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import IO, Any, TypedDict, cast
 
-from .model import CheckResult, EngineReport, ProbeResult, Report
+from .model import CheckResult, EngineReport, JsonFix, ProbeResult, Report
 
 SCHEMA_VERSION = 1
 
@@ -262,3 +262,29 @@ def print_lines(lines: list[tuple[str, str]], out: IO[str] | None = None) -> Non
 
 def print_report(report: Report, out: IO[str] | None = None) -> None:
     print_lines(report_lines(report), out)
+
+
+# --------------------------------------------------------------------------- fix
+
+
+def fix_text(result: JsonFix, *, header: str = "", restart: bool = False) -> str:
+    """What a fix did (or would do), for people: the diffs or the files written, the next
+    steps (unless ``restart`` runs them), how to undo, the notes."""
+    lines: list[str] = [header] if header else []
+    preview = result["dry_run"]
+    for f in result["files"]:
+        if not f["changed"]:
+            lines.append(f"nothing to do: {f['path']} already has it ({f['what']})")
+        elif preview:
+            lines.append(f.get("diff", "").rstrip("\n"))
+            lines.append(f"would write {f['path']}: {f['what']}")
+        else:
+            backup = f.get("backup")
+            kept = f" (original kept in {backup})" if backup else " (new file)"
+            lines.append(f"wrote {f['path']}{kept}: {f['what']}")
+    if result["changed"] and result["next_steps"] and not restart:
+        lines.append("next: " + " && ".join(result["next_steps"]))
+    if result["changed"] and not preview:
+        lines.append("undo: rootless-doctor fix --undo")
+    lines.extend(f"note: {n}" for n in result["notes"])
+    return "\n".join(line for line in lines if line)

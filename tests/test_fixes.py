@@ -15,7 +15,7 @@ import pytest
 from conftest import DATA
 from typer.testing import CliRunner
 
-from rootless_doctor import apply, cli_fix, knowledge
+from rootless_doctor import apply, cli_fix, host, knowledge
 from rootless_doctor.fixes import compose, docker, podman, quadlet, sysctl
 from rootless_doctor.model import (
     DockerFacts,
@@ -23,6 +23,7 @@ from rootless_doctor.model import (
     FilePlan,
     HostFacts,
     HostPaths,
+    JsonFix,
     PodmanFacts,
     RootlessKitFacts,
     Tool,
@@ -519,15 +520,15 @@ def test_read_text_refuses_binary_and_non_utf8(tmp_path: Path) -> None:
 
 def test_sudo_owner(tmp_path: Path) -> None:
     with pytest.raises(DoctorError, match="SUDO_USER=nosuchuser"):
-        apply.target_owner({"SUDO_USER": "nosuchuser"}, euid=0)
-    o = apply.target_owner({"SUDO_USER": "root"}, euid=0)
+        host.target_owner({"SUDO_USER": "nosuchuser"}, euid=0)
+    o = host.target_owner({"SUDO_USER": "root"}, euid=0)
     assert not o.via_sudo
     import pwd
 
     user = next((p for p in pwd.getpwall() if p.pw_uid >= 1000 and p.pw_uid < 65534), None)
     if user is None:
         pytest.skip("no unprivileged user on this machine")
-    o = apply.target_owner({"SUDO_USER": user.pw_name, "HOME": "/root"}, euid=0)
+    o = host.target_owner({"SUDO_USER": user.pw_name, "HOME": "/root"}, euid=0)
     assert o.via_sudo and o.uid == user.pw_uid and o.home == Path(user.pw_dir)
 
 
@@ -589,6 +590,15 @@ def test_cli_docker_json_and_already_preserved(cli_env: dict[str, object]) -> No
     code, out = _run("docker", "--dry-run", "--json")
     data = json.loads(out)
     assert code == 0 and data["changed"] and data["dry_run"] and data["files"][0]["diff"]
+    # The declared shape (model.JsonFix): every key, and nothing else.
+    assert set(data) == set(JsonFix.__required_keys__) and data["schema_version"] == 1
+    code, out = _run("docker", "--json")
+    data = json.loads(out)
+    assert code == 0 and not data["dry_run"] and data["files"][0]["created"] is True
+    assert data["next_steps"] == [
+        "systemctl --user daemon-reload",
+        "systemctl --user restart docker",
+    ]
     cli_env["facts"] = docker_facts(port="slirp4netns")
     code, out = _run("docker")
     assert code == 0 and out.startswith("nothing to do")

@@ -11,7 +11,8 @@ One module per subject (a question → its file):
 
 - ``run``: the subprocess runner (timeouts, never raises), the prefetched queries, the thread pool
 - ``files``: bounded file reads on a (fake) root
-- ``identity``: whose host: user, home, runtime/config dirs, environment, PATH lookups
+- ``identity``: whose host: user, home, runtime/config dirs, environment, PATH lookups;
+  the owner a fix writes for (SUDO_USER under sudo), is this process root
 - ``gather``: :func:`gather`, the top level, and the engine queries :func:`prefetch` starts early
 - ``system``: prerequisites, tool versions, user manager, firewall, compose file, processes
 - ``podman`` / ``docker`` / ``rootlesskit``: each engine's files, CLI output and processes
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from .containers import container_interfaces
 from .gather import ENGINES, cli_env, gather, prefetch
-from .identity import default_paths, which
+from .identity import default_paths, is_root, owner_paths, target_owner, which
 from .layout import is_local_address, local_addresses, root_layout, static_busybox, usr_python
 from .podman import containers_conf_files
 from .rootlesskit import api_request, rootlesskit_child_pid
@@ -45,12 +46,15 @@ __all__ = [
     "find_compose",
     "gather",
     "is_local_address",
+    "is_root",
     "local_addresses",
+    "owner_paths",
     "prefetch",
     "root_layout",
     "rootlesskit_child_pid",
     "run",
     "static_busybox",
+    "target_owner",
     "usr_python",
     "which",
 ]

@@ -1,14 +1,17 @@
-"""Whose host this is: the user, home, runtime and config dirs and environment a check reads
-(:class:`HostPaths`), and the programs on that user's PATH."""
+"""Whose host this is, in one place: the user, home, runtime and config dirs and environment a
+check reads (:class:`HostPaths`, :func:`default_paths`), the user a fix writes for
+(:class:`Owner`, :func:`target_owner`: under sudo, ``SUDO_USER``) and that owner's paths
+(:func:`owner_paths`), whether this process is root, and the programs on the user's PATH."""
 
 from __future__ import annotations
 
 import os
 import pwd
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from ..model import HostPaths
+from ..model import DoctorError, HostPaths, Owner
 from .files import is_file
 
 # The environment that changes what the engines and their CLIs do. default_paths() keeps these.
@@ -51,6 +54,58 @@ def default_paths() -> HostPaths:
         config_home=Path(config_home) if config_home else None,
         env=tuple((k, os.environ[k]) for k in ENV_KEYS if k in os.environ),
     )
+
+
+def target_owner(environ: dict[str, str] | None = None, euid: int | None = None) -> Owner:
+    """Who the files of a fix are written for.
+
+    Run through ``sudo`` (euid 0 and ``SUDO_USER`` set), the fix is for the user who ran sudo:
+    paths are in their home and written files belong to them. A ``SUDO_USER`` that does not
+    exist is refused rather than guessed.
+    """
+    env = dict(os.environ) if environ is None else environ
+    euid = os.geteuid() if euid is None else euid
+    sudo_user = env.get("SUDO_USER", "")
+    if euid == 0 and sudo_user and sudo_user != "root":
+        try:
+            pw = pwd.getpwnam(sudo_user)
+        except KeyError:
+            raise DoctorError(
+                f"SUDO_USER={sudo_user} is not a user here; run rootless-doctor as that user "
+                "without sudo"
+            ) from None
+        return Owner(
+            name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid, home=Path(pw.pw_dir), via_sudo=True
+        )
+    try:
+        pw = pwd.getpwuid(euid)
+        name, gid, home = pw.pw_name, pw.pw_gid, Path(pw.pw_dir)
+    except KeyError:  # a uid without a passwd entry (containers): trust $HOME
+        name, gid, home = str(euid), os.getegid(), Path(env.get("HOME", "/"))
+    if euid != 0 and env.get("HOME"):
+        home = Path(env["HOME"])  # the user's own choice of HOME is theirs to make
+    return Owner(name=name, uid=euid, gid=gid, home=home)
+
+
+def owner_paths(o: Owner) -> HostPaths:
+    """The paths a fix reads for ``o``: this process's view; under sudo, SUDO_USER's home, uid
+    and runtime dir."""
+    paths = default_paths()
+    if o.via_sudo:
+        paths = replace(
+            paths,
+            home=o.home,
+            uid=o.uid,
+            user=o.name,
+            runtime_dir=Path(f"/run/user/{o.uid}"),
+            config_home=None,
+        )
+    return paths
+
+
+def is_root() -> bool:
+    """Does this process run as root (effective uid 0)? Files under /etc need it."""
+    return os.geteuid() == 0
 
 
 def runtime_path(paths: HostPaths) -> Path:
