@@ -77,15 +77,19 @@ def check(
     for pattern in (*(only or ()), *(ignore or ())):
         if not re.fullmatch(r"[A-Za-z0-9*?\[\]-]+", pattern):
             raise DoctorError(f"{pattern!r} is not a check ID or pattern (see the README's list)")
+    if only or ignore:
+        from .checks.registry import validate_selection
+
+        validate_selection([*(only or ()), *(ignore or ())])
     if source is not None and not probe:
         raise DoctorError("--source only applies with --probe")
     if probe and from_files:
         raise DoctorError("--probe sends real traffic on this host; it cannot go with --from")
     if from_files:
-        from . import offline
+        from . import host, offline
 
         files = list(from_files) + ([compose] if compose else [])
-        facts = offline.gather_offline(files)
+        facts = offline.from_texts([(str(f), host.read_pasted(f)) for f in files])
     else:
         from . import host
 
@@ -96,7 +100,8 @@ def check(
         tuple(p.upper() for p in only or ()), tuple(p.upper() for p in ignore or ())
     )
     if probe:
-        from .probe import probe_all, with_probes
+        from .checks.probe import with_probes
+        from .probe import probe_all
 
         report = with_probes(report, probe_all(facts, report, source=source))
     if json_out:

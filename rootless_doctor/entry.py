@@ -45,8 +45,8 @@ def main() -> None:
 
 def _exit(code: object) -> None:
     """Leave as ``sys.exit(code)`` would, minus the interpreter's teardown."""
-    if "rootless_doctor.host" in sys.modules:
-        sys.modules["rootless_doctor.host"].PREFETCHED.end()
+    if "rootless_doctor.host.runner" in sys.modules:  # something may have been started
+        sys.modules["rootless_doctor.host.runner"].PREFETCHED.end()
     if code is None:
         status = 0
     elif isinstance(code, int):

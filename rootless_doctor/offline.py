@@ -1,8 +1,9 @@
 """``check --from FILE...``: facts from pasted outputs and copied config files, not from this host.
 
-Each file is recognised by its content (never by its name), parsed with parse.py and all of them
-are combined into one ``HostFacts(offline=True)``. How facts combine lives in ``merge`` only:
-later non-None values win, tuples of containers are de-duplicated by id/name.
+Pure: texts in, facts out (host/files.py ``read_pasted`` reads the files). Each text is
+recognised by its content (never by its name), parsed with parse.py, and all of them are combined
+into one ``HostFacts(offline=True)``. How facts combine lives in ``merge`` only: later non-None
+values win, tuples of containers are de-duplicated by id/name.
 Only stdlib at import time (``check --from`` must finish in under 50 ms).
 """
 
@@ -250,33 +251,6 @@ def merge(a: T, b: T) -> T:
 # --------------------------------------------------------------------------- gather
 
 
-def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise DoctorError(f"{path}: is a directory; pass the files in it", exit_code=2) from None
-    except OSError as e:
-        why = e.strerror or type(e).__name__
-        raise DoctorError(
-            f"{path}: cannot read ({why}); check the path and permissions", exit_code=2
-        ) from None
-    if b"\0" in data:
-        raise DoctorError(
-            f"{path}: binary data, not text; pass the text output of the command", exit_code=2
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DoctorError(
-            f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8",
-            exit_code=2,
-        ) from None
-    text = text.lstrip("\ufeff")
-    if not text.strip():
-        raise DoctorError(f"{path}: empty file; paste the command's output into it", exit_code=2)
-    return text
-
-
 def _systemctl_show(text: str) -> bool:
     """``systemctl show`` output rather than a unit file: Key=value lines only, no section
     header, no comment, no quotes (a drop-in whose [Service] line is missing has the quotes its
@@ -496,22 +470,21 @@ def strip_paste_noise(text: str) -> str:
     return out if out.strip() else text
 
 
-def gather_offline(files: Sequence[Path]) -> HostFacts:
-    """Read, recognise, parse and combine ``files`` into one ``HostFacts(offline=True)``.
-    Unreadable, binary, non-UTF-8, empty or unrecognised files raise a one-line DoctorError
-    naming the file (exit code 2)."""
+def from_texts(texts: Sequence[tuple[str, str]]) -> HostFacts:
+    """Recognise, parse and combine ``(name, text)`` pairs (the files given to ``check --from``,
+    read by host.read_pasted) into one ``HostFacts(offline=True)``. An unrecognised or malformed
+    text raises a one-line DoctorError naming it (exit code 2)."""
     acc = _Acc()
-    for path in files:
-        text = strip_paste_noise(_read(path))
-        name = str(path)
+    for name, raw in texts:
+        text = strip_paste_noise(raw)
         try:
             kind = recognise(text)
         except ParseError as e:
-            raise DoctorError(f"{path}: not recognised: {e}", exit_code=2) from None
+            raise DoctorError(f"{name}: not recognised: {e}", exit_code=2) from None
         try:
             _add(acc, kind, name, text)
         except ParseError as e:
-            raise DoctorError(f"{path}: {kind}: {e}", exit_code=2) from None
+            raise DoctorError(f"{name}: {kind}: {e}", exit_code=2) from None
     _from_units(acc)
     _from_procs(acc)
     _from_api(acc)
@@ -536,7 +509,7 @@ def gather_offline(files: Sequence[Path]) -> HostFacts:
 
     return HostFacts(
         offline=True,
-        sources=tuple(str(p) for p in files),
+        sources=tuple(name for name, _ in texts),
         docker=acc.docker,
         podman=podman,
         rootlesskits=tuple(acc.kits),

@@ -231,10 +231,18 @@ def test_only_and_ignore_select_checks_and_the_exit_code() -> None:
 
 
 def test_bad_option_combinations_are_one_line_exit_2() -> None:
-    for args in (["--only", "rm -rf"], ["--source", "10.200.0.1"], ["--probe"]):
+    for args in (
+        ["--only", "rm -rf"],
+        ["--only", "NO-SUCH-CHECK"],
+        ["--ignore", "DOCKR-*"],
+        ["--source", "10.200.0.1"],
+        ["--probe"],
+    ):
         cp = rd("check", "--from", PODMAN_INFO, *args)
         assert cp.returncode == 2, (args, cp.stdout, cp.stderr)
         assert len(cp.stderr.strip().splitlines()) == 1 and "Traceback" not in cp.stderr
+        if args[-1] in ("NO-SUCH-CHECK", "DOCKR-*"):
+            assert "matches no check ID" in cp.stderr and "PODMAN-SOURCE-IP" in cp.stderr
 
 
 def test_broken_compose_given_is_one_line_exit_2(tmp_path: Path) -> None:

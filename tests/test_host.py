@@ -788,3 +788,14 @@ def test_pasta_unknown_version_falls_back_to_the_debian_package(fake: FakeHost) 
     assert facts.tools["pasta"].version == "2023_03_09.7c7625d"
     fake.file("/var/lib/dpkg/status", "")
     assert host.gather(fake.paths, runner=runner, cwd=fake.home).tools["pasta"].version is None
+
+
+def test_every_public_name_comes_from_its_module() -> None:
+    """host/__init__.py imports lazily: each name in __all__ resolves, to its module's object."""
+    import importlib
+
+    for name in host.__all__:
+        module = importlib.import_module(f"rootless_doctor.host.{host._WHERE[name]}")
+        assert getattr(host, name) is getattr(module, name), name
+    with pytest.raises(AttributeError):
+        _ = host.no_such_name

@@ -12,9 +12,15 @@ from pathlib import Path
 import pytest
 from conftest import DATA
 
-from rootless_doctor.model import ContainerFacts, DoctorError, PodmanFacts
-from rootless_doctor.offline import KINDS, gather_offline, merge, recognise
+from rootless_doctor import host
+from rootless_doctor.model import ContainerFacts, DoctorError, HostFacts, PodmanFacts
+from rootless_doctor.offline import KINDS, from_texts, merge, recognise
 from rootless_doctor.parse import ParseError
+
+
+def gather_offline(files: list[Path]) -> HostFacts:
+    """What `check --from FILES` builds: host reads the files, offline turns texts into facts."""
+    return from_texts([(str(f), host.read_pasted(f)) for f in files])
 
 EXPECTED_KIND = {
     "podman-info": "podman-info",
@@ -333,6 +339,15 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         gather_offline([tmp_path / "nope.json"])
     with pytest.raises(DoctorError, match="is a directory"):
         gather_offline([tmp_path])
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    f = tmp_path / "huge.json"
+    with f.open("wb") as out:  # sparse: no 16 MiB written
+        out.truncate(host.files.MAX_PASTED + 1)
+    with pytest.raises(DoctorError, match="larger than 16 MiB") as e:
+        gather_offline([f])
+    assert str(e.value).startswith(f"{f}: ") and e.value.exit_code == 2
 
 
 def test_recognised_but_broken_names_the_kind() -> None:

@@ -9,29 +9,76 @@ it becomes ``None`` plus a note saying why.
 
 One module per subject (a question → its file):
 
-- ``run``: the subprocess runner (timeouts, never raises), the prefetched queries, the thread pool
+- ``runner``: the subprocess runner (timeouts, never raises), prefetched queries, thread pool
 - ``files``: bounded file reads on a (fake) root
 - ``identity``: whose host: user, home, runtime/config dirs, environment, PATH lookups;
   the owner a fix writes for (SUDO_USER under sudo), is this process root
-- ``gather``: :func:`gather`, the top level, and the engine queries :func:`prefetch` starts early
+- ``gathering``: :func:`gather`, the top level, and the engine queries :func:`prefetch` starts early
 - ``system``: prerequisites, tool versions, user manager, firewall, compose file, processes
 - ``podman`` / ``docker`` / ``rootlesskit``: each engine's files, CLI output and processes
 - ``containers``: the ps → inspect chain, interfaces inside a container's netns
 - ``layout``: what the probe asks about this host (addresses, top-level dirs, python, busybox)
 
-Callers import this package (``from . import host``) and use the names below.
+Callers import this package (``from . import host``) and use the names below. Each name is
+imported from its module when first used (:func:`__getattr__`): ``check --from`` reads its files
+through :mod:`.files` without loading the subprocess, engine and probe modules it never runs.
 """
 
 from __future__ import annotations
 
-from .containers import container_interfaces
-from .gather import ENGINES, cli_env, gather, prefetch
-from .identity import default_paths, is_root, owner_paths, target_owner, which
-from .layout import is_local_address, local_addresses, root_layout, static_busybox, usr_python
-from .podman import containers_conf_files
-from .rootlesskit import api_request, rootlesskit_child_pid
-from .run import PREFETCHED, Runner, run
-from .system import COMPOSE_NAMES, find_compose
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .containers import container_interfaces
+    from .files import read_pasted
+    from .gathering import ENGINES, cli_env, gather, prefetch
+    from .identity import default_paths, is_root, owner_paths, target_owner, which
+    from .layout import is_local_address, local_addresses, root_layout, static_busybox, usr_python
+    from .podman import containers_conf_files
+    from .rootlesskit import api_request, rootlesskit_child_pid
+    from .runner import PREFETCHED, Runner, run
+    from .system import COMPOSE_NAMES, find_compose
+
+# Where each public name lives (the lazy door below reads it).
+_WHERE = {
+    "COMPOSE_NAMES": "system",
+    "ENGINES": "gathering",
+    "PREFETCHED": "runner",
+    "Runner": "runner",
+    "api_request": "rootlesskit",
+    "cli_env": "gathering",
+    "container_interfaces": "containers",
+    "containers_conf_files": "podman",
+    "default_paths": "identity",
+    "find_compose": "system",
+    "gather": "gathering",
+    "is_local_address": "layout",
+    "is_root": "identity",
+    "local_addresses": "layout",
+    "owner_paths": "identity",
+    "prefetch": "gathering",
+    "read_pasted": "files",
+    "root_layout": "layout",
+    "rootlesskit_child_pid": "rootlesskit",
+    "run": "runner",
+    "static_busybox": "layout",
+    "target_owner": "identity",
+    "usr_python": "layout",
+    "which": "identity",
+}
+_SUBMODULES = (
+    "containers",
+    "docker",
+    "files",
+    "gathering",
+    "identity",
+    "layout",
+    "podman",
+    "rootlesskit",
+    "runner",
+    "system",
+)
 
 __all__ = [
     "COMPOSE_NAMES",
@@ -50,6 +97,7 @@ __all__ = [
     "local_addresses",
     "owner_paths",
     "prefetch",
+    "read_pasted",
     "root_layout",
     "rootlesskit_child_pid",
     "run",
@@ -58,3 +106,15 @@ __all__ = [
     "usr_python",
     "which",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``host.NAME``: import NAME's module on first use (PEP 562) and keep the value here."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

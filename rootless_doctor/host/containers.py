@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..model import CmdOutput, ContainerFacts, DockerFacts, Interface, PodmanFacts
 from .files import parsed
-from .run import Cmds, run
+from .runner import Cmds, run
 
 if TYPE_CHECKING:
     import concurrent.futures as cf

@@ -1,5 +1,6 @@
-"""Bounded, never-raising file reads on a (possibly fake) root, and the one helper that turns
-a parser's error into a note naming the file or command."""
+"""File reads: never-raising reads on a (possibly fake) root for :func:`gather`, the one helper
+that turns a parser's error into a note naming the file or command, and :func:`read_pasted`,
+the reader of the files a user hands ``check --from`` (bounded; bad input is one DoctorError)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,44 @@ def parsed(fn: Callable[[], T], what: str, notes: list[str]) -> T | None:
     except (DoctorError, ValueError) as e:
         notes.append(f"{what}: {e}")
         return None
+
+
+# A pasted output or copied config file is a few KiB; a bigger file is not one of them.
+MAX_PASTED = 16 << 20
+
+
+def read_pasted(path: Path) -> str:
+    """The text of a file given to ``check --from``: UTF-8, no NUL bytes, not empty, at most
+    :data:`MAX_PASTED` bytes, a leading BOM dropped. Anything else is a one-line DoctorError
+    naming the file and what to do (exit code 2)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_PASTED + 1)
+    except IsADirectoryError:
+        raise DoctorError(f"{path}: is a directory; pass the files in it", exit_code=2) from None
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise DoctorError(
+            f"{path}: cannot read ({why}); check the path and permissions", exit_code=2
+        ) from None
+    if len(data) > MAX_PASTED:
+        raise DoctorError(
+            f"{path}: larger than {MAX_PASTED >> 20} MiB, not a pasted output or config file; "
+            "pass the command's output only",
+            exit_code=2,
+        )
+    if b"\0" in data:
+        raise DoctorError(
+            f"{path}: binary data, not text; pass the text output of the command", exit_code=2
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DoctorError(
+            f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8",
+            exit_code=2,
+        ) from None
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise DoctorError(f"{path}: empty file; paste the command's output into it", exit_code=2)
+    return text

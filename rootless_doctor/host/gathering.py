@@ -15,7 +15,7 @@ from .docker import docker_facts, docker_target, missing_docker_socket, unit_fil
 from .identity import SBIN_DIRS, engine_env, locate, runtime_path
 from .podman import conmon_ids, containers_conf_files, podman_facts
 from .rootlesskit import standalone_rootlesskits
-from .run import PREFETCHED, Cmds, Runner, run
+from .runner import PREFETCHED, Cmds, Runner, run
 from .system import (
     compose_facts,
     firewall_kind,
