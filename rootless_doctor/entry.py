@@ -4,7 +4,8 @@ A one-shot command's wall time is mostly start-up (bench/check.py measures it):
 
 - A live ``check`` waits mostly on ``podman info`` (~200 ms). Starting the engine queries here,
   before Typer and the checks are imported, lets Python's start-up run while the engines answer;
-  host.gather() takes the running queries over.
+  host.gather() takes the running queries over. :func:`head_start` is the only code that reads
+  argv before Typer does, and ``host.PREFETCHED`` the only place the queries wait.
 - The garbage collector is off while the modules load (they create many long-lived objects and
   no garbage), then the survivors are frozen out of its way and it is switched back on.
 - At the end the process exits without tearing the interpreter down (module and object
@@ -19,18 +20,30 @@ import os
 import sys
 
 
-def _live_check(args: list[str]) -> bool:
+def head_start(args: list[str]) -> None:
+    """The one start-up trick that reads argv, before Typer parses it: for a live ``check`` (not
+    ``--help``, not ``--from``), start the engine queries now. They wait in ``host.PREFETCHED``
+    until gather() asks for the same command; :func:`end_head_start` stops what nobody claimed.
+    Any other command starts nothing."""
     if not args or args[0] != "check":
-        return False
-    return not any(a in ("--help", "--from") or a.startswith("--from=") for a in args[1:])
+        return
+    if any(a in ("--help", "--from") or a.startswith("--from=") for a in args[1:]):
+        return
+    from . import host
+
+    host.prefetch(host.default_paths())
+
+
+def end_head_start() -> None:
+    """End the head-started queries nobody took over (only if any module ran a command)."""
+    runner = sys.modules.get("rootless_doctor.host.runner")
+    if runner is not None:
+        runner.PREFETCHED.end()
 
 
 def main() -> None:
     gc.disable()
-    if _live_check(sys.argv[1:]):
-        from . import host
-
-        host.prefetch(host.default_paths())
+    head_start(sys.argv[1:])
     from .cli import main as cli_main
 
     gc.freeze()
@@ -45,8 +58,7 @@ def main() -> None:
 
 def _exit(code: object) -> None:
     """Leave as ``sys.exit(code)`` would, minus the interpreter's teardown."""
-    if "rootless_doctor.host.runner" in sys.modules:  # something may have been started
-        sys.modules["rootless_doctor.host.runner"].PREFETCHED.end()
+    end_head_start()
     if code is None:
         status = 0
     elif isinstance(code, int):

@@ -283,3 +283,31 @@ def test_colours_on_a_terminal_and_never_with_no_color() -> None:
     assert "\x1b[" in coloured and "PODMAN-SOURCE-IP" in coloured
     plain = _on_a_terminal("check", "--from", PODMAN_INFO, env={"NO_COLOR": "1"})
     assert "\x1b[" not in plain and "PODMAN-SOURCE-IP" in plain
+
+
+def test_head_start_starts_queries_only_for_a_live_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """entry.head_start reads argv before Typer: only a live `check` starts engine queries."""
+    from rootless_doctor import entry, host
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    podman = bindir / "podman"
+    podman.write_text("#!/bin/sh\nsleep 30\n")  # a slow `podman info`, ended below
+    podman.chmod(0o755)
+    for k, v in {
+        "PATH": str(bindir),
+        "HOME": str(tmp_path),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(k, v)
+    try:
+        for args in (["version"], ["check", "--from", "x"], ["check", "--help"], []):
+            entry.head_start(args)
+            assert not host.PREFETCHED, args
+        entry.head_start(["check", "--json"])
+        assert host.PREFETCHED
+    finally:
+        entry.end_head_start()
+    assert not host.PREFETCHED
