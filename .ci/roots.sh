@@ -147,6 +147,7 @@ do_tool() { # ROOT [SRC [VENV]]
     [ -x "$2/bin/python3" ] || python3 -m venv "$2"
     if [ -x "$2/bin/rootless-doctor" ]; then   # a newer checkout: same version number
       "$2/bin/pip" install -q --force-reinstall --no-deps "$1"
+      "$2/bin/pip" check >/dev/null || "$2/bin/pip" install -q "$1"   # a dependency it gained
     else
       "$2/bin/pip" install -q "$1" "podman-compose>=1.6,<2"
     fi' sh "$in_stage" "$venv"
