@@ -6,6 +6,7 @@ unreadable input. A ``DoctorError`` becomes one line on stderr, never a tracebac
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import sys
@@ -19,13 +20,48 @@ from .cli_probe import probe_command
 from .model import DoctorError
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Do rootless Docker and Podman containers see real client IPs here? Find out, and fix it.",
+    epilog="Run it as the user who owns the rootless engines. README: the checks, the JSON "
+    "schema, what each fix writes.",
 )
 app.add_typer(fix_app, name="fix")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"rootless-doctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = None,
+) -> None:
+    """Do rootless Docker and Podman containers see real client IPs here? Find out, and fix it.
+
+    Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (or the probe saw the
+    source IP lost), 2 bad usage or unreadable input, 3 an internal error (a bug: please report).
+    """
+
+
 app.command("probe")(probe_command)
+
+
+class Engine(str, enum.Enum):
+    docker = "docker"
+    podman = "podman"
 
 
 @app.command()
@@ -68,10 +104,27 @@ def check(
         list[str] | None,
         typer.Option("--ignore", help="Leave out these check IDs (repeatable, patterns work)."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Show every check and what could not be read."),
+    ] = False,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(
+            "--engine",
+            help="Only this engine (and the compose file judged for it); default: all found.",
+        ),
+    ] = None,
 ) -> None:
-    """Detect engines and drivers, say whether client source IPs reach containers, and why."""
+    """Detect engines and drivers, say whether client source IPs reach containers, and why.
+
+    Reads, each with a timeout: the engines' CLIs, their processes, the Docker user unit and
+    drop-ins, daemon.json, containers.conf, the compose file here (or --compose), and the host's
+    prerequisites. Writes nothing. Exit codes: 0 nothing failed (warnings allowed), 1 a check
+    failed, 2 bad usage or unreadable input.
+    """
     from . import render
-    from .checks import diagnose
+    from .checks import diagnose, only_engine
 
     # Bad usage fails before anything is read or run.
     for pattern in (*(only or ()), *(ignore or ())):
@@ -96,6 +149,8 @@ def check(
         if compose is not None and not compose.is_file():
             raise DoctorError(f"{compose}: no such compose file; name an existing one")
         facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
+    if engine is not None:
+        facts = only_engine(facts, engine.value)
     report = diagnose(facts).select(
         tuple(p.upper() for p in only or ()), tuple(p.upper() for p in ignore or ())
     )
@@ -107,7 +162,7 @@ def check(
     if json_out:
         render.print_json(render.to_json(report))
     else:
-        render.print_report(report)
+        render.print_report(report, verbose=verbose)
     raise typer.Exit(1 if report.failed else 0)
 
 

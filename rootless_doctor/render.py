@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import sys
+import textwrap
 from typing import IO, Any, TypedDict, cast
 
+from . import __version__
 from .model import CheckResult, EngineReport, JsonFix, ProbeResult, Report
 
 SCHEMA_VERSION = 1
 
 
 class JsonContainer(TypedDict):
+    engine: str
+    container: str  # the container's name (also in "name", kept for schema 1)
     name: str
     network_mode: str | None
     port_handler: str | None
@@ -42,10 +48,14 @@ class JsonCheck(TypedDict):
     title: str
     detail: str
     remedy: str
+    engine: str | None  # the engine a result belongs to ("compose" for compose lint)
+    container: str | None  # the container a per-container result is about
+    commands: list[str]  # the exact commands the remedy asks for, in order
 
 
 class JsonReport(TypedDict, total=False):
     schema_version: int
+    tool_version: str
     engines: list[JsonEngine]
     checks: list[JsonCheck]
     probes: list[dict[str, Any]]  # only with --probe
@@ -55,6 +65,7 @@ class JsonReport(TypedDict, total=False):
 def to_json(report: Report) -> JsonReport:
     out: JsonReport = {
         "schema_version": SCHEMA_VERSION,
+        "tool_version": __version__,
         "engines": [_engine(e) for e in report.engines],
         "checks": [check_json(c) for c in report.checks],
     }
@@ -71,6 +82,9 @@ def check_json(c: CheckResult) -> JsonCheck:
         "title": c.title,
         "detail": c.detail,
         "remedy": c.remedy,
+        "engine": c.engine,
+        "container": getattr(c, "container", None),
+        "commands": list(commands_of(c)),
     }
 
 
@@ -86,6 +100,8 @@ def _engine(e: EngineReport) -> JsonEngine:
         "reason": e.reason,
         "containers": [
             {
+                "engine": e.engine,
+                "container": c.name,
                 "name": c.name,
                 "network_mode": c.network_mode,
                 "port_handler": c.port_handler,
@@ -135,6 +151,7 @@ class JsonProbeRun(TypedDict):
     """`rootless-doctor probe --json`."""
 
     schema_version: int
+    tool_version: str
     probes: list[JsonProbe]
     exit_code: int
     note: str | None
@@ -155,6 +172,7 @@ def probe_run_json(results: list[ProbeResult], note: str) -> JsonProbeRun:
         out.append(cast(JsonProbe, item))
     return {
         "schema_version": PROBE_SCHEMA_VERSION,
+        "tool_version": __version__,
         "probes": out,
         "exit_code": found.exit_code(results),
         "note": note or None,
@@ -167,9 +185,36 @@ def print_json(data: object, out: IO[str] | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- people
+#
+# Problems first (the `brew doctor` / `flutter doctor` convention): one line per area, details only
+# for what is not ok, then a short numbered "Do next" list of exact commands, deduplicated.
+# `-v` shows every check. Commands are never wrapped: each stands on a line of its own, and prose
+# is wrapped only between words outside backticks, so a command can always be pasted whole.
+
+Line = tuple[str, str]  # (Rich style name or "", text)
 
 _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip", "unknown": "??"}
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "unknown": "magenta"}
+_RANK = {"fail": 0, "warn": 1, "unknown": 2, "ok": 3, "skip": 4}
+_PROBLEM = ("fail", "warn", "unknown")
+COMMAND = "cyan"  # the style of a command line (tests find commands by it)
+_NBSP = "\u00a0"
+
+# Check IDs by area, for the one-line-per-area summary. Engine checks sit under their engine.
+_AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Prerequisites", ("NEWUIDMAP", "SUBUID", "SUBGID", "USERNS", "DEV-NET-TUN", "SLIRP4NETNS",
+                       "PASTA", "ROOTLESSKIT")),
+    ("Session", ("RUN-AS", "SYSTEMD-USER", "LINGER", "XDG-RUNTIME-DIR")),
+    ("Ports", ("PRIVILEGED-PORTS",)),
+    ("Firewall", ("FIREWALL",)),
+)  # fmt: skip
+# The first word of a backticked span that is a command to run (not a value or a file name).
+_PROGRAMS = frozenset({
+    "rootless-doctor", "systemctl", "podman", "docker", "sudo", "sysctl", "modprobe", "loginctl",
+    "machinectl", "dockerd-rootless.sh", "dockerd-rootless-setuptool.sh", "rootlessctl", "kill",
+    "podman-compose", "su", "ssh", "apt", "apt-get", "dnf", "zypper", "echo", "nohup",
+})  # fmt: skip
+_BACKTICKED = re.compile(r"`([^`\n]+)`")
 
 
 def _yes_no(v: bool | None) -> str:
@@ -183,85 +228,237 @@ def want_colour(stream: IO[str]) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def report_lines(report: Report) -> list[tuple[str, str]]:
-    """The human report as (style, text) lines; styles are Rich style names or ""."""
-    lines: list[tuple[str, str]] = []
-    if report.offline:
-        lines.append(("dim", "Diagnosis of the given files only (not this host)."))
-    if not report.engines:
-        lines.append(("bold", "No Docker, Podman or RootlessKit found."))
-    by_engine: dict[str | None, list[CheckResult]] = {}
-    for c in report.checks:
-        by_engine.setdefault(c.engine, []).append(c)
-    for e in report.engines:
-        mode = {True: "rootless", False: "rootful", None: "rootless?"}[e.rootless]
-        head = f"{e.engine} {e.version or '(version unknown)'} ({mode})"
-        parts = []
-        if e.engine != "podman" and (e.rootlesskit_version or e.rootless):
-            parts.append(f"RootlessKit {e.rootlesskit_version or '?'}")
-        if e.network_driver or e.port_driver:
-            label = "port handler" if e.engine == "podman" else "port driver"
-            parts.append(f"network {e.network_driver or '?'}, {label} {e.port_driver or '?'}")
-        if parts:
-            head += " — " + ", ".join(parts)
-        lines.append(("bold", head))
-        style = {True: "green", False: "bold red", None: "magenta"}[e.source_ip_preserved]
-        lines.append((style, f"  client source IP: {_yes_no(e.source_ip_preserved)} — {e.reason}"))
-        for ct in e.containers:
-            st = {True: "green", False: "red", None: "magenta"}[ct.source_ip_preserved]
-            lines.append(
-                (
-                    st,
-                    f"  · {ct.name} [{ct.network_mode or '?'}, handler "
-                    f"{ct.port_handler or '?'}]: {_yes_no(ct.source_ip_preserved)} — "
-                    f"{ct.reason}",
-                )
-            )
-        lines.extend(_checks(by_engine.pop(e.engine, [])))
-    rest = [c for group in by_engine.values() for c in group]
-    if rest:
-        lines.append(("bold", "Host"))
-        lines.extend(_checks(rest))
-    if report.notes:
-        lines.append(("bold", "Not read"))
-        lines.extend(("dim", f"  {n}") for n in report.notes)
-    n = {s: sum(1 for c in report.checks if c.status == s) for s in _MARK}
-    lines.append(
-        (
-            "bold red" if n["fail"] else "bold green",
-            f"{n['fail']} failed, {n['warn']} warnings, {n['ok']} ok, "
-            f"{n['skip']} skipped, {n['unknown']} unknown",
-        )
+def commands_of(check: CheckResult) -> tuple[str, ...]:
+    """The exact commands a check's remedy asks for, in order: its ``steps`` where the check
+    gives them, else the backticked spans of its remedy that start with a program."""
+    steps = getattr(check, "steps", ())
+    if steps:
+        return tuple(cmd for step in steps for cmd in step.commands)
+    out = []
+    for span in _BACKTICKED.findall(check.remedy):
+        first = span.split()[0] if span.split() else ""
+        if first in _PROGRAMS or (("=" in first) and len(span.split()) > 1):
+            out.append(span.strip())
+    return tuple(out)
+
+
+def _wrap(text: str, indent: str, width: int) -> list[str]:
+    """Wrap prose at ``width``, never inside a backticked span (a command or a value)."""
+    guarded = _BACKTICKED.sub(lambda m: m.group(0).replace(" ", _NBSP), text)
+    lines = textwrap.wrap(
+        guarded,
+        width=max(width, len(indent) + 20),
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
+    return [line.replace(_NBSP, " ") for line in lines] or [indent.rstrip()]
+
+
+def _engine_head(e: EngineReport) -> str:
+    mode = {True: "rootless", False: "rootful", None: "rootless?"}[e.rootless]
+    name = {"docker": "Docker", "podman": "Podman", "rootlesskit": "RootlessKit"}[e.engine]
+    return f"{name} {e.version or '(version unknown)'} ({mode})"
+
+
+def _engine_drivers(e: EngineReport) -> str:
+    parts = []
+    if e.engine != "podman" and (e.rootlesskit_version or e.rootless):
+        parts.append(f"RootlessKit {e.rootlesskit_version or '?'}")
+    if e.network_driver or e.port_driver:
+        label = "port handler" if e.engine == "podman" else "port driver"
+        parts.append(f"{e.network_driver or '?'}, {label} {e.port_driver or '?'}")
+    return ", ".join(parts)
+
+
+def _verdict_status(v: bool | None) -> str:
+    return {True: "ok", False: "fail", None: "unknown"}[v]
+
+
+def _row(status: str, label: str, summary: str, width: int, indent: int = 6) -> list[Line]:
+    """``MARK  label: summary``, wrapped; continuation lines are indented under the label."""
+    wrapped = _wrap(f"{label}: {summary}", " " * indent, width)
+    wrapped[0] = f"{_MARK[status]:>4}  " + wrapped[0][6:]
+    return [(_STYLE[status], t) for t in wrapped]
+
+
+def _area_rows(report: Report, verbose: bool, width: int) -> list[Line]:
+    rows: list[Line] = []
+    for e in report.engines:
+        st = _verdict_status(e.source_ip_preserved)
+        rows += _row(st, _engine_head(e), f"client IPs {_yes_no(e.source_ip_preserved)}", width)
+        drivers = _engine_drivers(e)
+        if drivers:
+            rows.extend(("", t) for t in _wrap(drivers, " " * 6, width))
+        for ct in e.containers:
+            if ct.source_ip_preserved is True and not verbose:
+                continue
+            cst = _verdict_status(ct.source_ip_preserved)
+            mode = f"{ct.network_mode or '?'}, {ct.port_handler or '?'}"
+            verdict = f"client IPs {_yes_no(ct.source_ip_preserved)} ({mode})"
+            rows += _row(cst, f"container {ct.name}", verdict, width, indent=10)
+    if not report.engines:
+        rows.append(("bold", "No Docker, Podman or RootlessKit found."))
+    by_id = {c.id: c for c in report.checks}
+    for area, ids in _AREAS:
+        checks = [by_id[i] for i in ids if i in by_id]
+        if checks:
+            rows += _area_row(area, checks, width)
+    compose = [c for c in report.checks if c.id.startswith("COMPOSE-")]
+    if compose:
+        rows += _area_row("Compose file", compose, width)
+    probes = [c for c in report.checks if c.id.startswith("PROBE-")]
+    if probes:
+        rows += _area_row("Probe", probes, width)
+    return rows
+
+
+def _area_row(area: str, checks: list[CheckResult], width: int) -> list[Line]:
+    worst = min((c.status for c in checks), key=lambda s: _RANK[s])
+    if worst in _PROBLEM:
+        names = sorted({c.id for c in checks if c.status in _PROBLEM})
+        return _row(worst, area, ", ".join(names), width)
+    if worst == "skip":
+        return _row("skip", area, checks[0].detail if len(checks) == 1 else "does not apply", width)
+    n = sum(c.status == "ok" for c in checks)
+    return _row("ok", area, f"{n} check{'s' if n != 1 else ''} ok", width)
+
+
+def _shown_problems(report: Report) -> list[CheckResult]:
+    """Failures and warnings, most severe first; "unknown" too on a live host (it says how to
+    find out). From pasted files most facts are simply absent: those unknowns are only counted."""
+    shown = ("fail", "warn") if report.offline else _PROBLEM
+    return sorted((c for c in report.checks if c.status in shown), key=lambda c: _RANK[c.status])
+
+
+def _problems(report: Report, width: int) -> list[Line]:
+    problems = _shown_problems(report)
+    lines: list[Line] = []
+    for c in problems:
+        lines += _row(c.status, c.id, c.title, width)
+        if c.detail:
+            lines.extend(("", t) for t in _wrap(c.detail, " " * 6, width))
+        if c.remedy and not commands_of(c):
+            lines.extend(("", t) for t in _wrap(f"fix: {c.remedy}", " " * 6, width))
     return lines
 
 
-def _checks(checks: list[CheckResult]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for c in checks:
-        out.append((_STYLE[c.status], f"  [{_MARK[c.status]:>4}] {c.id}: {c.title}"))
-        if c.detail and c.status != "ok":
-            out.append(("", f"         {c.detail}"))
-        if c.remedy and c.status in ("fail", "warn", "unknown"):
-            out.append(("cyan", f"         fix: {c.remedy}"))
-    return out
+def _remedy_note(check: CheckResult) -> str:
+    """What a remedy says besides its commands ("(port_handler=slirp4netns, or pasta ...)")."""
+    rest = check.remedy
+    for cmd in commands_of(check):
+        rest = rest.replace(f"`{cmd}`", " ")
+    rest = re.sub(r"\s+", " ", rest).strip(" ,;:.")
+    rest = re.sub(r"^(then|and|or)\b\s*|\s*\b(then|and|or)$", "", rest).strip(" ,;:.")
+    return rest if len(rest) > 3 else ""
 
 
-def print_lines(lines: list[tuple[str, str]], out: IO[str] | None = None) -> None:
+def next_steps(report: Report) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The "Do next" list: (check IDs, commands), most severe first; a command asked for by
+    several checks is listed once, under the first of them (DOCKER-SOURCE-IP and
+    CONTAINER-SOURCE-IP, PRIVILEGED-PORTS and COMPOSE-PRIVILEGED-PORTS share one remedy)."""
+    steps: list[tuple[list[str], list[str]]] = []
+    where: dict[str, int] = {}  # command → index of the step listing it
+    for c in _shown_problems(report):
+        cmds = commands_of(c)
+        if not cmds:
+            continue
+        fresh = [cmd for cmd in cmds if cmd not in where]
+        if not fresh:
+            ids = steps[where[cmds[0]]][0]
+            if c.id not in ids:
+                ids.append(c.id)
+            continue
+        steps.append(([c.id], fresh))
+        for cmd in fresh:
+            where[cmd] = len(steps) - 1
+    return [(tuple(ids), tuple(cmds)) for ids, cmds in steps]
+
+
+def report_lines(report: Report, verbose: bool = False, width: int = 80) -> list[Line]:
+    """The human report as (style, text) lines. Default: problems first; ``verbose``: every
+    check with its details as well."""
+    lines: list[Line] = []
+    if report.offline:
+        lines.append(("dim", "Diagnosis of the given files only (not this host)."))
+    lines.extend(_area_rows(report, verbose, width))
+    if verbose:
+        lines.append(("", ""))
+        lines.append(("bold", "All checks"))
+        for c in report.checks:
+            lines += _row(c.status, c.id, c.title, width)
+            if c.detail:
+                lines.extend(("", t) for t in _wrap(c.detail, " " * 6, width))
+    problems = _problems(report, width)
+    if problems and not verbose:
+        lines.append(("", ""))
+        lines.append(("bold", "Problems"))
+        lines.extend(problems)
+    unjudged = [c.id for c in report.checks if c.status == "unknown"]
+    if report.offline and unjudged and not verbose:
+        lines.append(
+            (
+                "dim",
+                f"{len(unjudged)} checks need facts the given files do not hold "
+                f"({', '.join(unjudged)}; -v shows what each needs)",
+            )
+        )
+    steps = next_steps(report)
+    if steps:
+        lines.append(("", ""))
+        lines.append(("bold", "Do next"))
+        by_id = {c.id: c for c in report.checks}
+        for n, (ids, cmds) in enumerate(steps, 1):
+            head = _wrap(f"for {', '.join(ids)}:", " " * 7, width)
+            head[0] = f"{n:>5}. " + head[0][7:]
+            lines.extend(("", t) for t in head)
+            lines.extend((COMMAND, f"       {cmd}") for cmd in cmds)
+            note = _remedy_note(by_id[ids[0]])
+            if note:
+                lines.extend(("dim", t) for t in _wrap(note, " " * 7, width))
+    if report.notes and (verbose or not report.engines):
+        lines.append(("", ""))
+        lines.append(("bold", "Not read"))
+        for note in report.notes:
+            lines.extend(("dim", t) for t in _wrap(note, "  ", width))
+    count = {s: sum(1 for c in report.checks if c.status == s) for s in _MARK}
+    lines.append(("", ""))
+    summary = ", ".join(
+        f"{count[s]} {word}"
+        for s, word in (("fail", "failed"), ("warn", "warnings"), ("ok", "ok"),
+                        ("skip", "skipped"), ("unknown", "unknown"))
+        if count[s] or s in ("fail", "warn")
+    ) + ("" if verbose else " (-v: all checks)")  # fmt: skip
+    lines.append(("bold red" if count["fail"] else "bold green", summary))
+    return lines
+
+
+def print_lines(lines: list[Line], out: IO[str] | None = None) -> None:
     stream = out or sys.stdout
     if want_colour(stream):
         from rich.console import Console
         from rich.text import Text
 
-        console = Console(file=stream, highlight=False)
+        console = Console(file=stream, highlight=False, soft_wrap=True)
         for style, text in lines:
-            console.print(Text(text, style=style or ""))
+            # soft_wrap: Rich inserts no line breaks; the terminal folds a long command visually
+            # and a copy still gives one line.
+            console.print(Text(text, style=style or ""), soft_wrap=True)
     else:
         stream.write("".join(text + "\n" for _, text in lines))
 
 
-def print_report(report: Report, out: IO[str] | None = None) -> None:
-    print_lines(report_lines(report), out)
+def report_width(stream: IO[str] | None = None) -> int:
+    """Prose width: the terminal's columns (COLUMNS honoured), 80 when not a terminal."""
+    stream = stream or sys.stdout
+    if hasattr(stream, "isatty") and stream.isatty():
+        return max(40, min(shutil.get_terminal_size((80, 24)).columns, 120))
+    return 80
+
+
+def print_report(report: Report, out: IO[str] | None = None, verbose: bool = False) -> None:
+    print_lines(report_lines(report, verbose=verbose, width=report_width(out)), out)
 
 
 # --------------------------------------------------------------------------- fix

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from conftest import DATA
 
+import rootless_doctor
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -36,8 +38,9 @@ def rd(
 def assert_schema(data: dict[str, Any]) -> None:
     """The documented --json schema (README "JSON output"), key for key."""
     assert data["schema_version"] == 1
-    assert {"schema_version", "engines", "checks", "notes"} <= set(data)
-    assert set(data) <= {"schema_version", "engines", "checks", "probes", "notes"}
+    assert {"schema_version", "tool_version", "engines", "checks", "notes"} <= set(data)
+    assert set(data) <= {"schema_version", "tool_version", "engines", "checks", "probes", "notes"}
+    assert data["tool_version"] == rootless_doctor.__version__
     assert all(isinstance(n, str) for n in data["notes"])
     for e in data["engines"]:
         assert set(e) == {
@@ -56,16 +59,22 @@ def assert_schema(data: dict[str, Any]) -> None:
         assert isinstance(e["reason"], str) and e["reason"]
         for c in e["containers"]:
             assert set(c) == {
+                "engine",
+                "container",
                 "name",
                 "network_mode",
                 "port_handler",
                 "source_ip_preserved",
                 "reason",
             }
+            assert c["engine"] == e["engine"] and c["container"] == c["name"]
     ids = [c["id"] for c in data["checks"]]
     assert ids, "no checks"
     for c in data["checks"]:
-        assert set(c) == {"id", "status", "title", "detail", "remedy"}
+        assert set(c) == {
+            "id", "status", "title", "detail", "remedy", "engine", "container", "commands"
+        }  # fmt: skip
+        assert all(isinstance(cmd, str) and "\n" not in cmd for cmd in c["commands"])
         assert c["status"] in ("ok", "warn", "fail", "skip", "unknown")
 
 
@@ -200,19 +209,31 @@ def test_compose_lint_from_file() -> None:
     assert ids["COMPOSE-NETWORK-MODE"]["status"] == "fail"
 
 
-def test_human_report_groups_by_engine() -> None:
+def test_human_report_problems_first_then_exact_commands() -> None:
     cp = rd(
         "check",
         "--from",
         str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json"),
         env={"NO_COLOR": "1"},
     )
-    assert cp.returncode in (0, 1)
-    out = cp.stdout
-    assert out.startswith("Diagnosis of the given files only")
-    assert "podman 4.3.1 (rootless)" in out
-    assert "client source IP: LOST" in out
-    assert "fix:" in out  # remedies are shown with failing checks
+    assert cp.returncode == 1
+    lines = cp.stdout.splitlines()
+    assert lines[0] == "Diagnosis of the given files only (not this host)."
+    # One line per area, the engine first, with its verdict.
+    assert lines[1] == "FAIL  Podman 4.3.1 (rootless): client IPs LOST"
+    assert lines[2] == "      slirp4netns, port handler rootlesskit"
+    problems, do_next = lines.index("Problems"), lines.index("Do next")
+    assert problems < do_next
+    assert lines[problems + 1].startswith("FAIL  PODMAN-SOURCE-IP: ")
+    # The remedy is a command on a line of its own, whole.
+    assert lines[do_next + 1].strip() == "1. for PODMAN-SOURCE-IP:"
+    assert lines[do_next + 2].strip() == "rootless-doctor fix podman"
+    # Facts the pasted file does not hold are counted, not listed as problems.
+    assert not any(line.startswith("  ??  SUBUID") for line in lines)
+    assert any("checks need facts the given files do not hold" in line for line in lines)
+    verbose = rd("check", "-v", "--from", PODMAN_INFO, env={"NO_COLOR": "1"}).stdout
+    assert "??  SUBUID: /etc/subuid range for this user" in verbose
+    assert "/etc/subuid not read" in verbose
 
 
 PODMAN_INFO = str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json")

@@ -12,6 +12,7 @@ from ..model import (
     CheckResult,
     ContainerReport,
     DockerFacts,
+    EngineName,
     EngineReport,
     HostFacts,
     PodmanFacts,
@@ -132,4 +133,14 @@ def diagnose(facts: HostFacts) -> Report:
     )
 
 
-__all__ = ["all_checks", "diagnose"]
+def only_engine(facts: HostFacts, engine: EngineName) -> HostFacts:
+    """The facts as if only ``engine`` were installed (``check --engine``): the other engine and
+    standalone RootlessKits are left out, so the compose file is judged for this one."""
+    from dataclasses import replace
+
+    if engine == "docker":
+        return replace(facts, podman=None, rootlesskits=())
+    return replace(facts, docker=None, rootlesskits=())
+
+
+__all__ = ["all_checks", "diagnose", "only_engine"]

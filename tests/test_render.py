@@ -1,0 +1,137 @@
+"""render.py, the human report: problems first, one "Do next" list of exact commands,
+deduplicated, and commands that never break across lines (reports built in code)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from rootless_doctor import render
+from rootless_doctor.model import CheckResult, ContainerReport, EngineReport, Report
+
+RESTART = "systemctl --user daemon-reload && systemctl --user restart docker"
+FIX_DOCKER = f"`rootless-doctor fix docker`, then `{RESTART}`"
+LONG_DETAIL = (
+    "RootlessKit 1.1.0 builtin port driver: connections arrive from 172.17.0.1 (source IP lost) "
+    f"(configured in the drop-in, but the daemon was not restarted: run `{RESTART}` to apply)"
+)
+
+
+def _docker(preserved: bool | None = False) -> EngineReport:
+    return EngineReport(
+        engine="docker",
+        rootless=True,
+        version="20.10.24",
+        rootlesskit_version="1.1.0",
+        network_driver="slirp4netns",
+        port_driver="builtin",
+        source_ip_preserved=preserved,
+        reason="builtin port driver",
+        containers=(
+            ContainerReport(
+                name="web",
+                network_mode="bridge",
+                port_handler="builtin",
+                source_ip_preserved=preserved,
+                reason="daemon's port driver",
+            ),
+            ContainerReport(
+                name="fine",
+                network_mode="host",
+                port_handler=None,
+                source_ip_preserved=True,
+                reason="host network",
+            ),
+        ),
+    )
+
+
+def _c(cid: str, status: str, detail: str = "", remedy: str = "", **kw: str) -> CheckResult:
+    return CheckResult(
+        id=cid, title=f"title of {cid}", status=status, detail=detail, remedy=remedy, **kw
+    )  # type: ignore[arg-type]
+
+
+def _report() -> Report:
+    return Report(
+        engines=(_docker(),),
+        checks=(
+            _c("DOCKER-SOURCE-IP", "fail", LONG_DETAIL, FIX_DOCKER, engine="docker"),
+            _c("DOCKER-DRIVER-DRIFT", "warn", "drop-in differs", f"`{RESTART}`", engine="docker"),
+            _c("CONTAINER-SOURCE-IP", "fail", "web: lost", FIX_DOCKER, engine="docker"),
+            _c("SUBUID", "ok", "65536 ids"),
+            _c(
+                "PRIVILEGED-PORTS", "fail", "port 25", "`sudo rootless-doctor fix privileged-ports`"
+            ),
+            _c(
+                "COMPOSE-PRIVILEGED-PORTS",
+                "fail",
+                "25",
+                "`sudo rootless-doctor fix privileged-ports`",
+            ),
+            _c("LINGER", "skip", "no user manager"),
+        ),
+    )
+
+
+def test_next_steps_list_each_command_once_under_every_check_that_asks() -> None:
+    steps = render.next_steps(_report())
+    assert steps == [
+        (
+            ("DOCKER-SOURCE-IP", "CONTAINER-SOURCE-IP", "DOCKER-DRIVER-DRIFT"),
+            ("rootless-doctor fix docker", RESTART),
+        ),
+        (
+            ("PRIVILEGED-PORTS", "COMPOSE-PRIVILEGED-PORTS"),
+            ("sudo rootless-doctor fix privileged-ports",),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_commands_never_break_and_prose_fits(width: int) -> None:
+    lines = [text for _, text in render.report_lines(_report(), width=width)]
+    commands = [text for style, text in render.report_lines(_report(), width=width)
+                if style == render.COMMAND]  # fmt: skip
+    assert [c.strip() for c in commands] == [
+        "rootless-doctor fix docker",
+        RESTART,
+        "sudo rootless-doctor fix privileged-ports",
+    ]
+    # Inside prose, a backticked command is never split either.
+    assert any(f"`{RESTART}`" in line for line in lines)
+    for line in lines:
+        if line in commands:
+            continue
+        # Prose fits, unless one backticked span alone is wider than the line.
+        spans = re.findall(r"`[^`]+`", line)
+        assert len(line) <= width or any(len(s) > width - 10 for s in spans), line
+
+
+def test_problems_first_and_quiet_about_what_is_fine() -> None:
+    lines = [text for _, text in render.report_lines(_report())]
+    text = "\n".join(lines)
+    assert lines[0] == "FAIL  Docker 20.10.24 (rootless): client IPs LOST"
+    assert lines[1] == "      RootlessKit 1.1.0, slirp4netns, port driver builtin"
+    assert lines[2] == "FAIL      container web: client IPs LOST (bridge, builtin)"
+    assert "fine" not in text  # only containers that are not ok
+    assert text.index("Problems") < text.index("Do next")
+    assert "SUBUID" not in text.split("Problems")[1]  # ok checks: no details
+    verbose = "\n".join(t for _, t in render.report_lines(_report(), verbose=True))
+    assert "fine" in verbose and "SUBUID: title of SUBUID" in verbose
+
+
+def test_rich_output_does_not_wrap_commands() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("NO_COLOR", raising=False)
+        mp.setenv("COLUMNS", "40")
+        render.print_lines([(render.COMMAND, "       " + RESTART)], out)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    assert plain.rstrip("\n") == "       " + RESTART  # one line, although wider than 40
