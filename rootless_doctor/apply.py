@@ -166,6 +166,37 @@ def _atomic_write(path: Path, data: bytes, mode: int, uid: int | None, gid: int 
     _fsync_dir(path.parent)
 
 
+def create_private(path: Path, data: bytes) -> None:
+    """A new file only its owner can read (mode 0600), written whole or not at all, never over
+    an existing file or through a symlink (`collect`'s archive): a temp file (0600 from the
+    start) in the same directory, fsynced, then hard-linked to the name, which fails if the name
+    exists; the temp name goes away either way."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DoctorError(f"{parent}: no such directory; choose another -o")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".rdtmp")
+    except OSError as e:
+        raise DoctorError(
+            f"{parent}: cannot write here ({e.strerror}); choose another -o"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise DoctorError(f"{path} exists; choose another -o (nothing was written)") from None
+        except OSError as e:
+            raise DoctorError(f"{path}: cannot create it ({e.strerror})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(parent)
+
+
 def _fsync_dir(d: Path) -> None:
     try:
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)

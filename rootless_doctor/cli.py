@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from . import collect as collect_mod
 from .cli_fix import fix_app
 from .cli_probe import probe_command
 from .model import DoctorError
@@ -138,7 +139,19 @@ def check(
         raise DoctorError("--source only applies with --probe")
     if probe and from_files:
         raise DoctorError("--probe sends real traffic on this host; it cannot go with --from")
-    if from_files:
+    header = ""
+    if from_files and any(collect_mod.sniff(f) for f in from_files):
+        if len(from_files) > 1 or compose:
+            raise DoctorError(
+                "--from ARCHIVE reads a collect archive alone: give no other --from or --compose"
+            )
+        facts, manifest = collect_mod.load(collect_mod.read_file(from_files[0]), str(from_files[0]))
+        header = (
+            f"Diagnosis from the collect archive {from_files[0]} "
+            f"({manifest.get('user', '?')} on {manifest.get('hostname', '?')}, "
+            f"{manifest.get('created', '?')}, rootless-doctor {manifest.get('tool_version', '?')})"
+        )
+    elif from_files:
         from . import host, offline
 
         files = list(from_files) + ([compose] if compose else [])
@@ -162,8 +175,76 @@ def check(
     if json_out:
         render.print_json(render.to_json(report))
     else:
+        if header:
+            render.print_lines([("dim", header)])
         render.print_report(report, verbose=verbose)
     raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command("collect")
+def collect_command(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Archive to write (default: rootless-doctor-HOST-TIME.tar.gz here). Never "
+            "overwritten.",
+        ),
+    ] = None,
+    compose: Annotated[
+        Path | None,
+        typer.Option(
+            help="Compose file to include (default: compose.yaml/docker-compose.yml here)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each engine command.", min=0.1)
+    ] = 5.0,
+) -> None:
+    """Write one archive for a bug report: what check reads here, and its verdicts.
+
+    The archive (mode 0600) holds the output of each command the tool runs (podman info, docker
+    version and info, inspect of each container, ...), the files it reads (the Docker user unit
+    and drop-ins, daemon.json, the containers.conf chain, the compose file), the engines' process
+    lines, the facts and `check --json`; manifest.json says what each file is. Secrets are
+    redacted: environment values the tool does not read, values named like a password, token or
+    key, credentials in URLs (manifest.json lists which, never the values). Attach it to the
+    report; `rootless-doctor check --from ARCHIVE` shows the same diagnosis. Exit 0 when written,
+    2 when not.
+    """
+    import datetime as dt
+    import socket
+
+    from . import apply, host, render
+    from .checks import diagnose
+
+    if compose is not None and not compose.is_file():
+        raise DoctorError(f"{compose}: no such compose file; name an existing one")
+    paths = host.default_paths()
+    recorder = collect_mod.Recorder(host.run)
+    facts = host.gather(paths, compose_file=compose, timeout=timeout, runner=recorder)
+    now = dt.datetime.now(dt.timezone.utc)
+    hostname = socket.gethostname()
+    data, manifest = collect_mod.build(
+        paths=paths,
+        facts=facts,
+        outputs=recorder.outputs,
+        procs=host._processes(paths),
+        report_json=render.to_json(diagnose(facts)),
+        read=host._read,
+        hostname=hostname,
+        now=now,
+    )
+    target = output or Path(collect_mod.default_name(hostname, now))
+    apply.create_private(target, data)
+    n = len(manifest["members"]) + 1
+    typer.echo(
+        f"wrote {target} ({n} files, {len(data) // 1024 + 1} KiB, mode 0600); "
+        f"{len(manifest['redacted'])} values redacted (listed in manifest.json).\n"
+        f"Attach it to the bug report; `rootless-doctor check --from {target}` shows the same "
+        "diagnosis."
+    )
 
 
 @app.command()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 REDACTED = "<redacted>"
@@ -144,8 +144,22 @@ def command_line(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 # --------------------------------------------------------------------------- JSON (inspect, info)
 
-_ENV_LIST_KEYS = frozenset({"env", "environment"})
-_ARGV_KEYS = frozenset({"createcommand", "cmd", "entrypoint", "args"})
+_ENV_LIST_KEYS = frozenset({"env", "environment", "configured_env"})
+_ARGV_KEYS = frozenset({"createcommand", "create_command", "cmd", "entrypoint", "args", "cmdline"})
+
+
+def env_mapping(env: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``{KEY: value}`` (compose ``environment:``, the facts' container env): values the tool
+    does not read."""
+    out: dict[str, Any] = {}
+    found = []
+    for k, v in env.items():
+        if isinstance(v, str) and v not in ("", REDACTED) and not env_value_kept(str(k)):
+            out[k] = REDACTED
+            found.append(f"environment value of {k}")
+        else:
+            out[k] = v
+    return out, found
 
 
 def json_value(obj: Any) -> tuple[Any, list[str]]:
@@ -158,7 +172,10 @@ def json_value(obj: Any) -> tuple[Any, list[str]]:
             new: dict[str, Any] = {}
             for k, v in node.items():
                 lk = str(k).lower()
-                if (
+                if lk in _ENV_LIST_KEYS and isinstance(v, dict):
+                    new[k], f = env_mapping(v)
+                    found.extend(f)
+                elif (
                     lk in _ENV_LIST_KEYS
                     and isinstance(v, list)
                     and all(isinstance(x, str) for x in v)
