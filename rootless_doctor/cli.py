@@ -161,7 +161,8 @@ def check(
 
         if compose is not None and not compose.is_file():
             raise DoctorError(f"{compose}: no such compose file; name an existing one")
-        facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
+        with render.Progress("reading the engines", enabled=not json_out):
+            facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
     if engine is not None:
         facts = only_engine(facts, engine.value)
     report = diagnose(facts).select(
@@ -171,7 +172,8 @@ def check(
         from .checks.probe import with_probes
         from .probe import probe_all
 
-        report = with_probes(report, probe_all(facts, report, source=source))
+        with render.Progress("probing with real traffic", enabled=not json_out):
+            report = with_probes(report, probe_all(facts, report, source=source))
     if json_out:
         render.print_json(render.to_json(report))
     else:
@@ -223,7 +225,8 @@ def collect_command(
         raise DoctorError(f"{compose}: no such compose file; name an existing one")
     paths = host.default_paths()
     recorder = collect_mod.Recorder(host.run)
-    facts = host.gather(paths, compose_file=compose, timeout=timeout, runner=recorder)
+    with render.Progress("reading the engines"):
+        facts = host.gather(paths, compose_file=compose, timeout=timeout, runner=recorder)
     now = dt.datetime.now(dt.timezone.utc)
     hostname = socket.gethostname()
     data, manifest = collect_mod.build(

@@ -485,3 +485,42 @@ def fix_text(result: JsonFix, *, header: str = "", restart: bool = False) -> str
         lines.append("undo: rootless-doctor fix --undo")
     lines.extend(f"note: {n}" for n in result["notes"])
     return "\n".join(line for line in lines if line)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A status line on stderr while a slow step runs (engine queries, a probe): shown only on
+    a terminal, only after ``delay`` seconds, and erased when the step ends, so fast runs,
+    pipes, logs and ``--json`` output never see it."""
+
+    def __init__(self, what: str, *, enabled: bool = True, delay: float = 0.3) -> None:
+        self.what = what
+        stream = sys.stderr
+        self.enabled = enabled and hasattr(stream, "isatty") and stream.isatty()
+        self.delay = delay
+        self._timer: Any = None
+        self._shown = False
+
+    def _show(self) -> None:
+        self._shown = True
+        sys.stderr.write(f"\r{self.what} ...\x1b[K")
+        sys.stderr.flush()
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            import threading
+
+            self._timer = threading.Timer(self.delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()

@@ -135,3 +135,35 @@ def test_rich_output_does_not_wrap_commands() -> None:
         render.print_lines([(render.COMMAND, "       " + RESTART)], out)
     plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
     assert plain.rstrip("\n") == "       " + RESTART  # one line, although wider than 40
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal_only_when_slow_and_erased(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    err = _Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    with render.Progress("reading the engines", delay=0.01):
+        time.sleep(0.2)
+    assert err.getvalue() == "\rreading the engines ...\x1b[K\r\x1b[K"
+    fast = _Tty()
+    monkeypatch.setattr("sys.stderr", fast)
+    with render.Progress("reading the engines", delay=5):
+        pass
+    assert fast.getvalue() == ""
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    with render.Progress("x", delay=0.0):
+        time.sleep(0.05)
+    assert pipe.getvalue() == ""
+    json_run = _Tty()
+    monkeypatch.setattr("sys.stderr", json_run)
+    with render.Progress("x", delay=0.0, enabled=False):
+        time.sleep(0.05)
+    assert json_run.getvalue() == ""
