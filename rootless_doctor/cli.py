@@ -140,14 +140,20 @@ def check(
     if probe and from_files:
         raise DoctorError("--probe sends real traffic on this host; it cannot go with --from")
     header = ""
-    if from_files and any(collect_mod.sniff(f) for f in from_files):
-        if len(from_files) > 1 or compose:
+    archive = None
+    if from_files:
+        from . import host
+
+        archive = host.read_archive(from_files[0])
+    if archive is not None:
+        if len(from_files or ()) > 1 or compose:
             raise DoctorError(
                 "--from ARCHIVE reads a collect archive alone: give no other --from or --compose"
             )
-        facts, manifest = collect_mod.load(collect_mod.read_file(from_files[0]), str(from_files[0]))
+        label = str((from_files or [Path()])[0])
+        facts, manifest = collect_mod.load(archive, label)
         header = (
-            f"Diagnosis from the collect archive {from_files[0]} "
+            f"Diagnosis from the collect archive {label} "
             f"({manifest.get('user', '?')} on {manifest.get('hostname', '?')}, "
             f"{manifest.get('created', '?')}, rootless-doctor {manifest.get('tool_version', '?')})"
         )
@@ -220,6 +226,8 @@ def collect_command(
 
     from . import apply, host, render
     from .checks import diagnose
+    from .host.files import read
+    from .host.system import processes
 
     if compose is not None and not compose.is_file():
         raise DoctorError(f"{compose}: no such compose file; name an existing one")
@@ -233,9 +241,9 @@ def collect_command(
         paths=paths,
         facts=facts,
         outputs=recorder.outputs,
-        procs=host._processes(paths),
+        procs=processes(paths),
         report_json=render.to_json(diagnose(facts)),
-        read=host._read,
+        read=read,
         hostname=hostname,
         now=now,
     )

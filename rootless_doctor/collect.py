@@ -365,11 +365,6 @@ def default_name(hostname: str, now: dt.datetime) -> str:
 # --------------------------------------------------------------------------- reading it back
 
 
-def is_archive(head: bytes) -> bool:
-    """gzip magic (what collect writes) or a plain tar's ``ustar`` at offset 257."""
-    return head[:2] == b"\x1f\x8b" or head[257:262] == b"ustar"
-
-
 class _Bounded(io.RawIOBase):
     """A reader that refuses to give more than ``limit`` bytes (a gzip bomb stops here)."""
 
@@ -447,23 +442,3 @@ def load(data: bytes, label: str) -> tuple[HostFacts, dict[str, Any]]:
     except DoctorError as e:
         raise DoctorError(f"{label}: {e}") from None
     return facts, manifest
-
-
-def read_file(path: Path) -> bytes:
-    """The bytes of an archive named on the command line, bounded."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_ARCHIVE_BYTES + 1)
-    except OSError as e:
-        raise DoctorError(f"{path}: cannot read it ({e.strerror})") from None
-    return data
-
-
-def sniff(path: Path) -> bool:
-    """Is ``path`` an archive (by its first bytes, whatever its name)?"""
-    try:
-        with path.open("rb") as f:
-            head = f.read(512)
-    except OSError:
-        return False  # the --from reader says why, as for any file
-    return is_archive(head)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .containers import container_interfaces
-    from .files import read_pasted
+    from .files import read_archive, read_pasted
     from .gathering import ENGINES, cli_env, gather, prefetch
     from .identity import default_paths, is_root, owner_paths, target_owner, which
     from .layout import is_local_address, local_addresses, root_layout, static_busybox, usr_python
@@ -58,6 +58,7 @@ _WHERE = {
     "local_addresses": "layout",
     "owner_paths": "identity",
     "prefetch": "gathering",
+    "read_archive": "files",
     "read_pasted": "files",
     "root_layout": "layout",
     "rootlesskit_child_pid": "rootlesskit",
@@ -97,6 +98,7 @@ __all__ = [
     "local_addresses",
     "owner_paths",
     "prefetch",
+    "read_archive",
     "read_pasted",
     "root_layout",
     "rootlesskit_child_pid",

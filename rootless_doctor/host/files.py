@@ -119,3 +119,26 @@ def read_pasted(path: Path) -> str:
     if not text.strip():
         raise DoctorError(f"{path}: empty file; paste the command's output into it", exit_code=2)
     return text
+
+
+# A `rootless-doctor collect` archive is a few hundred KiB; the bound keeps a wrong file cheap.
+MAX_ARCHIVE = 32 << 20
+
+
+def read_archive(path: Path) -> bytes | None:
+    """The bytes of a `collect` archive given to ``check --from``, or None when the file is not
+    an archive (its first bytes are neither gzip's magic nor tar's ``ustar`` mark). At most
+    :data:`MAX_ARCHIVE` bytes; an unreadable file is None here (:func:`read_pasted` says why)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+            if head[:2] != b"\x1f\x8b" and head[257:262] != b"ustar":
+                return None
+            data = head + f.read(MAX_ARCHIVE + 1 - len(head))
+    except OSError:
+        return None
+    if len(data) > MAX_ARCHIVE:
+        raise DoctorError(
+            f"{path}: larger than {MAX_ARCHIVE >> 20} MiB, not a collect archive", exit_code=2
+        )
+    return data
