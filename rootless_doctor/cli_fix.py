@@ -338,16 +338,25 @@ def quadlet_command(
     json_out: JsonOut = False,
 ) -> None:
     """Quadlet unit: Network= in [Container] (pasta / slirp4netns port_handler)."""
-    from . import apply
+    from . import apply, knowledge
     from .fixes import quadlet
 
     path = file.absolute()
     text = apply.read_text(path)
     if text is None:
         raise DoctorError(f"{path}: no such file")
-    o, _, facts = _host()
+    o, paths, facts = _host()
+    version = facts.podman.version if facts.podman else None
+    dirs = knowledge.quadlet_user_dirs(
+        version, config_dir=paths.config_dir, runtime_dir=paths.runtime_dir, uid=paths.uid
+    )
     qp = quadlet.plan(
-        path, text, podman=facts.podman, pasta_installed=_pasta(facts), host_interface=interface
+        path,
+        text,
+        podman=facts.podman,
+        pasta_installed=_pasta(facts),
+        host_interface=interface,
+        search_dirs=dirs,
     )
     assert qp.plan is not None  # a Quadlet unit always gets a plan; only compose may advise
     notes = [qp.advice] if qp.advice else []

@@ -35,8 +35,10 @@ Upstream sources (facts as of 2026-12; the details with their sources are in doc
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from .model import (
@@ -800,7 +802,7 @@ def podman_container_verdict(
             preserved=False,
             reason=f"{pv} slirp4netns with the {handler} port handler: connections arrive "
             "from 10.0.2.100 (source IP lost)",
-            fix=f"{_keep_ip_fix(p, tools)}, then recreate the container",
+            fix=_recreate(_keep_ip_fix(p, tools, c)),
         )
     # bridge, a user-defined network, or the compose project network: rootlessport forwards.
     net = base or "bridge"
@@ -811,7 +813,7 @@ def podman_container_verdict(
             reason=f'{pv} {net} network with rootless_port_forwarder = "pasta": source IPs '
             "kept (experimental, IPv4 only)",
         )
-    fix = _keep_ip_fix(p, tools)
+    fix = _keep_ip_fix(p, tools, c)
     if m is not None and m >= 6:
         fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
     return Verdict(
@@ -820,6 +822,10 @@ def podman_container_verdict(
         "is lost",
         fix=fix,
     )
+
+
+def _recreate(fix: str) -> str:
+    return fix if fix.startswith("`podman rm -f") else f"{fix}, then recreate the container"
 
 
 PODMAN_PASTA = "4.4.0"  # podman 4.4.0 release notes: `--network pasta`
@@ -854,12 +860,59 @@ def keep_ip_mode(podman: PodmanFacts | None, tools: Mapping[str, Tool] | None) -
     return podman_keep_ip_mode(podman.version if podman else None, pasta_available(podman, tools))
 
 
-def _keep_ip_fix(p: PodmanFacts, tools: Mapping[str, Tool] | None) -> str:
-    """The remedy naming the mode `fix compose` / `fix quadlet` write on this host."""
+def _keep_ip_fix(
+    p: PodmanFacts, tools: Mapping[str, Tool] | None, c: ContainerFacts | None = None
+) -> str:
+    """The remedy naming the mode `fix compose` / `fix quadlet` write on this host; for a
+    container made by a plain `podman run`, the exact commands that recreate it that way."""
     mode = keep_ip_mode(p, tools)
-    fix = f"`{FIX_COMPOSE}` / `{FIX_QUADLET}`: network_mode {mode}"
     iface = mode_interface(mode)
-    return fix + (f" (+ NETWORK_INTERFACE={iface})" if iface else "")
+    with_iface = f" (+ NETWORK_INTERFACE={iface})" if iface else ""
+    rerun = podman_rerun(c, mode) if c is not None else None
+    if c is not None and rerun is not None:
+        extra = with_iface if "NETWORK_INTERFACE" in c.env else ""
+        return f"`podman rm -f {shlex.quote(c.name)}`, then `{rerun}`: network_mode {mode}{extra}"
+    tools_ = f"`{FIX_COMPOSE}`"
+    if quadlet_available(p.version) is not False:  # Quadlet: Podman 4.4+
+        tools_ += f" / `{FIX_QUADLET}`"
+    return f"{tools_}: network_mode {mode}{with_iface}"
+
+
+# A container that podman-compose or Quadlet made carries their label in its create command
+# (podman-compose: `--label io.podman.compose.project=...`; Quadlet: PODMAN_SYSTEMD_UNIT):
+# its file is what to fix, not the container.
+_MANAGED = ("io.podman.compose.", "com.docker.compose.", "PODMAN_SYSTEMD_UNIT")
+
+
+def podman_rerun(c: ContainerFacts, mode: str) -> str | None:
+    """The container's own `podman run`/`create` command with ``--network MODE`` in place of
+    its network options (and NETWORK_INTERFACE set to what the mode gives, where it sets one);
+    None when the command is not known or a compose file / Quadlet unit manages the container."""
+    argv = list(c.create_command)
+    if len(argv) < 3 or Path(argv[0]).name != "podman" or argv[1] not in ("run", "create"):
+        return None
+    if any(m in a for a in argv for m in _MANAGED):
+        return None
+    out = ["podman", argv[1], "--network", mode]
+    skip = False
+    iface = mode_interface(mode)
+    for i, a in enumerate(argv[2:], 2):
+        if skip:
+            skip = False
+            continue
+        if a in ("--network", "--net"):
+            skip = True
+            continue
+        if a.startswith(("--network=", "--net=")):
+            continue
+        if iface and a.startswith("NETWORK_INTERFACE=") and argv[i - 1] in ("-e", "--env"):
+            out.append(f"NETWORK_INTERFACE={iface}")
+            continue
+        if iface and a.startswith(("--env=NETWORK_INTERFACE=", "-eNETWORK_INTERFACE=")):
+            out.append(a.split("NETWORK_INTERFACE=", 1)[0] + f"NETWORK_INTERFACE={iface}")
+            continue
+        out.append(a)
+    return shlex.join(out)
 
 
 def podman_mode_keeps_ip(mode: str | None, version: str | None) -> bool:
@@ -907,6 +960,37 @@ def is_mailserver(image: str, env_keys: Iterable[str]) -> bool:
     """A docker-mailserver service: its image, or its own PERMIT_DOCKER setting (a custom-built
     image keeps docker-mailserver's environment; docker-mailserver docs config/environment.md)."""
     return "docker-mailserver" in image or "PERMIT_DOCKER" in set(env_keys)
+
+
+# --------------------------------------------------------------------------- Quadlet
+
+# Quadlet (systemd units from .container files) arrived in Podman 4.4 (podman 4.4.0 release
+# notes; podman-systemd.unit(5) exists from 4.4 on).
+QUADLET_SINCE = "4.4"
+# Where the Quadlet generator looks for a rootless user's units, in podman-systemd.unit(5)
+# ("Podman rootless unit search path"); subdirectories of these are searched too (quadlet's
+# appendSubPaths). $XDG_RUNTIME_DIR/containers/systemd/ is listed from the 5.3 man page on.
+QUADLET_RUNTIME_DIR_SINCE = "5.3"
+
+
+def quadlet_available(podman_version: str | None) -> bool | None:
+    """Does this Podman have Quadlet? None when the version is unknown."""
+    return version_at_least(podman_version, QUADLET_SINCE)
+
+
+def quadlet_user_dirs(
+    podman_version: str | None,
+    *,
+    config_dir: Path,
+    runtime_dir: Path | None,
+    uid: int,
+) -> tuple[Path, ...]:
+    """The rootless Quadlet search path of this Podman (podman-systemd.unit(5))."""
+    dirs = [config_dir / "containers/systemd"]
+    if runtime_dir is not None and version_at_least(podman_version, QUADLET_RUNTIME_DIR_SINCE):
+        dirs.insert(0, runtime_dir / "containers/systemd")
+    dirs += [Path(f"/etc/containers/systemd/users/{uid}"), Path("/etc/containers/systemd/users")]
+    return tuple(dirs)
 
 
 # --------------------------------------------------------------------------- standalone RootlessKit

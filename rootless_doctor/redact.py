@@ -58,9 +58,25 @@ def url_credentials(text: str) -> tuple[str, list[str]]:
     return _URL_CREDS.sub(sub, text), found
 
 
+# ``-e KEY=value`` / ``--env KEY=value`` / ``--env=KEY=value`` inside a command shown as text.
+_ENV_FLAG = re.compile(
+    r"(?<!\S)(?P<flag>-e|--env)(?P<sep>=|\s+)(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<val>\S+)"
+)
+
+
 def text(value: str) -> tuple[str, list[str]]:
-    """Free text (process lines, `docker info`): URL credentials and ``SECRET=value`` pairs."""
+    """Free text (process lines, `docker info`, a remedy's command): URL credentials,
+    ``-e KEY=value`` environment values, and ``SECRET=value`` pairs."""
     out, found = url_credentials(value)
+
+    def env_sub(m: re.Match[str]) -> str:
+        if env_value_kept(m.group("key")) or m.group("val").strip("`'\"") == REDACTED:
+            return m.group(0)
+        found.append(f"environment value of {m.group('key')}")
+        tail = m.group("val")[len(m.group("val").rstrip("`'\"")) :]  # a closing quote stays
+        return f"{m.group('flag')}{m.group('sep')}{m.group('key')}={REDACTED}{tail}"
+
+    out = _ENV_FLAG.sub(env_sub, out)
 
     def sub(m: re.Match[str]) -> str:
         if not _secret_name(m.group("key")) or m.group("val") == REDACTED:
@@ -198,7 +214,7 @@ def json_value(obj: Any) -> tuple[Any, list[str]]:
         if isinstance(node, list):
             return [walk(x) for x in node]
         if isinstance(node, str):
-            s, f = url_credentials(node)
+            s, f = text(node)
             found.extend(f)
             return s
         return node

@@ -190,6 +190,7 @@ def test_docker_driver_choice_errors() -> None:
 
 P4 = PodmanFacts(cli="/usr/bin/podman", version="4.3.1", rootless=True)
 P5 = PodmanFacts(cli="/usr/bin/podman", version="5.4.2", rootless=True)
+P49 = PodmanFacts(cli="/usr/bin/podman", version="4.9.3", rootless=True)  # Ubuntu 24.04
 P6 = PodmanFacts(cli="/usr/bin/podman", version="6.0.0", rootless=True, pasta_version="2026_06_01")
 
 
@@ -397,7 +398,7 @@ def test_podman_malformed_toml() -> None:
 def test_quadlet_dms_unit_exact() -> None:
     src = DATA / "systemd/docker-mailserver-docs-podman-quadlet-dms.container"
     text = src.read_text()
-    qp = quadlet.plan(src.with_name("dms.container"), text, podman=P4, pasta_installed=False)
+    qp = quadlet.plan(src.with_name("dms.container"), text, podman=P49, pasta_installed=False)
     assert qp.plan is not None
     assert qp.plan.after == text.replace(
         "Environment=SSL_TYPE=letsencrypt\n",
@@ -409,7 +410,7 @@ def test_quadlet_dms_unit_exact() -> None:
         "systemctl --user restart dms.service",
     )
     again = quadlet.plan(
-        src.with_name("dms.container"), qp.plan.after, podman=P4, pasta_installed=False
+        src.with_name("dms.container"), qp.plan.after, podman=P49, pasta_installed=False
     )
     assert again.plan is not None and not again.plan.changed
 
@@ -417,7 +418,7 @@ def test_quadlet_dms_unit_exact() -> None:
 def test_quadlet_reference_and_refusal() -> None:
     q = ref("ref_podman", "quadlet-input.container")
     for pf, pasta, name in (
-        (P4, False, "quadlet-podman4-slirp4netns.container"),
+        (P49, False, "quadlet-podman4-slirp4netns.container"),
         (P5, True, "quadlet-podman5-pasta.container"),
     ):
         qp = quadlet.plan(Path("/x/web.container"), q, podman=pf, pasta_installed=pasta)
@@ -429,6 +430,44 @@ def test_quadlet_reference_and_refusal() -> None:
             podman=P5,
             pasta_installed=True,
         )
+
+
+def test_quadlet_needs_podman_4_4() -> None:
+    q = ref("ref_podman", "quadlet-input.container")
+    with pytest.raises(
+        DoctorError, match=r"Podman 4\.3\.1 has no Quadlet \(it came with Podman 4\.4\)"
+    ):
+        quadlet.plan(Path("/x/web.container"), q, podman=P4, pasta_installed=False)
+    qp = quadlet.plan(Path("/x/web.container"), q, podman=None, pasta_installed=False)
+    assert "Quadlet needs Podman 4.4 or later" in qp.advice
+
+
+def test_quadlet_search_path(tmp_path: Path) -> None:
+    q = ref("ref_podman", "quadlet-input.container")
+    home = tmp_path / "home"
+    dirs = knowledge.quadlet_user_dirs(
+        "5.4.2", config_dir=home / ".config", runtime_dir=tmp_path / "run", uid=1000
+    )
+    assert dirs == (
+        tmp_path / "run/containers/systemd",
+        home / ".config/containers/systemd",
+        Path("/etc/containers/systemd/users/1000"),
+        Path("/etc/containers/systemd/users"),
+    )
+    # 4.9: no runtime dir in the search path (listed from the 5.3 man page on).
+    assert (
+        knowledge.quadlet_user_dirs(
+            "4.9.3", config_dir=home / ".config", runtime_dir=tmp_path / "run", uid=1000
+        )[0]
+        == home / ".config/containers/systemd"
+    )
+    inside = home / ".config/containers/systemd/apps/web.container"  # subdirectories count
+    qp = quadlet.plan(inside, q, podman=P5, pasta_installed=True, search_dirs=dirs)
+    assert qp.advice == ""
+    outside = home / "src/web.container"
+    qp = quadlet.plan(outside, q, podman=P5, pasta_installed=True, search_dirs=dirs)
+    assert qp.plan is not None and qp.plan.changed  # still fixed
+    assert qp.advice.startswith(f"Quadlet does not read {outside} there: it reads {dirs[0]}/")
 
 
 # ------------------------------------------------------------------------------------ sysctl

@@ -22,6 +22,7 @@ def gather_offline(files: list[Path]) -> HostFacts:
     """What `check --from FILES` builds: host reads the files, offline turns texts into facts."""
     return from_texts([(str(f), host.read_pasted(f)) for f in files])
 
+
 EXPECTED_KIND = {
     "podman-info": "podman-info",
     "docker-version": "docker-version",

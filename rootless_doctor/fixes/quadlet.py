@@ -28,10 +28,20 @@ def plan(
     podman: PodmanFacts | None,
     pasta_installed: bool,
     host_interface: str | None = None,
+    search_dirs: tuple[Path, ...] = (),
 ) -> ComposePlan:
+    """``search_dirs``: Quadlet's search path for this user (knowledge.quadlet_user_dirs); a
+    unit outside it is still fixed, with a note that Quadlet will not read it there."""
     name = str(path)
     if path.suffix != ".container":
         raise DoctorError(f"{name}: not a Quadlet .container unit (Network= lives there)")
+    version = podman.version if podman else None
+    if knowledge.quadlet_available(version) is False:
+        raise DoctorError(
+            f"{name}: Podman {version} has no Quadlet (it came with Podman "
+            f"{knowledge.QUADLET_SINCE}): this unit is never run here; use `podman run "
+            "--network ...` or a compose file (`rootless-doctor fix compose`), or upgrade Podman"
+        )
     unit = unitfile.parse(text, name)
     if not any(s == "Container" for s, _ in unit.headers):
         raise DoctorError(f"{name}: no [Container] section; not a Quadlet container unit")
@@ -77,6 +87,18 @@ def plan(
     wants_iface = knowledge.is_mailserver(image, env_keys) or "NETWORK_INTERFACE" in env_keys
     iface = knowledge.mode_interface(mode) or host_interface
     notes: list[str] = []
+    if podman is None or version is None:
+        notes.append(
+            f"Podman's version is unknown here: Quadlet needs Podman {knowledge.QUADLET_SINCE} "
+            "or later"
+        )
+    if search_dirs and not _on_search_path(path, search_dirs):
+        notes.append(
+            f"Quadlet does not read {name} there: it reads "
+            + ", ".join(f"{d}/" for d in search_dirs)
+            + " (and their subdirectories); move the file into one of them, then "
+            "`systemctl --user daemon-reload`"
+        )
     if wants_iface and iface:
         after = unitfile.set_environment(after, {"NETWORK_INTERFACE": iface}, name, "Container")
     elif wants_iface:
@@ -100,3 +122,14 @@ def plan(
         mode=mode,
         advice="; ".join(notes),
     )
+
+
+def _on_search_path(path: Path, dirs: tuple[Path, ...]) -> bool:
+    """Is ``path`` in one of Quadlet's directories or below (symlinks resolved, as Quadlet
+    follows them)?"""
+    real = path.resolve(strict=False)
+    for d in dirs:
+        base = d.resolve(strict=False)
+        if real.parent == base or base in real.parents:
+            return True
+    return False
