@@ -6,7 +6,7 @@ tool parses the redacted text as it parsed the original):
   except the variables the tool itself reads (:data:`ENV_READ`, :data:`ENV_READ_PREFIXES`);
 - any value whose key or option name says it is a secret (:data:`SECRET_NAME`): JSON, TOML, YAML
   keys, ``KEY=value`` / ``KEY: value`` in text, ``--password=x`` / ``--token x`` in command lines;
-- credentials in URLs (``scheme://user:password@host`` → ``scheme://<redacted>@host``).
+- credentials in URLs (``scheme://user:password@host`` → ``scheme://%redacted%@host``).
 Each function returns the new text (or object) and what it redacted, as short phrases naming the
 key and never the value, for the archive's manifest.
 """
@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-REDACTED = "<redacted>"
+REDACTED = "%redacted%"
 
 # The environment variables whose values a check reads (checks/compose.py, checks/interfaces.py,
 # knowledge.is_mailserver reads only the key). Their values decide verdicts: they stay.
@@ -33,9 +33,10 @@ SECRET_NAME = re.compile(
     re.I,
 )
 _URL_CREDS = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/@\s:]+):([^/@\s]+)@", re.I)
-# KEY=value or KEY: value in free text (ps lines, docker info); KEY names a secret.
+# KEY=value in free text (ps lines, docker info, a remedy's command); KEY names a secret.
+# (Not `KEY: value`: in prose a colon follows any word, a container's name too.)
 _TEXT_ASSIGN = re.compile(
-    r"""(?P<key>\b[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)(?P<val>"[^"\n]*"|'[^'\n]*'|[^\s,;]+)"""
+    r"""(?P<key>\b[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=)(?P<val>"[^"\n]*"|'[^'\n]*'|[^\s,;`]+)"""
 )
 
 

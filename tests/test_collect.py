@@ -88,8 +88,8 @@ def test_facts_member_redacts_env_values_and_create_command() -> None:
     assert b"hunter2" not in m.data
     data = json.loads(m.data)
     c = data["podman"]["containers"][0]
-    assert c["env"] == {"NETWORK_INTERFACE": "eth0", "DB_PASSWORD": "<redacted>"}
-    assert c["create_command"][3] == "DB_PASSWORD=<redacted>"
+    assert c["env"] == {"NETWORK_INTERFACE": "eth0", "DB_PASSWORD": "%redacted%"}
+    assert c["create_command"][3] == "DB_PASSWORD=%redacted%"
     assert data["docker"]["configured_env"] == {"DOCKERD_ROOTLESS_ROOTLESSKIT_NET": "pasta"}
 
 

@@ -35,8 +35,8 @@ def test_unit_environment_values_but_not_dockerd_rootless() -> None:
     # The settings the tool reads are unchanged, line for line.
     keep = [line for line in base.splitlines() if "DOCKERD_ROOTLESS_" in line]
     assert keep and all(line in out.splitlines() for line in keep)
-    assert 'Environment="API_TOKEN=<redacted>" OTHER=<redacted>' in out
-    assert "Environment=DB=<redacted>" in out  # quotes around part of the word: one assignment
+    assert 'Environment="API_TOKEN=%redacted%" OTHER=%redacted%' in out
+    assert "Environment=DB=%redacted%" in out  # quotes around part of the word: one assignment
 
 
 def test_unit_without_secrets_is_unchanged() -> None:
@@ -55,10 +55,10 @@ def test_podman_inspect_env_and_create_command() -> None:
     assert SECRET not in out
     new = json.loads(out)[0]["Config"]
     assert "NETWORK_INTERFACE=tap0" in new["Env"] and "PERMIT_DOCKER=network" in new["Env"]
-    assert "DB_PASSWORD=<redacted>" in new["Env"]
-    assert new["CreateCommand"][:6] == ["podman", "run", "-e", "DB_PASSWORD=<redacted>",
-                                        "--env=MAIL=<redacted>", "-d"]  # fmt: skip
-    assert new["CreateCommand"][-3:] == ["--api-token=<redacted>", "--password", "<redacted>"]
+    assert "DB_PASSWORD=%redacted%" in new["Env"]
+    assert new["CreateCommand"][:6] == ["podman", "run", "-e", "DB_PASSWORD=%redacted%",
+                                        "--env=MAIL=%redacted%", "-d"]  # fmt: skip
+    assert new["CreateCommand"][-3:] == ["--api-token=%redacted%", "--password", "%redacted%"]
     # Published ports and the network mode (what the checks read) are untouched.
     assert json.loads(out)[0]["HostConfig"] == doc[0]["HostConfig"]
     assert "value of --password" in found and "environment value of MAIL" in found
@@ -79,7 +79,7 @@ def test_daemon_json_proxy_credentials() -> None:
     out, found = redact.json_text(raw)
     assert SECRET not in out and "bob" not in out
     assert json.loads(out)["userland-proxy"] is False
-    assert json.loads(out)["proxies"]["http-proxy"] == "http://<redacted>@proxy.example:3128"
+    assert json.loads(out)["proxies"]["http-proxy"] == "http://%redacted%@proxy.example:3128"
     assert found == ["credentials in a http URL"]
 
 
@@ -97,11 +97,11 @@ def test_compose_environment_list_and_mapping() -> None:
     yaml = YAML(typ="safe")
     old, new = yaml.load(text), yaml.load(out)
     assert new["services"]["extra"]["environment"] == [
-        "DB_PASS=<redacted>",
+        "DB_PASS=%redacted%",
         "PERMIT_DOCKER=network",
     ]
     assert new["services"]["third"]["environment"] == {
-        "API_KEY": "<redacted>",
+        "API_KEY": "%redacted%",
         "NETWORK_INTERFACE": "tap0",
     }
     assert new["services"]["mailserver"] == old["services"]["mailserver"]
@@ -115,7 +115,7 @@ def test_containers_conf_env_array() -> None:
     out, found = redact.toml_text(text)
     assert SECRET not in out
     old, new = tomlkit.parse(text), tomlkit.parse(out)
-    assert new["engine"]["env"] == ["HTTP_PROXY=<redacted>", "A=<redacted>"]
+    assert new["engine"]["env"] == ["HTTP_PROXY=%redacted%", "A=%redacted%"]
     assert new["network"] == old["network"] and new["engine"]["runtime"] == "crun"
     assert found == ["environment value of HTTP_PROXY", "environment value of A"]
 
@@ -124,7 +124,7 @@ def test_env_file() -> None:
     out, found = redact.env_file_text(
         f"# mail\nexport DB_PASS={SECRET}\nPERMIT_DOCKER=none\nEMPTY=\n\n"
     )
-    assert out == "# mail\nexport DB_PASS=<redacted>\nPERMIT_DOCKER=none\nEMPTY=\n\n"
+    assert out == "# mail\nexport DB_PASS=%redacted%\nPERMIT_DOCKER=none\nEMPTY=\n\n"
     assert found == ["environment value of DB_PASS"]
 
 
