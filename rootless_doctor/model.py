@@ -290,6 +290,7 @@ class CheckResult:
     detail: str = ""  # the values seen, and why it matters
     remedy: str = ""  # what to run, or which `rootless-doctor fix ...` writes it
     engine: str | None = None  # the engine this belongs to, for grouping
+    container: str | None = None  # the container a per-container result is about
 
 
 @dataclass(frozen=True, kw_only=True)

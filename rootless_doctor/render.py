@@ -83,7 +83,7 @@ def check_json(c: CheckResult) -> JsonCheck:
         "detail": c.detail,
         "remedy": c.remedy,
         "engine": c.engine,
-        "container": getattr(c, "container", None),
+        "container": c.container,
         "commands": list(commands_of(c)),
     }
 

@@ -86,3 +86,12 @@ def test_no_quadlet_offered_before_podman_4_4() -> None:
         [res] = [r for r in all_checks(HostFacts(podman=p)) if r.id == "CONTAINER-SOURCE-IP"]
         assert (kb.FIX_QUADLET in res.remedy) is offered, (version, res.remedy)
         assert kb.FIX_COMPOSE in res.remedy
+
+
+def test_per_container_results_name_their_engine_and_container() -> None:
+    podman = PodmanFacts(
+        cli="/usr/bin/podman", version="5.4.2", rootless=True, containers=(_container(RUN),)
+    )
+    [res] = [r for r in all_checks(HostFacts(podman=podman)) if r.id == "CONTAINER-SOURCE-IP"]
+    data = render.check_json(res)
+    assert (data["engine"], data["container"]) == ("podman", "web")

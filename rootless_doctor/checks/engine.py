@@ -323,6 +323,7 @@ def container_source_ip(facts: HostFacts) -> list[CheckResult]:
                 detail=f"ports {ports_text(c.ports)}; network {c.network_mode or '?'}: {v.reason}",
                 remedy=v.fix,
                 engine=c.engine,
+                container=c.name,
             )
         )
     if not out and (facts.docker is not None or facts.podman is not None):

@@ -39,6 +39,7 @@ def _check(c: ContainerFacts) -> CheckResult:
             status="skip",
             detail=f"NETWORK_INTERFACE {shown}; interfaces not read: {why}",
             engine=c.engine,
+            container=c.name,
         )
     names = [i.name for i in c.interfaces]
     seen = ", ".join(f"{i.name} {' '.join(i.addresses)}".strip() for i in c.interfaces)
@@ -49,6 +50,7 @@ def _check(c: ContainerFacts) -> CheckResult:
             status="ok",
             detail=f"NETWORK_INTERFACE {shown}; interfaces {seen}",
             engine=c.engine,
+            container=c.name,
         )
     best = best_interface(c.interfaces)
     set_to = f"NETWORK_INTERFACE={best}" if best else "NETWORK_INTERFACE to an existing interface"
@@ -60,6 +62,7 @@ def _check(c: ContainerFacts) -> CheckResult:
         f"(network {c.network_mode or '?'}): docker-mailserver stops at start",
         remedy=f"set {set_to} and recreate the container (`{kb.FIX_COMPOSE}` for compose files)",
         engine=c.engine,
+        container=c.name,
     )
 
 
