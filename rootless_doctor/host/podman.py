@@ -3,6 +3,7 @@ handler read from the processes serving its network namespace."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -84,7 +85,8 @@ def podman_facts(
     conf = parsed(lambda: parse.containers_conf(texts), "containers.conf", notes) or {}
 
     containers = engine_containers("podman", chain, parse.podman_inspect, notes)
-    containers = tuple(_podman_port_handler(paths, c, procs) for c in containers)
+    handlers = PortHandlers(paths, procs) if containers else None
+    containers = tuple(handlers.of(c) for c in containers) if handlers else containers
     return replace(
         facts,
         cli=cli,
@@ -95,47 +97,69 @@ def podman_facts(
     )
 
 
-def _podman_port_handler(
-    paths: HostPaths, c: ContainerFacts, procs: Sequence[Proc]
-) -> ContainerFacts:
-    """The port handler from the processes when ``CreateCommand`` did not tell (the parser
-    then guessed Podman's default, which containers.conf may have changed).
+class PortHandlers:
+    """The owner's port-handler processes, indexed once: each container is then one lookup
+    (a scan of every process per container made ``check`` quadratic in the containers).
 
     slirp4netns with ``--api-socket .../<id>.net`` (or into this container's netns with an API
     socket) = handler slirp4netns; a ``rootlessport-child`` in the container's netns = Podman's
     rootlessport (option name ``port_handler=rootlesskit`` on slirp4netns networks); a ``pasta``
-    process into its netns = pasta.
+    process into its netns = pasta. When several processes fit, the first in process order wins.
     """
-    explicit = any("port_handler=" in a for a in (*c.create_command, c.network_mode or ""))
-    if explicit or c.pid is None or not c.ports:
-        return c
-    ino = netns_ino(paths, f"/proc/{c.pid}/ns/net")
-    mode = c.network_mode or ""
-    handler = None
-    for p in procs:
-        if p.uid is not None and p.uid != paths.uid:
-            continue
-        name = p.exe_name
-        if name == "slirp4netns":
-            api = _flag(p.cmdline, "--api-socket", "-a")
-            if api and c.id and c.id in api:
-                handler = "slirp4netns"
-                break
-            if api and ino is not None and _slirp_target_ino(paths, p.cmdline) == ino:
-                handler = "slirp4netns"
-                break
-        elif name == "rootlessport-child" and ino is not None:
-            if netns_ino(paths, f"/proc/{p.pid}/ns/net") == ino:
-                handler = "rootlesskit" if mode.startswith("slirp4netns") else "rootlessport"
-                break
-        elif (
-            name in ("pasta", "passt")
-            and ino is not None
-            and _slirp_target_ino(paths, p.cmdline) == ino
-        ):
-            handler = "pasta"
-            break
-    return replace(c, port_handler=handler) if handler else c
+
+    def __init__(self, paths: HostPaths, procs: Sequence[Proc]) -> None:
+        self.paths = paths
+        self.by_ino: dict[int, tuple[int, str]] = {}  # netns inode -> (process order, kind)
+        self.apis: list[tuple[int, str]] = []  # (process order, slirp4netns --api-socket)
+        self.by_id: dict[str, int] = {}  # a container id in an API socket path -> order
+        for order, p in enumerate(procs):
+            if p.uid is not None and p.uid != paths.uid:
+                continue
+            name = p.exe_name
+            if name == "slirp4netns":
+                api = _flag(p.cmdline, "--api-socket", "-a")
+                if not api:
+                    continue
+                self.apis.append((order, api))
+                for cid in _CONTAINER_ID.findall(api):
+                    self.by_id.setdefault(cid, order)
+                kind, ino = "slirp4netns", _slirp_target_ino(paths, p.cmdline)
+            elif name == "rootlessport-child":
+                kind, ino = name, netns_ino(paths, f"/proc/{p.pid}/ns/net")
+            elif name in ("pasta", "passt"):
+                kind, ino = "pasta", _slirp_target_ino(paths, p.cmdline)
+            else:
+                continue
+            if ino is not None:
+                self.by_ino.setdefault(ino, (order, kind))
+
+    def of(self, c: ContainerFacts) -> ContainerFacts:
+        """``c`` with the port handler from the processes, when ``CreateCommand`` did not tell
+        (the parser then guessed Podman's default, which containers.conf may have changed)."""
+        explicit = any("port_handler=" in a for a in (*c.create_command, c.network_mode or ""))
+        if explicit or c.pid is None or not c.ports:
+            return c
+        found: list[tuple[int, str]] = []
+        if c.id:
+            order = self.by_id.get(c.id)
+            if order is None and not _CONTAINER_ID.fullmatch(c.id):  # a short id
+                order = next((o for o, api in self.apis if c.id in api), None)
+            if order is not None:
+                found.append((order, "slirp4netns"))
+        ino = netns_ino(self.paths, f"/proc/{c.pid}/ns/net")
+        if ino is not None and ino in self.by_ino:
+            found.append(self.by_ino[ino])
+        if not found:
+            return c
+        handler = min(found)[1]
+        if handler == "rootlessport-child":
+            mode = c.network_mode or ""
+            handler = "rootlesskit" if mode.startswith("slirp4netns") else "rootlessport"
+        return replace(c, port_handler=handler)
+
+
+# Podman's full container id: 64 hex digits (an API socket is named after it).
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def _flag(argv: Sequence[str], *names: str) -> str | None:
