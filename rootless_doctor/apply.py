@@ -396,8 +396,11 @@ def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list
             entry["backup"] = str(w.backup) if w.backup else None
         files.append(entry)
         steps.extend(s for s in p.next_steps if s not in steps)
+    from . import __version__
+
     return {
         "schema_version": FIX_SCHEMA_VERSION,
+        "tool_version": __version__,
         "changed": bool(changed),
         "dry_run": preview,
         "files": files,

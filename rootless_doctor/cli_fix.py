@@ -278,8 +278,11 @@ def compose_command(
         if json_out:
             from .model import FIX_SCHEMA_VERSION, JsonFixAdvice
 
+            from . import __version__
+
             advice: JsonFixAdvice = {
                 "schema_version": FIX_SCHEMA_VERSION,
+                "tool_version": __version__,
                 "changed": False,
                 "advice": cp.advice,
             }

@@ -398,6 +398,7 @@ class JsonFix(TypedDict):
     """``fix docker|compose|podman|quadlet|privileged-ports --json``."""
 
     schema_version: int
+    tool_version: str
     changed: bool
     dry_run: bool  # previewed only (--dry-run, or a file this user may not write)
     files: list[JsonFixFile]
@@ -410,5 +411,6 @@ class JsonFixAdvice(TypedDict):
     service: the daemon fix is the answer; a service on user-defined networks)."""
 
     schema_version: int
+    tool_version: str
     changed: bool  # always False
     advice: str
