@@ -276,9 +276,8 @@ def compose_command(
     )
     if cp.plan is None:
         if json_out:
-            from .model import FIX_SCHEMA_VERSION, JsonFixAdvice
-
             from . import __version__
+            from .model import FIX_SCHEMA_VERSION, JsonFixAdvice
 
             advice: JsonFixAdvice = {
                 "schema_version": FIX_SCHEMA_VERSION,

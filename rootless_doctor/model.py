@@ -261,6 +261,12 @@ class HostFacts:
     dev_net_tun: Literal["ok", "missing", "no-access"] | None = None
     unprivileged_port_start: int | None = None
     systemd_user: bool | None = None  # user manager reachable (systemctl --user)
+    # systemd runs the host (sd_booted(3): /run/systemd/system exists); False on WSL without
+    # systemd, in containers, on OpenRC/runit hosts
+    systemd_booted: bool | None = None
+    # Other users seen running rootless engines (rootlesskit, conmon, Podman's pause process):
+    # read only when running as root, to say whom to run as
+    engine_owners: tuple[str, ...] = ()
     linger: bool | None = None
     xdg_runtime_dir: str | None = None
     firewall: str | None = None  # "nftables", "iptables-nft", "iptables-legacy"

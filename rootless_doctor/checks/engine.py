@@ -82,8 +82,32 @@ def run_as_check(facts: HostFacts) -> CheckResult:
             remedy=f"run `rootless-doctor check` as {u} (without sudo), e.g. `sudo -iu {u} "
             "rootless-doctor check` if that user has no login session",
         )
+    engines_here = facts.docker is not None or facts.podman is not None
+    if facts.uid == 0 and not facts.sudo_user and engines_here and not _rootful_engine(facts):
+        # Plain root (a root login, `su -`, a root cron job or playbook without become_user):
+        # rootless engines live in their owner's session; root's check sees none of them.
+        owners = facts.engine_owners
+        seen = f" (rootless engines seen running for: {', '.join(owners)})" if owners else ""
+        who = owners[0] if len(owners) == 1 else "USER"
+        return CheckResult(
+            id="RUN-AS",
+            title=title,
+            # Engines seen running for a user: this report misses them for sure.
+            status="fail" if owners else "warn",
+            detail="running as root, and no rootful Docker or Podman here: rootless engines "
+            "belong to a user and only that user's session shows them; this report cannot "
+            f"speak for them{seen}",
+            remedy=f"run it as the user who owns the engines: "
+            f"`su - {who} -c 'rootless-doctor check'` (or log in as {who})",
+        )
     return CheckResult(
         id="RUN-AS", title=title, status="ok", detail=f"user {facts.user or facts.uid}"
+    )
+
+
+def _rootful_engine(facts: HostFacts) -> bool:
+    return (facts.docker is not None and facts.docker.rootless is False) or (
+        facts.podman is not None and facts.podman.rootless is False
     )
 
 

@@ -376,6 +376,22 @@ def systemd_user(facts: HostFacts) -> CheckResult:
             "not checked",
             "run `systemctl --user is-system-running`",
         )
+    if not facts.systemd_user and facts.systemd_booted is False:
+        # WSL without systemd, a container, OpenRC/runit: there is no unit to restart; rootless
+        # Docker runs as `dockerd-rootless.sh` started by hand (docs.docker.com rootless tips:
+        # "To run the daemon directly without systemd, run dockerd-rootless.sh").
+        return _res(
+            "SYSTEMD-USER",
+            title,
+            "warn",
+            "this host does not run systemd (WSL, a container, OpenRC): no user manager, so no "
+            "docker.service user unit or Quadlet unit runs; rootless Docker is started by "
+            "dockerd-rootless.sh with the DOCKERD_ROOTLESS_ROOTLESSKIT_* environment",
+            "`rootless-doctor fix docker --restart` restarts it that way with the drop-in's "
+            "settings"
+            if facts.docker is not None
+            else "",
+        )
     if not facts.systemd_user:
         return _res(
             "SYSTEMD-USER",

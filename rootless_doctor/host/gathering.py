@@ -18,9 +18,11 @@ from .rootlesskit import standalone_rootlesskits
 from .runner import PREFETCHED, Cmds, Runner, run
 from .system import (
     compose_facts,
+    engine_owners,
     firewall_kind,
     prerequisites,
     processes,
+    systemd_booted,
     systemd_user_state,
     tool_facts,
 )
@@ -172,6 +174,8 @@ def gather(
         systemd_user = (
             systemd_user_state(result("systemctl"), paths, runtime_dir, notes) if full else None
         )
+        booted = systemd_booted(paths) if full else None
+        owners = engine_owners(procs) if full and paths.uid == 0 else ()
         nft = cli_paths["nft"][0] if cli_paths["nft"] else None
         firewall = firewall_kind(result("iptables"), nft) if full else None
 
@@ -211,6 +215,8 @@ def gather(
         rootlesskits=rootlesskits,
         tools=tools,
         systemd_user=systemd_user,
+        systemd_booted=booted,
+        engine_owners=owners,
         firewall=firewall,
         compose=compose,
         sources=tuple(dict.fromkeys(sources)),

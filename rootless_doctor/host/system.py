@@ -8,7 +8,7 @@ import os
 import pwd
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -261,3 +261,31 @@ def netns_ino(paths: HostPaths, path: str | Path) -> int | None:
         return paths.at(path).stat().st_ino
     except (OSError, ValueError):
         return None
+
+
+# The processes that only exist where a user runs rootless engines: RootlessKit (Docker's and
+# standalone), conmon (a running Podman container), Podman's pause process (catatonit -P).
+_ENGINE_PROGS = ("rootlesskit", "conmon", "dockerd-rootless.sh")
+
+
+def engine_owners(procs: Sequence[Proc]) -> tuple[str, ...]:
+    """Names of the non-root users running rootless engines, in uid order."""
+    uids = set()
+    for p in procs:
+        if not p.uid or not p.cmdline:
+            continue
+        prog = Path(p.cmdline[0]).name
+        if prog in _ENGINE_PROGS or (prog == "catatonit" and "-P" in p.cmdline[1:2]):
+            uids.add(p.uid)
+    names = []
+    for uid in sorted(uids):
+        try:
+            names.append(pwd.getpwuid(uid).pw_name)
+        except KeyError:
+            names.append(str(uid))
+    return tuple(names)
+
+
+def systemd_booted(paths: HostPaths) -> bool:
+    """sd_booted(3): systemd is the init system when /run/systemd/system is a directory."""
+    return is_dir(paths.at("/run/systemd/system"))
