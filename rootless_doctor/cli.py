@@ -161,7 +161,10 @@ def check(
         from . import host, offline
 
         files = list(from_files) + ([compose] if compose else [])
-        facts = offline.from_texts([(str(f), host.read_pasted(f)) for f in files])
+        texts = [(str(f), host.read_pasted(f)) for f in files]
+        # a pasted compose file's .env and env_file: next to it (not this shell's environment)
+        envs = {n: host.compose_env(Path(n), t, None) for n, t in offline.compose_texts(texts)}
+        facts = offline.from_texts(texts, envs)
     else:
         from . import host
 

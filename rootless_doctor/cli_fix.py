@@ -17,6 +17,7 @@ import typer
 from .model import ComposeFacts, DoctorError, FilePlan
 
 if TYPE_CHECKING:
+    from .envfile import ComposeEnv
     from .model import HostFacts, HostPaths, Owner
 
 fix_app = typer.Typer(
@@ -257,7 +258,9 @@ def compose_command(
     json_out: JsonOut = False,
 ) -> None:
     """Compose service: network_mode (pasta / slirp4netns port_handler) + NETWORK_INTERFACE."""
-    from . import apply
+    import os
+
+    from . import apply, host
     from .fixes import compose
 
     path = (file or _default_compose(Path.cwd())).absolute()
@@ -265,14 +268,16 @@ def compose_command(
     if text is None:
         raise DoctorError(f"{path}: no such file")
     o, _, facts = _host()
+    env = host.compose_env(path, text, os.environ)  # its .env and env_file: (fix writes there too)
     cp = compose.plan(
         path,
         text,
         service=service,
-        engine=_engine(engine, replace(facts, compose=_compose_facts(text, path))),
+        engine=_engine(engine, replace(facts, compose=_compose_facts(text, path, env))),
         podman=facts.podman,
         pasta_installed=_pasta(facts),
         host_interface=interface,
+        env=env,
     )
     if cp.plan is None:
         if json_out:
@@ -290,14 +295,14 @@ def compose_command(
             typer.echo(cp.advice)
         raise typer.Exit(0)
     notes = [cp.advice] if cp.advice else []
-    _emit([cp.plan], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes)
+    _emit(cp.plans, o, dry_run=dry_run, restart=restart, json_out=json_out, notes=notes)
 
 
-def _compose_facts(text: str, path: Path) -> ComposeFacts | None:
+def _compose_facts(text: str, path: Path, env: ComposeEnv) -> ComposeFacts | None:
     from . import parse
 
     try:
-        return parse.compose(text, str(path))
+        return parse.compose(text, str(path), env)
     except parse.ParseError:
         return None  # compose.plan() names the file and what is wrong with it
 

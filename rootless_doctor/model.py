@@ -220,6 +220,16 @@ class Tool:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnvFileRef:
+    """One ``env_file:`` entry of a compose service: as written, resolved against the compose
+    file's directory, and whether Compose requires it (``required: false`` lets it be missing)."""
+
+    written: str
+    path: str
+    required: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class ComposeService:
     """One service of a compose file, with what decides its source IPs."""
 
@@ -229,7 +239,12 @@ class ComposeService:
     networks: tuple[str, ...] = ()
     ports: tuple[PublishedPort, ...] = ()
     cap_add: tuple[str, ...] = ()
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)  # env files + `environment:`
+    # where each variable came from: "environment", an env file as written, or the shell
+    env_origin: dict[str, str] = field(default_factory=dict)
+    env_files: tuple[EnvFileRef, ...] = ()  # `env_file:` entries, in order
+    env_missing: tuple[str, ...] = ()  # required env files not read: "mailserver.env: not found"
+    env_skipped: tuple[str, ...] = ()  # optional ones (required: false) that are not there
 
 
 @dataclass(frozen=True, kw_only=True)

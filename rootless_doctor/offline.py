@@ -10,10 +10,10 @@ Only stdlib at import time (``check --from`` must finish in under 50 ms).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import knowledge, parse
 from .model import (
@@ -28,6 +28,9 @@ from .model import (
 )
 from .parse import ParseError
 
+if TYPE_CHECKING:
+    from .envfile import ComposeEnv
+
 KINDS = (
     "podman-info",
     "docker-version",
@@ -40,6 +43,7 @@ KINDS = (
     "unit",
     "daemon-json",
     "compose",
+    "env-file",
     "rootlesskit-info",
 )
 
@@ -127,6 +131,20 @@ def _ini_kind(text: str) -> str | None:
     return None
 
 
+_ENV_LINE = re.compile(r"(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*[ \t]*=")
+
+
+def _env_file(t: str) -> bool:
+    """An env file (docker-mailserver's mailserver.env, a project's .env): comments and
+    ``KEY=value`` lines only, some key with an underscore or a digit (systemd's keys have none)."""
+    lines = [x.strip() for x in t.splitlines() if x.strip() and not x.strip().startswith("#")]
+    return (
+        bool(lines)
+        and all(_ENV_LINE.match(x) for x in lines)
+        and any(re.match(r"(?:export\s+)?\w*[_0-9]", x) for x in lines)
+    )
+
+
 def recognise(text: str) -> str:
     """The kind of output or file ``text`` is (one of ``KINDS``), by content alone.
     Raises ParseError with a hint when nothing fits."""
@@ -181,6 +199,8 @@ def recognise(text: str) -> str:
             pass
         else:
             return "processes"
+    if _env_file(t):
+        return "env-file"
     raise ParseError(
         "not a recognised output; expected podman info, docker version/info, ps, journal, "
         "podman/docker inspect, containers.conf, a systemd unit, daemon.json, a compose file "
@@ -301,6 +321,8 @@ class _Acc:
         self.kits: list[RootlessKitFacts] = []
         self.api_kits: list[tuple[str, RootlessKitFacts]] = []
         self.compose: ComposeFacts | None = None
+        self.compose_text: tuple[str, str] | None = None  # parsed last, with its env files
+        self.env_files: dict[str, str] = {}  # env files given with --from, by name
         self.confs: list[tuple[str, str]] = []
         self.units: list[tuple[str, str]] = []
         self.procs: list[Proc] = []
@@ -354,7 +376,10 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
             DockerFacts(userland_proxy=up if isinstance(up, bool) else None, daemon_json=name)
         )
     elif kind == "compose":
-        acc.compose = parse.compose(text, name)
+        parse.compose(text, name)  # fail on this file, naming it
+        acc.compose_text = (name, text)
+    elif kind == "env-file":
+        acc.env_files[name] = text
     elif kind == "rootlesskit-info":
         acc.api_kits.append((name, parse.rootlesskit_api_info(text)))
 
@@ -470,10 +495,51 @@ def strip_paste_noise(text: str) -> str:
     return out if out.strip() else text
 
 
-def from_texts(texts: Sequence[tuple[str, str]]) -> HostFacts:
+def compose_texts(texts: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``(name, text)`` pairs that are compose files: the host reads their ``.env`` and
+    env files (host.compose_env) before :func:`from_texts`."""
+    out = []
+    for name, raw in texts:
+        text = strip_paste_noise(raw)
+        try:
+            if recognise(text) == "compose":
+                out.append((name, text))
+        except ParseError:
+            continue
+    return out
+
+
+def _compose(acc: _Acc, envs: Mapping[str, ComposeEnv]) -> None:
+    """The compose file given, with the env files the host read next to it; an env file given
+    with --from stands in for one of the same name that could not be read there."""
+    from .envfile import ComposeEnv, EnvFileText
+
+    if acc.compose_text is None:
+        for name in acc.env_files:
+            acc.notes.append(f"{name}: an env file, but no compose file was given to use it")
+        return
+    name, text = acc.compose_text
+    env = envs.get(name) or ComposeEnv()
+    acc.notes.extend(env.notes)
+    wanted = {r.path for s in parse.compose(text, name, env).services for r in s.env_files}
+    given = {Path(n).name: t for n, t in acc.env_files.items()}
+    files = dict(env.env_files)
+    for p in sorted(wanted):
+        got = files.get(p)
+        if (got is None or got.text is None) and Path(p).name in given:
+            files[p] = EnvFileText(text=given.pop(Path(p).name))
+    for n in given:
+        acc.notes.append(f"{n}: an env file no service of {name} names (env_file:); not used")
+    acc.compose = parse.compose(text, name, replace(env, env_files=files))
+
+
+def from_texts(
+    texts: Sequence[tuple[str, str]], compose_env: Mapping[str, ComposeEnv] | None = None
+) -> HostFacts:
     """Recognise, parse and combine ``(name, text)`` pairs (the files given to ``check --from``,
-    read by host.read_pasted) into one ``HostFacts(offline=True)``. An unrecognised or malformed
-    text raises a one-line DoctorError naming it (exit code 2)."""
+    read by host.read_pasted) into one ``HostFacts(offline=True)``; ``compose_env`` holds what
+    the host read next to each compose file (its ``.env`` and env files). An unrecognised or
+    malformed text raises a one-line DoctorError naming it (exit code 2)."""
     acc = _Acc()
     for name, raw in texts:
         text = strip_paste_noise(raw)
@@ -488,6 +554,12 @@ def from_texts(texts: Sequence[tuple[str, str]]) -> HostFacts:
     _from_units(acc)
     _from_procs(acc)
     _from_api(acc)
+    try:
+        _compose(acc, compose_env or {})
+    except ParseError as e:
+        raise DoctorError(
+            f"{acc.compose_text[0] if acc.compose_text else ''}: compose: {e}", exit_code=2
+        ) from None
 
     podman = acc.podman
     if acc.confs:

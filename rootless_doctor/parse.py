@@ -16,10 +16,11 @@ inside the functions that need them.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import knowledge
 from .model import (
@@ -33,6 +34,9 @@ from .model import (
     PublishedPort,
     RootlessKitFacts,
 )
+
+if TYPE_CHECKING:
+    from .envfile import ComposeEnv
 
 
 class ParseError(DoctorError):
@@ -1083,11 +1087,23 @@ def compose_environment(v: Any) -> dict[str, str]:
     return out
 
 
-def compose(text: str, path: str) -> ComposeFacts:
-    """A compose file → services with network_mode, networks, ports, cap_add, environment."""
+def compose(text: str, path: str, env: ComposeEnv | None = None) -> ComposeFacts:
+    """A compose file → services with network_mode, networks, ports, cap_add and environment.
+
+    Interpolated as Compose does (``${VAR:-default}``; the variables of ``env``: ``.env`` and, live,
+    the shell); each service's environment is its env files under ``environment:``
+    (envfile.py). ``env`` holds what the host read; without it, env files count as not read."""
+    from . import envfile
+
     data = _data(text, "compose")
     if not isinstance(data, Mapping):
         raise ParseError("not a YAML mapping")
+    env = env or envfile.ComposeEnv()
+    try:
+        data = envfile.interpolate_tree(data, env.variables)
+    except envfile.InterpolationError as e:
+        raise ParseError(str(e)) from None
+    base_dir = posixpath.dirname(path) or "."
     services = _get(data, "services")
     if services is None:
         # compose file format v1: services at the top level
@@ -1106,6 +1122,8 @@ def compose(text: str, path: str) -> ComposeFacts:
         nets = svc.get("networks")
         networks = tuple(str(n) for n in nets) if isinstance(nets, (Mapping, list)) else ()
         caps = svc.get("cap_add")
+        refs = envfile.env_file_refs(svc.get("env_file"), base_dir)
+        senv = envfile.service_env(svc.get("environment"), refs, env.env_files)
         out.append(
             ComposeService(
                 name=str(name),
@@ -1114,7 +1132,11 @@ def compose(text: str, path: str) -> ComposeFacts:
                 networks=networks,
                 ports=_compose_ports(svc.get("ports")),
                 cap_add=tuple(str(c) for c in caps) if isinstance(caps, list) else (),
-                environment=compose_environment(svc.get("environment")),
+                environment=senv.values,
+                env_origin=senv.origin,
+                env_files=refs,
+                env_missing=senv.missing,
+                env_skipped=senv.skipped,
             )
         )
     return ComposeFacts(path=path, services=tuple(out))

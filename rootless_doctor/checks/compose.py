@@ -148,6 +148,35 @@ def fail2ban_enabled(env: dict[str, str]) -> bool:
     return env.get("ENABLE_FAIL2BAN", "").strip().lower() in TRUTHY
 
 
+def setting(s: ComposeService, key: str, default: str) -> str:
+    """``KEY=value (mailserver.env)`` with where it came from, or ``KEY unset (default d)``."""
+    if key not in s.environment:
+        return f"{key} unset (default {default})"
+    origin = s.env_origin.get(key, "environment")
+    where = "" if origin == "environment" else f" (from {origin})"
+    return f"{key}={s.environment[key]}{where}"
+
+
+def undecided(s: ComposeService, key: str) -> str:
+    """Why ``key``'s value cannot be told from what was read ("" when it can): ``environment:``
+    does not set it and a required env file could not be read, or it comes from the shell."""
+    origin = s.env_origin.get(key, "")
+    if origin.startswith("the shell"):
+        return f"{key} comes from the shell environment of `compose up`, not from the files read"
+    if origin == "environment" or not s.env_missing:
+        return ""
+    return (
+        f"env_file {'; '.join(s.env_missing)}: {key} may be set there (and Compose refuses to "
+        "start without a required env file)"
+    )
+
+
+ENV_FILE_REMEDY = (
+    "keep the env file next to the compose file (env_file: is relative to it), or pass it with "
+    "--from too"
+)
+
+
 def _result(cid: str, title: str, status: Status, detail: str, remedy: str = "") -> CheckResult:
     return CheckResult(
         id=cid, title=title, status=status, detail=detail, remedy=remedy, engine="compose"
@@ -249,6 +278,21 @@ def net_admin_check(facts: HostFacts) -> CheckResult:
     assert facts.compose is not None
     title = "Compose: Fail2Ban services have NET_ADMIN"
     f2b = [s for s in facts.compose.services if fail2ban_enabled(s.environment)]
+    unsure = [
+        (s, why)
+        for s in facts.compose.services
+        if s not in f2b
+        and (why := undecided(s, "ENABLE_FAIL2BAN"))
+        and not {c.upper().removeprefix("CAP_") for c in s.cap_add} & {"NET_ADMIN", "ALL"}
+    ]
+    if not f2b and unsure:
+        return _result(
+            "COMPOSE-NET-ADMIN",
+            title,
+            "unknown",
+            "; ".join(f"{s.name}: {why}" for s, why in unsure),
+            ENV_FILE_REMEDY,
+        )
     if not f2b:
         return _result("COMPOSE-NET-ADMIN", title, "skip", "no service sets ENABLE_FAIL2BAN=1")
     missing = [
@@ -261,8 +305,12 @@ def net_admin_check(facts: HostFacts) -> CheckResult:
             "COMPOSE-NET-ADMIN",
             title,
             "fail",
-            f"ENABLE_FAIL2BAN=1 without cap_add NET_ADMIN in {', '.join(missing)}: Fail2Ban "
-            "cannot install its ban rules",
+            "; ".join(
+                f"{s.name}: {setting(s, 'ENABLE_FAIL2BAN', '0')} without cap_add NET_ADMIN"
+                for s in f2b
+                if s.name in missing
+            )
+            + ": Fail2Ban cannot install its ban rules",
             f"add `cap_add: [NET_ADMIN]` to {', '.join(missing)} (`{kb.FIX_COMPOSE}`)",
         )
     return _result(
@@ -288,8 +336,11 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
         if "NETWORK_INTERFACE" not in s.environment and not is_mailserver(s):
             continue
         title = f"Compose {s.name}: NETWORK_INTERFACE fits the network mode"
+        if why := undecided(s, "NETWORK_INTERFACE"):
+            out.append(_result("COMPOSE-NETWORK-INTERFACE", title, "unknown", why, ENV_FILE_REMEDY))
+            continue
         value = s.environment.get("NETWORK_INTERFACE") or ""
-        shown = value or f"unset (default {DMS_DEFAULT_INTERFACE})"
+        shown = setting(s, "NETWORK_INTERFACE", DMS_DEFAULT_INTERFACE)
         effective = value or DMS_DEFAULT_INTERFACE
         want = expected_interface(engine, s)
         mode = s.network_mode or "bridge (default)"
@@ -300,7 +351,7 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
                         "COMPOSE-NETWORK-INTERFACE",
                         title,
                         "fail",
-                        f"network {mode}, NETWORK_INTERFACE={shown}: {kb.SLIRP_INTERFACE} exists "
+                        f"network {mode}, {shown}: {kb.SLIRP_INTERFACE} exists "
                         "only with "
                         "slirp4netns; the container stops at start",
                         "set NETWORK_INTERFACE to the host's interface name "
@@ -313,7 +364,7 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
                         "COMPOSE-NETWORK-INTERFACE",
                         title,
                         "warn",
-                        f"network {mode}, NETWORK_INTERFACE {shown}: with {mode} the interface "
+                        f"network {mode}, {shown}: with {mode} the interface "
                         "has the host's name, which is eth0 only on some hosts",
                         "set NETWORK_INTERFACE to the host's interface name "
                         f"(`ip route show default`) (`{kb.FIX_COMPOSE}`)",
@@ -325,7 +376,7 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
                         "COMPOSE-NETWORK-INTERFACE",
                         title,
                         "ok",
-                        f"network {mode}, NETWORK_INTERFACE={value}: must be the host's interface "
+                        f"network {mode}, {shown}: must be the host's interface "
                         "name (confirmed for a running container by CONTAINER-NETWORK-INTERFACE)",
                     )
                 )
@@ -336,7 +387,7 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
                     "COMPOSE-NETWORK-INTERFACE",
                     title,
                     "ok",
-                    f"network {mode}, NETWORK_INTERFACE {shown}",
+                    f"network {mode}, {shown}",
                 )
             )
         else:
@@ -345,7 +396,7 @@ def network_interface_check(facts: HostFacts, engine: ComposeEngine) -> list[Che
                     "COMPOSE-NETWORK-INTERFACE",
                     title,
                     "fail",
-                    f"network {mode}, NETWORK_INTERFACE {shown}: the interface there is {want}; "
+                    f"network {mode}, {shown}: the interface there is {want}; "
                     "the container stops at start (misconfigured NETWORK_INTERFACE)",
                     f"set NETWORK_INTERFACE={want} (`{kb.FIX_COMPOSE}`)",
                 )
@@ -361,26 +412,30 @@ def permit_docker_check(facts: HostFacts, engine: ComposeEngine) -> list[CheckRe
             continue
         title = f"Compose {s.name}: PERMIT_DOCKER with the source IPs seen"
         value = s.environment.get("PERMIT_DOCKER", "") or "none"
-        shown = s.environment.get("PERMIT_DOCKER") or "unset (default none)"
+        shown = setting(s, "PERMIT_DOCKER", "none")
         v = service_verdict(engine, s, facts)
-        if value == "none":
-            status: Status = "ok"
-            detail = f"PERMIT_DOCKER {shown}: no client is trusted as local"
+        if why := undecided(s, "PERMIT_DOCKER"):
+            status: Status = "unknown"
+            detail = f"{why}; source IPs: {v.reason}"
+            remedy = f"{ENV_FILE_REMEDY}; meanwhile PERMIT_DOCKER=none is safe"
+        elif value == "none":
+            status = "ok"
+            detail = f"{shown}: no client is trusted as local"
             remedy = ""
         elif v.preserved is False:
             status = "fail"
             detail = (
-                f"PERMIT_DOCKER={value} while source IPs are lost ({v.reason}): every client "
+                f"{shown} while source IPs are lost ({v.reason}): every client "
                 "looks local and is trusted: open relay risk (docker-mailserver #2377)"
             )
             remedy = f"set PERMIT_DOCKER=none, and keep source IPs: `{kb.FIX_COMPOSE}`"
         elif v.preserved is None:
             status = "unknown"
-            detail = f"PERMIT_DOCKER={value}; whether source IPs survive is unknown: {v.reason}"
+            detail = f"{shown}; whether source IPs survive is unknown: {v.reason}"
             remedy = "set PERMIT_DOCKER=none to be safe"
         else:
             status = "ok"
-            detail = f"PERMIT_DOCKER={value}; source IPs are kept ({v.reason})"
+            detail = f"{shown}; source IPs are kept ({v.reason})"
             remedy = ""
         out.append(_result("COMPOSE-PERMIT-DOCKER", title, status, detail, remedy))
     return out

@@ -23,10 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import knowledge, parse
-from ..model import DoctorError, FilePlan, PodmanFacts
+from ..model import ComposeService, DoctorError, FilePlan, PodmanFacts
+
+if TYPE_CHECKING:
+    from ..envfile import ComposeEnv
 
 SLIRP_MODE = knowledge.SLIRP_KEEP_IP_MODE
 PASTA_MODE = "pasta"
@@ -39,6 +42,12 @@ class ComposePlan:
     advice: str = ""
     service: str = ""
     mode: str = ""
+    # the env file that keeps NETWORK_INTERFACE, when that is where the user set it
+    env_plan: FilePlan | None = None
+
+    @property
+    def plans(self) -> list[FilePlan]:
+        return [p for p in (self.plan, self.env_plan) if p is not None]
 
 
 def podman_mode(p: PodmanFacts | None, pasta_installed: bool) -> str:
@@ -46,10 +55,14 @@ def podman_mode(p: PodmanFacts | None, pasta_installed: bool) -> str:
     return knowledge.podman_keep_ip_mode(p.version if p else None, pasta_installed)
 
 
-def is_mailserver(svc: Any) -> bool:
-    # knowledge.is_mailserver decides, for the check (COMPOSE-NETWORK-INTERFACE) and this fix.
-    env = parse.compose_environment(svc.get("environment"))
-    return knowledge.is_mailserver(str(svc.get("image") or ""), env)
+def _service_facts(text: str, name: str, svc_name: str, env: ComposeEnv | None) -> ComposeService:
+    """The service as ``check`` reads it: its environment with the env files (``env``: what the
+    host read next to the compose file), interpolated."""
+    try:
+        found = parse.compose(text, name, env)
+    except parse.ParseError as e:
+        raise DoctorError(f"{name}: {e}; fix it first") from None
+    return next(s for s in found.services if s.name == svc_name)
 
 
 def _load(text: str, name: str) -> Any:
@@ -98,7 +111,10 @@ def plan(
     podman: PodmanFacts | None = None,
     pasta_installed: bool = False,
     host_interface: str | None = None,
+    env: ComposeEnv | None = None,
 ) -> ComposePlan:
+    """``env`` is what the host read next to the compose file (``.env``, env files): the
+    ``NETWORK_INTERFACE`` a service keeps in an env file is set there, never in both places."""
     name = str(path)
     data = _load(text, name)
     services = _services(data, name)
@@ -147,8 +163,13 @@ def plan(
     keeps = knowledge.podman_mode_keeps_ip(cur, podman.version if podman else None)
     mode = cur if keeps and cur is not None else want
     iface = knowledge.mode_interface(mode) or host_interface
-    env = svc.get("environment")
-    wants_iface = is_mailserver(svc) or _env_value(env, "NETWORK_INTERFACE") is not None
+    facts = _service_facts(text, name, svc_name, env)
+    key = "NETWORK_INTERFACE"
+    wants_iface = knowledge.is_mailserver(facts.image, facts.environment) or key in facts.env_origin
+    env_node = svc.get("environment")
+    # where the user keeps NETWORK_INTERFACE: `environment:` (it wins), else the env file that
+    # sets it (the last one), else `environment:` gets it
+    keeper = _env_file_keeper(facts, env, key) if key not in _raw_env(env_node) else None
 
     lines = text.splitlines(keepends=True)
     nl = "\r\n" if "\r\n" in text else "\n"
@@ -170,14 +191,19 @@ def plan(
             "set NETWORK_INTERFACE to the host's main interface name (pasta copies it into the "
             "container; see `ip route show default`), or pass --interface"
         )
-    elif wants_iface and iface is not None and _env_value(env, "NETWORK_INTERFACE") != iface:
-        edits.extend(_env_edits(svc, env, iface, lines, col, step, nl, name, cur != mode))
+    env_plan = None
+    if wants_iface and iface is not None and facts.environment.get(key) != iface:
+        if keeper is not None:
+            env_plan = _env_file_plan(keeper, key, iface, svc_name, mode)
+        else:
+            edits.extend(_env_edits(svc, env_node, iface, lines, col, step, nl, name, cur != mode))
     if not edits:
         return ComposePlan(
             plan=FilePlan(path=path, before=text, after=text, what=f"{svc_name}: {mode} already"),
             service=svc_name,
             mode=mode,
             advice="; ".join(notes),
+            env_plan=env_plan,
         )
     out = list(lines)
     # Bottom-up so earlier line numbers stay valid; at the same line the edit planned first ends
@@ -187,9 +213,10 @@ def plan(
     ):
         out[first : first + count] = new
     after = "".join(out)
-    _verify(after, name, svc_name, mode, iface if wants_iface else None)
+    in_compose = wants_iface and keeper is None
+    _verify(after, name, svc_name, mode, iface if in_compose else None)
     what = f"service {svc_name}: network_mode {mode} keeps client source IPs"
-    if wants_iface and iface:
+    if in_compose and iface:
         what += f"; NETWORK_INTERFACE={iface} (the interface {mode.split(':')[0]} gives it)"
     if len(services) > 1:
         notes.append(
@@ -212,6 +239,49 @@ def plan(
         service=svc_name,
         mode=mode,
         advice="; ".join(notes),
+        env_plan=env_plan,
+    )
+
+
+def _raw_env(node: Any) -> dict[str, str | None]:
+    from ..envfile import environment_entries
+
+    return environment_entries(node)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _EnvKeeper:
+    path: Path
+    text: str
+
+
+def _env_file_keeper(facts: ComposeService, env: ComposeEnv | None, key: str) -> _EnvKeeper | None:
+    """The env file whose ``key`` wins for this service (read by the host), or None."""
+    from ..envfile import defines
+
+    written = facts.env_origin.get(key)
+    if env is None or written is None or written == "environment":
+        return None
+    for ref in reversed(facts.env_files):
+        got = env.env_files.get(ref.path)
+        text = got.text if got is not None else None
+        if ref.written == written and text is not None and defines(text, key):
+            return _EnvKeeper(path=Path(ref.path), text=text)
+    return None
+
+
+def _env_file_plan(keeper: _EnvKeeper, key: str, iface: str, svc_name: str, mode: str) -> FilePlan:
+    from ..envfile import parse_env_text, set_value
+
+    after = set_value(keeper.text, key, iface)
+    if parse_env_text(after).get(key) != iface:  # pragma: no cover - an edit bug never lands
+        raise DoctorError(f"{keeper.path}: could not set {key} safely; set {key}={iface} by hand")
+    return FilePlan(
+        path=keeper.path.absolute(),
+        before=keeper.text,
+        after=after,
+        what=f"service {svc_name}: {key}={iface} in the env file that sets it (the interface "
+        f"{mode.split(':')[0]} gives it)",
     )
 
 

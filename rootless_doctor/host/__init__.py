@@ -15,6 +15,7 @@ One module per subject (a question → its file):
   the owner a fix writes for (SUDO_USER under sudo), is this process root
 - ``gathering``: :func:`gather`, the top level, and the engine queries :func:`prefetch` starts early
 - ``system``: prerequisites, tool versions, user manager, firewall, compose file, processes
+- ``composefiles``: a compose file's ``.env`` and ``env_file:`` files (bounded reads)
 - ``podman`` / ``docker`` / ``rootlesskit``: each engine's files, CLI output and processes
 - ``containers``: the ps → inspect chain, interfaces inside a container's netns
 - ``layout``: what the probe asks about this host (addresses, top-level dirs, python, busybox)
@@ -30,6 +31,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .composefiles import compose_env
     from .containers import container_interfaces
     from .files import read_archive, read_pasted
     from .gathering import ENGINES, cli_env, gather, prefetch
@@ -48,6 +50,7 @@ _WHERE = {
     "Runner": "runner",
     "api_request": "rootlesskit",
     "cli_env": "gathering",
+    "compose_env": "composefiles",
     "container_interfaces": "containers",
     "containers_conf_files": "podman",
     "default_paths": "identity",
@@ -69,6 +72,7 @@ _WHERE = {
     "which": "identity",
 }
 _SUBMODULES = (
+    "composefiles",
     "containers",
     "docker",
     "files",
@@ -88,6 +92,7 @@ __all__ = [
     "Runner",
     "api_request",
     "cli_env",
+    "compose_env",
     "container_interfaces",
     "containers_conf_files",
     "default_paths",

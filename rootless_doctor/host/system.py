@@ -14,6 +14,7 @@ from typing import Literal
 
 from .. import parse
 from ..model import CmdOutput, ComposeFacts, DoctorError, HostFacts, HostPaths, Proc, Tool
+from .composefiles import compose_env
 from .files import exists, is_dir, is_file, parsed, read, read_int
 from .identity import runtime_path
 
@@ -192,7 +193,10 @@ def compose_facts(
     try:
         if text is None:
             raise DoctorError("not readable; check its permissions")
-        facts = parse.compose(text, str(compose_file))
+        # .env and env_file: next to it, with this shell's environment (Compose's precedence)
+        env = compose_env(compose_file, text, os.environ)
+        notes.extend(env.notes)
+        facts = parse.compose(text, str(compose_file), env)
     except DoctorError as e:
         if given:
             raise DoctorError(f"{compose_file}: {e}") from None
