@@ -170,8 +170,15 @@ def check(
 
         if compose is not None and not compose.is_file():
             raise DoctorError(f"{compose}: no such compose file; name an existing one")
+        from .checks.interfaces import needs_interfaces
+
         with render.Progress("reading the engines", enabled=not json_out):
-            facts = host.gather(host.default_paths(), compose_file=compose, timeout=timeout)
+            facts = host.gather(
+                host.default_paths(),
+                compose_file=compose,
+                timeout=timeout,
+                interfaces=needs_interfaces,  # only the containers a check looks at
+            )
     if engine is not None:
         facts = only_engine(facts, engine.value)
     report = diagnose(facts).select(

@@ -66,10 +66,13 @@ def _check(c: ContainerFacts) -> CheckResult:
     )
 
 
+def needs_interfaces(c: ContainerFacts) -> bool:
+    """Whether this check looks at ``c``: a docker-mailserver container with a network. The
+    live check reads the interfaces of these containers only (``host.gather(interfaces=...)``)."""
+    return (
+        any(k in c.env for k in _DMS_MARKERS) and kb.split_network_mode(c.network_mode)[0] != "none"
+    )
+
+
 def checks(facts: HostFacts) -> list[CheckResult]:
-    return [
-        _check(c)
-        for c in all_containers(facts)
-        if any(k in c.env for k in _DMS_MARKERS)
-        and kb.split_network_mode(c.network_mode)[0] != "none"
-    ]
+    return [_check(c) for c in all_containers(facts) if needs_interfaces(c)]

@@ -1,20 +1,20 @@
 """Running containers: the ``ps`` → ``inspect`` chain of an engine's CLI, and the interfaces
-inside each container's network namespace (pyroute2 as root, nsenter as the owner).
-
-pyroute2 is imported only inside :func:`container_interfaces` (it is slow to import)."""
+inside the containers' network namespaces, all read in one pass by one helper process
+(:mod:`.netns_dump`, run as a script) rather than an ``nsenter``/``ip`` exec per container."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..model import CmdOutput, ContainerFacts, DockerFacts, Interface, PodmanFacts
 from .files import parsed
-from .runner import Cmds, run
+from .runner import Cmds, Runner, run
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
@@ -63,106 +63,120 @@ def engine_containers(
 
 
 def fill_interfaces(
-    cmds: Cmds, podman: PodmanFacts | None, docker: DockerFacts | None, owner: int
+    cmds: Cmds,
+    podman: PodmanFacts | None,
+    docker: DockerFacts | None,
+    owner: int,
+    wanted: Callable[[ContainerFacts], bool] | None = None,
 ) -> tuple[PodmanFacts | None, DockerFacts | None]:
-    """Read every running container's interfaces, side by side."""
+    """Read the interfaces of the running containers ``wanted`` picks (all when None), in one
+    pass; the others stay unread (``interfaces`` None, no error: no check asked)."""
+    engines = [e for e in (podman, docker) if e is not None]
+    pick = [c for e in engines for c in e.containers if wanted is None or wanted(c)]
+    pids = [c.pid for c in pick if c.pid is not None and c.pid > 0]
+    answers = read_interfaces(pids, owner_uid=owner, timeout=cmds.timeout)
+    picked = {id(c) for c in pick}
 
-    def read(c: ContainerFacts) -> ContainerFacts:
+    def fill(c: ContainerFacts) -> ContainerFacts:
+        if id(c) not in picked:
+            return c
         if c.pid is None or c.pid <= 0:
             return replace(c, interfaces_error="not running")
-        ifaces, why = container_interfaces(c.pid, owner_uid=owner, timeout=cmds.timeout)
+        ifaces, why = answers.get(c.pid, (None, f"pid {c.pid}: not read"))
         return replace(c, interfaces=ifaces, interfaces_error=why)
 
-    def all_of(cs: tuple[ContainerFacts, ...]) -> tuple[ContainerFacts, ...]:
-        return tuple(cmds.pool.map(read, cs))
-
     if podman is not None and podman.containers:
-        podman = replace(podman, containers=all_of(podman.containers))
+        podman = replace(podman, containers=tuple(fill(c) for c in podman.containers))
     if docker is not None and docker.containers:
-        docker = replace(docker, containers=all_of(docker.containers))
+        docker = replace(docker, containers=tuple(fill(c) for c in docker.containers))
     return podman, docker
 
 
-def container_interfaces(
-    pid: int, *, owner_uid: int | None = None, timeout: float = 3.0
-) -> tuple[tuple[Interface, ...] | None, str]:
-    """The interfaces and CIDR addresses in the network namespace of process ``pid``.
+Answer = tuple[tuple[Interface, ...] | None, str]  # (interfaces, "") or (None, the reason)
+HELPER = Path(__file__).with_name("netns_dump.py")
+MAX_HELPER_OUTPUT = 8 << 20  # characters read from the helper; real hosts need a few kB/container
 
-    As root: pyroute2 ``NetNS("/proc/PID/ns/net")``. As the unprivileged owner the kernel refuses
-    ``setns`` into a netns owned by the container's user namespace, so a child first enters that
-    user namespace: ``nsenter -U -n --preserve-credentials -t PID ip -j addr`` (``ip`` from the
-    host's /usr; a pyroute2 script with this Python when ``ip`` is missing). Returns
-    ``(None, reason)`` when neither works.
+
+def read_interfaces(
+    pids: Iterable[int],
+    *,
+    owner_uid: int | None = None,
+    timeout: float = 5.0,
+    runner: Runner = run,
+) -> dict[int, Answer]:
+    """``{pid: (interfaces, "")}`` or ``{pid: (None, reason)}`` for each PID, read by one
+    :mod:`.netns_dump` process per user namespace the containers live in (one, normally;
+    Docker's RootlessKit next to Podman makes two).
+
+    As root every namespace can be entered. Another user can read only the containers of
+    ``owner_uid`` when that is itself (the kernel refuses the rest): else the reason says whom
+    to run as.
     """
+    todo = sorted({p for p in pids if p > 0})
+    if not todo:
+        return {}
     euid = os.geteuid()
-    if euid == 0:
-        try:
-            return _interfaces_pyroute2(pid), ""
-        except Exception as e:  # pyroute2 raises many types (NetlinkError, OSError, ...)
-            return None, f"pid {pid}: cannot read its network namespace: {e}"
-    if owner_uid is not None and owner_uid != euid:
-        return None, f"pid {pid} belongs to uid {owner_uid}; run as that user or as root"
-    enter = ["nsenter", "-U", "-n", "--preserve-credentials", "-t", str(pid)]
-    tries = [
-        [*enter, "ip", "-j", "addr", "show"],
-        [*enter, sys.executable, "-c", _PYROUTE2_DUMP],
-    ]
-    reasons = []
-    for argv in tries:
-        out = run(argv, timeout=timeout)
-        if out.ok:
-            try:
-                return _interfaces_from_ip_json(out.stdout), ""
-            except (ValueError, KeyError, TypeError) as e:
-                reasons.append(f"`{' '.join(argv[:8])}`: unreadable output ({e})")
-                continue
-        reasons.append(out.why())
-        if out.error == "not installed":
-            break  # no nsenter (both tries run through it)
-        if "No such process" in out.stderr or "Operation not permitted" in out.stderr:
-            break  # the namespace is gone or refused; another reader will not do better
-    return None, "; ".join(reasons)
+    if euid != 0 and owner_uid is not None and owner_uid != euid:
+        why = f"the containers belong to uid {owner_uid}; run as that user or as root"
+        return {p: (None, why) for p in todo}
+    done: dict[int, Answer] = {}
+    python = sys.executable or "python3"
+    while todo:
+        out = runner([python, "-I", "-S", str(HELPER), *map(str, todo)], timeout=timeout)
+        answers = _helper_answers(out.stdout[:MAX_HELPER_OUTPUT]) if out.ok else None
+        if answers is None:
+            why = out.why() if not out.ok else "the namespace reader's output is not JSON"
+            done.update((p, (None, why)) for p in todo)
+            break
+        retry = []
+        for p in todo:
+            got = answers.get(str(p))
+            if isinstance(got, dict) and got.get("error") == "other-userns":
+                retry.append(p)
+            else:
+                done[p] = _helper_answer(p, got)
+        if len(retry) == len(todo):  # each run settles at least one PID; never loop
+            done.update((p, (None, "its user namespace could not be entered")) for p in retry)
+            break
+        todo = retry
+    return done
 
 
-# Run inside the container's namespaces when ``ip`` is missing: prints ``ip -j addr`` JSON.
-_PYROUTE2_DUMP = """\
-import json
-from pyroute2 import IPRoute
-with IPRoute() as ipr:
-    names = {l["index"]: l.get_attr("IFLA_IFNAME") for l in ipr.get_links()}
-    out = {i: {"ifindex": i, "ifname": n, "addr_info": []} for i, n in names.items()}
-    for a in ipr.get_addr():
-        local = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
-        if a["index"] in out and local:
-            out[a["index"]]["addr_info"].append({"local": local, "prefixlen": a["prefixlen"]})
-print(json.dumps([out[i] for i in sorted(out)]))
-"""
+def _helper_answers(text: str) -> dict[str, object] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
-def _interfaces_from_ip_json(text: str) -> tuple[Interface, ...]:
-    links = json.loads(text)
+def _helper_answer(pid: int, got: object) -> Answer:
+    if isinstance(got, dict):
+        return None, str(got.get("error") or f"pid {pid}: no answer")
+    if not isinstance(got, list):
+        return None, f"pid {pid}: no answer from the namespace reader"
+    try:
+        return _interfaces_from_ip_json(got), ""
+    except (KeyError, TypeError, ValueError) as e:
+        return None, f"pid {pid}: unreadable interface list ({e})"
+
+
+def container_interfaces(pid: int, *, owner_uid: int | None = None, timeout: float = 3.0) -> Answer:
+    """The interfaces and CIDR addresses in the network namespace of process ``pid``
+    (:func:`read_interfaces` of one PID); ``(None, reason)`` when they cannot be read."""
+    return read_interfaces([pid], owner_uid=owner_uid, timeout=timeout).get(
+        pid, (None, f"pid {pid}: not a process id")
+    )
+
+
+def _interfaces_from_ip_json(links: object) -> tuple[Interface, ...]:
+    """Interfaces from ``ip -j addr``-shaped data (a list of links with ``addr_info``)."""
+    if not isinstance(links, list):
+        raise TypeError("not a list of links")
     result = []
     for link in links:
         addrs = tuple(
-            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a
+            f"{a['local']}/{int(a['prefixlen'])}" for a in link.get("addr_info", []) if "local" in a
         )
         result.append(Interface(name=str(link["ifname"]), addresses=addrs))
     return tuple(result)
-
-
-def _interfaces_pyroute2(pid: int) -> tuple[Interface, ...]:
-    from pyroute2 import NetNS  # slow import; only here
-
-    ns = NetNS(f"/proc/{pid}/ns/net")
-    try:
-        names: dict[int, str] = {}
-        for link in ns.get_links():
-            names[int(link["index"])] = str(link.get_attr("IFLA_IFNAME"))
-        addrs: dict[int, list[str]] = {i: [] for i in names}
-        for a in ns.get_addr():
-            local = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
-            if local and int(a["index"]) in addrs:
-                addrs[int(a["index"])].append(f"{local}/{a['prefixlen']}")
-    finally:
-        ns.close()
-    return tuple(Interface(name=names[i], addresses=tuple(addrs[i])) for i in sorted(names))

@@ -4,12 +4,12 @@ containers). Also the engine queries :func:`prefetch` starts before the CLI is i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..model import CmdOutput, HostFacts, HostPaths, RootlessKitFacts
+from ..model import CmdOutput, ContainerFacts, HostFacts, HostPaths, RootlessKitFacts
 from .containers import fill_interfaces, ps_inspect
 from .docker import docker_facts, docker_target, missing_docker_socket, unit_files
 from .identity import SBIN_DIRS, engine_env, locate, runtime_path
@@ -90,7 +90,7 @@ def gather(
     *,
     compose_file: Path | None = None,
     timeout: float = 5.0,
-    interfaces: bool = True,
+    interfaces: bool | Callable[[ContainerFacts], bool] = True,
     runner: Runner = run,
     cwd: Path | None = None,
     engines: Iterable[str] | None = None,
@@ -99,7 +99,8 @@ def gather(
     missing engine, CLI or file: those become ``None`` and notes.
 
     The CLIs run side by side, each with ``timeout``; ``runner`` replaces :func:`run` (tests serve
-    captured outputs through it). ``interfaces`` reads each running container's interfaces.
+    captured outputs through it). ``interfaces``: read the interfaces of every running container
+    (True), of those the predicate picks (the checks pass the containers they look at), or none.
 
     ``engines`` (a subset of :data:`ENGINES`) reads only what those engines' own verdicts need
     (``probe --engine``): the other engines stay ``None``/empty, and their containers, the user
@@ -203,7 +204,8 @@ def gather(
 
         if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
             owner = paths.uid
-            podman, docker = fill_interfaces(cmds, podman, docker, owner)
+            wanted = None if interfaces is True else interfaces
+            podman, docker = fill_interfaces(cmds, podman, docker, owner, wanted)
     finally:
         cmds.pool.shutdown(wait=False, cancel_futures=True)
 

@@ -1,0 +1,229 @@
+"""The per-container reads of a live check, read in one pass (issue 12), against the old reads.
+
+Interfaces: one helper process (host/netns_dump.py) enters the containers' user namespace once
+and each container's network namespace in turn. The reference is what the check did before, one
+``nsenter -U -n --preserve-credentials -t PID ip -j addr show`` per container (real ``ip``, run
+as the containers' owner). Every stack: the host (Debian 12) and the trixie/sid roots
+(tests/roots.py), each container in another network mode; the CONTAINER-NETWORK-INTERFACE
+verdicts `check --json` gives must follow from the reference interfaces.
+
+Port handlers: read from one index of the owner's processes; each mode's handler is asserted.
+Speed is measured in bench/scale.py, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import rdtool
+import roots
+import stack
+
+from rootless_doctor.checks.interfaces import best_interface, needs_interfaces
+from rootless_doctor.host import containers as hc
+from rootless_doctor.host.runner import Cmds, run
+from rootless_doctor.model import CmdOutput, ContainerFacts, Interface, PodmanFacts
+
+NETWORK = "rdreads-net"
+
+
+def _ip_json(text: str) -> list[tuple[str, list[str]]]:
+    """(name, ["addr/prefix", ...]) per link of ``ip -j addr show`` output, in its order."""
+    return [
+        (link["ifname"], [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])])
+        for link in json.loads(text)
+    ]
+
+
+def _as_tuples(ifaces: tuple[Interface, ...] | None) -> list[tuple[str, list[str]]] | None:
+    return None if ifaces is None else [(i.name, list(i.addresses)) for i in ifaces]
+
+
+# ------------------------------------------------------------------------------ no engine needed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads another process's netns: runs as root")
+def test_helper_reads_this_hosts_namespace_like_ip() -> None:
+    """As root the helper enters no user namespace: this process's netns is the host's; it must
+    list what `ip -j addr show` lists (names, addresses, prefixes, order)."""
+    ref = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, check=True)
+    got = hc.read_interfaces([os.getpid()])
+    ifaces, why = got[os.getpid()]
+    assert why == ""
+    assert _as_tuples(ifaces) == _ip_json(ref.stdout)
+
+
+def test_exited_pid_gives_a_reason_not_an_exception() -> None:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    ifaces, why = hc.container_interfaces(proc.pid)
+    assert ifaces is None
+    assert why.startswith(f"pid {proc.pid}: cannot ") and "No such file" in why
+
+
+class _Helper:
+    """A runner standing in for the helper process: answers from a script of outputs."""
+
+    def __init__(self, *outputs: str) -> None:
+        self.outputs = list(outputs)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Any, *, timeout: float = 5.0, env: Any = None) -> CmdOutput:
+        self.calls.append(list(argv))
+        return CmdOutput(argv=tuple(argv), code=0, stdout=self.outputs.pop(0))
+
+
+def test_other_user_namespace_is_read_by_a_second_helper() -> None:
+    lo = [{"ifname": "lo", "addr_info": [{"local": "127.0.0.1", "prefixlen": 8}]}]
+    tap = [{"ifname": "tap0", "addr_info": [{"local": "10.0.2.100", "prefixlen": 24}]}]
+    runner = _Helper(
+        json.dumps({"11": lo, "22": {"error": "other-userns"}}),
+        json.dumps({"22": tap}),
+    )
+    got = hc.read_interfaces([22, 11], runner=runner)
+    helper = str(hc.HELPER)
+    assert [c[c.index(helper) + 1 :] for c in runner.calls] == [["11", "22"], ["22"]]
+    assert _as_tuples(got[11][0]) == [("lo", ["127.0.0.1/8"])]
+    assert _as_tuples(got[22][0]) == [("tap0", ["10.0.2.100/24"])]
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("not json", "not JSON"),
+        (json.dumps({"7": [{"addr_info": []}]}), "unreadable interface list"),
+        (json.dumps({"7": {"error": "other-userns"}}), "could not be entered"),
+        (json.dumps({}), "no answer"),
+    ],
+)
+def test_bad_helper_output_is_a_reason(output: str, reason: str) -> None:
+    ifaces, why = hc.read_interfaces([7], runner=_Helper(output))[7]
+    assert ifaces is None and reason in why
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads another process's netns: runs as root")
+def test_only_the_containers_a_check_needs_are_read() -> None:
+    """fill_interfaces reads the containers the predicate picks (the live check passes the
+    CONTAINER-NETWORK-INTERFACE one) and leaves the others unread, without an error."""
+    me = os.getpid()
+    dms = ContainerFacts(engine="podman", name="dms", pid=me, env={"NETWORK_INTERFACE": "eth0"})
+    plain = ContainerFacts(engine="podman", name="web", pid=me)
+    gone = replace(dms, name="gone", pid=None)
+    podman = PodmanFacts(containers=(dms, plain, gone))
+    cmds = Cmds(run, {}, 5.0)
+    try:
+        filled, _ = hc.fill_interfaces(cmds, podman, None, os.geteuid(), needs_interfaces)
+    finally:
+        cmds.pool.shutdown()
+    assert filled is not None
+    by = {c.name: c for c in filled.containers}
+    assert by["dms"].interfaces and by["dms"].interfaces_error == ""
+    assert by["web"].interfaces is None and by["web"].interfaces_error == ""
+    assert by["gone"].interfaces is None and by["gone"].interfaces_error == "not running"
+
+
+# ------------------------------------------------------------------------------------ real stack
+
+
+def _stacks() -> list[str]:
+    return ["host", *roots.ROOTS]
+
+
+@pytest.fixture(params=_stacks())
+def su(request: pytest.FixtureRequest) -> stack.User:
+    if request.param == "host":
+        stack.require()
+        return stack.user()
+    roots.require(request.param)
+    return roots.user(request.param)
+
+
+@contextmanager
+def _containers(u: stack.User, specs: list[tuple[str, list[str], str]]) -> Iterator[None]:
+    """``podman run -d`` each (name, --network args, NETWORK_INTERFACE or "") with a published
+    port (busybox httpd; no registry); all removed after, and the pause process when idle."""
+    pause_was_running = stack._podman_pause_running(u)
+    names = [n for n, _, _ in specs]
+    try:
+        if any("--network" in a and NETWORK in a for _, a, _ in specs):
+            stack.podman(u, "network", "rm", "-f", NETWORK)
+            stack._check(stack.podman(u, "network", "create", NETWORK), "podman network create")
+        for name, net, iface in specs:
+            env = ["-e", f"NETWORK_INTERFACE={iface}"] if iface else []
+            argv = [
+                "run", "-d", "--name", name, *net, *env, "-p", f"{stack.free_port()}:8080",
+                "--rootfs", stack.rootfs(u), "/bin/busybox", "httpd", "-f", "-p", "8080",
+            ]  # fmt: skip
+            stack._check(stack.podman(u, *argv), f"podman run {name}")
+        yield
+    finally:
+        stack.podman(u, "rm", "-f", "-t0", *names)
+        stack.podman(u, "network", "rm", "-f", NETWORK)
+        if not pause_was_running and not stack.podman(u, "ps", "-aq").stdout.strip():
+            stack.podman(u, "system", "migrate")
+
+
+def _reference(u: stack.User, pid: int) -> list[tuple[str, list[str]]]:
+    """The old read: nsenter into the container's user and network namespaces, `ip -j addr`."""
+    cp = stack.run_as(
+        u, ["nsenter", "-U", "-n", "--preserve-credentials", "-t", str(pid), "ip", "-j", "addr"]
+    )
+    assert cp.returncode == 0, cp.stderr
+    return _ip_json(cp.stdout)
+
+
+@pytest.mark.realstack
+def test_interfaces_and_verdicts_match_the_old_reads(su: stack.User) -> None:
+    modern = bool(su.root)  # Podman 5 (pasta default, netavark networks) vs 4.3 (slirp4netns)
+    specs = [
+        ("rdreads-default", [], "eth0"),
+        ("rdreads-s4", ["--network", "slirp4netns:port_handler=slirp4netns"], "tap0"),
+        ("rdreads-plain", [], ""),  # no docker-mailserver marker: no check, not read
+    ]
+    if modern:
+        specs.append(("rdreads-bridge", ["--network", NETWORK], "eth0"))
+    handler = {  # the port handler each default / network gives on this stack
+        "rdreads-default": "pasta" if modern else "rootlesskit",
+        "rdreads-s4": "slirp4netns",
+        "rdreads-bridge": "rootlessport",
+    }
+    with _containers(su, specs):
+        pids = {
+            n: int(stack._check(stack.podman(su, "inspect", "-f", "{{.State.Pid}}", n), n))
+            for n, _, _ in specs
+        }
+        cp = rdtool.run(su, "check", "--json")
+        assert cp.returncode in (0, 1), cp.stderr
+        report = json.loads(cp.stdout)
+        podman = next(e for e in report["engines"] if e["engine"] == "podman")
+        by_name = {c["name"]: c for c in podman["containers"]}
+        checks = {
+            c["title"].split(":")[0].removeprefix("Container "): c
+            for c in report["checks"]
+            if c["id"] == "CONTAINER-NETWORK-INTERFACE"
+        }
+        assert "rdreads-plain" not in checks  # no marker: not checked, so not read
+        for name, _, iface in specs:
+            if name in handler:
+                assert by_name[name]["port_handler"] == handler[name], by_name[name]
+            if not iface:
+                continue
+            ref = _reference(su, pids[name])
+            seen = ", ".join(f"{n} {' '.join(a)}".strip() for n, a in ref)
+            result = checks[name]
+            assert seen in result["detail"], (ref, result)
+            names = [n for n, _ in ref]
+            if iface in names:
+                assert result["status"] == "ok", result
+            else:
+                best = best_interface(tuple(Interface(name=n, addresses=tuple(a)) for n, a in ref))
+                assert (
+                    result["status"] == "fail" and f"NETWORK_INTERFACE={best}" in result["remedy"]
+                )
