@@ -145,6 +145,7 @@ class DockerDrivers:
     rootlesskit_version: str | None
     running: bool  # True: read from the running RootlessKit; False: from unit/drop-ins/defaults
     origin: str  # one phrase for reasons: "running", "configured, daemon not running", ...
+    transparent_backend: str | None = None  # builtin ≥ 3 (RootlessKitFacts.transparent_backend)
 
 
 def _implicit_if_pasta(net: str | None, port: str | None) -> str | None:
@@ -186,13 +187,46 @@ def rootlesskit_cli_drivers(
     return net, port
 
 
+DOCKER_GVISOR_DEFAULT = "29.5.0"  # moby 5249b1d165: the launcher's last resort is gvisor-tap-vsock
+# moby contrib/dockerd-rootless.sh (@ docker-v29.7.2): `$DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS` is
+# expanded unquoted (split on blanks, no quote processing) after `--net=$net ... --port-driver=$p`;
+# rootlesskit parses flags with urfave/cli v2, where a repeated string flag keeps its last value.
+FLAGS_ENV = "DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS"
+_MAX_FLAG_WORDS = 512
+
+
+def launcher_flag(flags: str | None, name: str, *, boolean: bool = False) -> str | None:
+    """The last value of ``--NAME=V`` / ``--NAME V`` / ``-NAME=V`` in the launcher's FLAGS (a
+    ``boolean`` flag takes a value only after ``=``; alone it is "true")."""
+    if not flags:
+        return None
+    words = flags.split()[:_MAX_FLAG_WORDS]
+    value: str | None = None
+    i = 0
+    while i < len(words):
+        key, eq, v = words[i].lstrip("-").partition("=")
+        if words[i].startswith("-") and key == name:
+            if eq:
+                value = v
+            elif boolean:
+                value = "true"
+            elif i + 1 < len(words) and not words[i + 1].startswith("-"):
+                value = words[i + 1]
+                i += 1
+        i += 1
+    return value
+
+
 def docker_default_drivers(
     docker_version: str | None, tools: Mapping[str, Tool] | None = None
 ) -> tuple[str | None, str | None]:
-    """(net, port driver) the launcher picks when neither env var is set (dockerd-rootless.sh)."""
+    """(net, port driver) the launcher picks when neither env var is set (dockerd-rootless.sh):
+    slirp4netns ≥ 0.4, else pasta (28.5.2 / 29.0+), else vpnkit, else gvisor-tap-vsock (29.5+,
+    moby 5249b1d165; before, the launcher exits). Port driver: implicit for pasta, else builtin."""
     tools = tools or {}
     slirp = tools.get("slirp4netns")
     pasta = tools.get("pasta")
+    vpnkit = tools.get("vpnkit")
     pasta_default = version_at_least(docker_version, DOCKER_PASTA_DEFAULT)
     slirp_ok = version_at_least(slirp.version, SLIRP4NETNS_FOR_DOCKER) if slirp else None
     if slirp is not None and slirp.path and slirp_ok is not False:
@@ -202,12 +236,17 @@ def docker_default_drivers(
     if slirp is None and pasta is None:
         # Nothing known about the helpers: slirp4netns is what nearly every install has.
         return "slirp4netns" if pasta_default is False else None, "builtin"
+    if vpnkit is not None and vpnkit.path:
+        return "vpnkit", "builtin"
+    if version_at_least(docker_version, DOCKER_GVISOR_DEFAULT):
+        return "gvisor-tap-vsock", "builtin"
     return "vpnkit", "builtin"
 
 
 def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> DockerDrivers:
-    """Running RootlessKit facts first; configured ones (unit + drop-ins, launcher defaults)
-    when the daemon's RootlessKit could not be read."""
+    """Running RootlessKit facts first; configured ones (unit + drop-ins, launcher defaults,
+    then ``--net``/``--port-driver`` in DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS, which come last and
+    win) when the daemon's RootlessKit could not be read."""
     rk = d.running
     if rk is not None and (rk.port_driver or rk.network_driver):
         return DockerDrivers(
@@ -216,6 +255,7 @@ def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> D
             rootlesskit_version=rk.version,
             running=True,
             origin=f"running, from {rk.source}" if rk.source else "running",
+            transparent_backend=rk.transparent_backend,
         )
     net, port = d.configured_net, d.configured_port_driver
     origin = "configured; running daemon not read"
@@ -232,12 +272,20 @@ def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> D
                 implicit = version_at_least(d.version, DOCKER_PASTA_DEFAULT)
                 port = None if implicit is None else ("implicit" if implicit else "builtin")
         origin = "configured/launcher default; running daemon not read"
+    flags = d.configured_env.get(FLAGS_ENV)
+    fnet, fport = launcher_flag(flags, "net"), launcher_flag(flags, "port-driver")
+    if fnet or fport:
+        net, port = fnet or net, fport or port
+        origin += f"; {FLAGS_ENV} overrides"
+    transparent = launcher_flag(flags, "source-ip-transparent", boolean=True)
+    backend = "none" if transparent is not None and transparent.lower() == "false" else None
     return DockerDrivers(
         network_driver=net,
         port_driver=port,
         rootlesskit_version=rk.version if rk else None,
         running=False,
         origin=origin,
+        transparent_backend=backend or (rk.transparent_backend if rk else None),
     )
 
 
@@ -252,6 +300,7 @@ def docker_verdict(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> V
         return Verdict(
             preserved=True,
             reason="rootful Docker: port publishing by iptables DNAT keeps source IPs",
+            seen=SEEN_CLIENT,
         )
     if d.rootless is None and d.running is None and not d.configured_env:
         return Verdict(
@@ -268,7 +317,46 @@ def docker_verdict(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> V
         docker=True,
         userland_proxy=d.userland_proxy,
         where=where,
+        transparent_backend=dr.transparent_backend,
     )
+
+
+# What a server behind each path sees as the client's address (Verdict.seen).
+SEEN_CLIENT = "the client"
+# Podman runs pasta with `--map-guest-addr 169.254.1.2` (podman PR 23791, 5.3+): a connection from
+# this host's own address (the one pasta copies into the container) arrives from that address;
+# measured on Debian sid (Podman 5.8.6, passt 2026-10-02). Remote clients keep their address.
+PASTA_MAPPED_HOST = "169.254.1.2"
+SEEN_PODMAN_PASTA = (
+    f"the client ({PASTA_MAPPED_HOST} when it connects from this host's own address)"
+)
+SEEN_LOOPBACK = "127.0.0.1"  # RootlessKit builtin < 3 dials from the child's loopback
+# Rootless Docker, builtin: docker-proxy re-dials from the bridge (userland-proxy on), or the
+# builtin child's 127.0.0.1 is MASQUERADEd to it (userland-proxy off, RootlessKit < 3; moby
+# iptabler golden "hairpin=true": POSTROUTING -o <bridge> --src-type LOCAL -j MASQUERADE).
+# Measured on Debian trixie/sid (Docker 26/28) and upstream on 29.8.2 (getalfredo/alfredo).
+SEEN_DOCKER_GATEWAY = "172.17.0.1"
+SEEN_ROOTLESSPORT_SLIRP = "10.0.2.100"  # Podman rootlessport with slirp4netns
+SEEN_GVISOR = "10.0.2.1"  # gvisor-tap-vsock port driver (rootlesskit issue 573)
+# rootlesskit PR 596 / issue 592: RootlessKit 3.0.0 builtin drops UDP replies to non-loopback
+# clients (Docker 29.5.0 to 29.5.2); 3.0.1 falls back to the non-transparent path for UDP.
+RK_UDP_FIXED = "3.0.1"
+
+
+def _transparent_off(backend: str | None) -> bool:
+    """/v1/info ``sourceIPTransparentBackend`` "none" (or empty): IP_TRANSPARENT is not in use
+    (rootlesskit hack/integration-port-source-ip.sh treats none/null/empty as off)."""
+    return backend is not None and backend.strip().lower() in ("", "none", "null")
+
+
+def _udp_note(rk_version: str | None) -> str:
+    at3 = version_at_least(rk_version, RK_SOURCE_IP_TRANSPARENT)
+    if at3 and version_at_least(rk_version, RK_UDP_FIXED) is False:
+        return (
+            "; RootlessKit 3.0.0 also drops UDP replies to non-loopback clients (rootlesskit "
+            "issue 592, fixed in 3.0.1 / Docker 29.5.3)"
+        )
+    return ""
 
 
 def _port_driver_verdict(
@@ -279,29 +367,29 @@ def _port_driver_verdict(
     docker: bool,
     userland_proxy: bool | None = None,
     where: str = "",
+    transparent_backend: str | None = None,
 ) -> Verdict:
     """The RootlessKit row of the decision table (docs/port.md)."""
     rk = _rk_label(rk_version)
     fix_docker = f"`{FIX_DOCKER}`, then `{RESTART_DOCKER}`"
     if port == "builtin":
         at3 = version_at_least(rk_version, RK_SOURCE_IP_TRANSPARENT)
+        off = _transparent_off(transparent_backend)
+        udp = _udp_note(rk_version)
         if docker and userland_proxy is not False:
-            # < 3: builtin connects from 127.0.0.1. ≥ 3: builtin is transparent but dockerd's
-            # docker-proxy still accepts the connection and re-dials from the bridge gateway.
-            if at3:
-                return Verdict(
-                    preserved=False,
-                    reason=f"{rk} builtin port driver with userland-proxy on (daemon.json "
-                    f"default): docker-proxy connects from the bridge gateway 172.17.0.1 "
-                    f"(source IP lost){where}",
-                    fix=f'`{FIX_DOCKER}` (daemon.json "userland-proxy": false; TCP only), '
-                    f"then `{RESTART_DOCKER}`",
-                )
+            # docker-proxy inside the namespace accepts (from 127.0.0.1 before RootlessKit 3, from
+            # the client from 3 on) and dials the container again from the bridge gateway.
+            proxy_fix = (
+                f'`{FIX_DOCKER}` (daemon.json "userland-proxy": false; TCP only), '
+                f"then `{RESTART_DOCKER}`"
+            )
             return Verdict(
                 preserved=False,
-                reason=f"{rk} builtin port driver: connections arrive from 127.0.0.1 "
-                f"(source IP lost){where}",
-                fix=fix_docker,
+                reason=f"{rk} builtin port driver with userland-proxy on (daemon.json default): "
+                f"docker-proxy connects to the container from the bridge gateway "
+                f"{SEEN_DOCKER_GATEWAY} (source IP lost){where}{udp}",
+                fix=proxy_fix if at3 and not off else fix_docker,
+                seen=SEEN_DOCKER_GATEWAY,
             )
         if at3 is None:
             return Verdict(
@@ -312,42 +400,73 @@ def _port_driver_verdict(
                 else "builtin port driver: source IPs kept only from RootlessKit 3.0 (TCP), "
                 "and the version is unknown: run `rootlesskit --version`",
             )
+        if at3 and off:
+            seen = SEEN_DOCKER_GATEWAY if docker else SEEN_LOOPBACK
+            return Verdict(
+                preserved=False,
+                reason=f"{rk} builtin port driver with source-IP transparency off "
+                f"(sourceIPTransparentBackend {transparent_backend or 'none'!r}: no nft/iptables "
+                f"in the RootlessKit namespace, or --source-ip-transparent=false): connections "
+                f"arrive from {seen} (source IP lost){where}",
+                fix="install nftables or iptables where RootlessKit runs and restart it"
+                + (f" (`{RESTART_DOCKER}`)" if docker else ""),
+                seen=seen,
+            )
         if at3:
             proxy = ' and "userland-proxy": false' if docker else ""
+            backend = f", backend {transparent_backend}" if transparent_backend else ""
             return Verdict(
                 preserved=True,
                 reason=f"{rk} builtin port driver{proxy}: TCP keeps source IPs "
-                f"(--source-ip-transparent, needs iptables in the netns); UDP still loses "
-                f"them{where}",
+                f"(--source-ip-transparent{backend}; needs nft or iptables in the netns); UDP "
+                f"still loses them{where}{udp}",
+                seen=SEEN_CLIENT,
+            )
+        if docker:
+            # userland-proxy off before RootlessKit 3: the child dials 127.0.0.1, dockerd DNATs
+            # it and MASQUERADEs the local source to the bridge (Docker 20.10: not reachable).
+            return Verdict(
+                preserved=False,
+                reason=f"{rk} builtin port driver: it connects from the namespace's 127.0.0.1 and "
+                f"dockerd rewrites that to the bridge gateway {SEEN_DOCKER_GATEWAY} (source IP "
+                f"lost; userland-proxy off needs RootlessKit ≥ 3){where}",
+                fix=fix_docker,
+                seen=SEEN_DOCKER_GATEWAY,
             )
         return Verdict(
             preserved=False,
-            reason=f"{rk} builtin port driver: connections arrive from 127.0.0.1 "
+            reason=f"{rk} builtin port driver: connections arrive from {SEEN_LOOPBACK} "
             f"(source IP lost){where}",
-            fix=fix_docker if docker else "run RootlessKit ≥ 3.0 or `--port-driver=slirp4netns`",
+            fix="run RootlessKit ≥ 3.0 or `--port-driver=slirp4netns`",
+            seen=SEEN_LOOPBACK,
         )
     if port == "slirp4netns":
         return Verdict(
             preserved=True,
             reason=f"{rk} slirp4netns port driver: source IPs kept (≈4x slower than builtin; "
             f"ports < 1024 need the sysctl){where}",
+            seen=SEEN_CLIENT,
         )
     if port == "implicit":
         return Verdict(
             preserved=True,
             reason=f"{rk} implicit port driver (pasta forwards ports itself): source IPs "
-            f"kept{where}",
+            f"kept; from passt 2026_05_07 only for host ports below the ephemeral range{where}",
+            seen=SEEN_CLIENT,
         )
     if port == "pesto":
         return Verdict(
             preserved=True,
             reason=f"{rk} pesto port driver (passt): source IPs kept (IPv4){where}",
+            seen=SEEN_CLIENT,
         )
     if port == "gvisor-tap-vsock":
         return Verdict(
             preserved=False,
-            reason=f"{rk} gvisor-tap-vsock port driver: source IP lost (and ≈4 Gbps){where}",
+            reason=f"{rk} gvisor-tap-vsock port driver: connections arrive from {SEEN_GVISOR} "
+            f"(source IP lost; rootlesskit issue 573){where}",
             fix=fix_docker if docker else "use `--net=pasta --port-driver=implicit`",
+            seen=SEEN_GVISOR,
         )
     if port == "none":
         return Verdict(
@@ -375,11 +494,16 @@ def docker_container_verdict(
     base, _ = split_network_mode(c.network_mode)
     if base == "host":
         if d.rootless is False:
-            return Verdict(preserved=True, reason="host network: no port forwarding, no rewrite")
+            return Verdict(
+                preserved=True,
+                reason="host network: no port forwarding, no rewrite",
+                seen=SEEN_CLIENT,
+            )
         return Verdict(
             preserved=True,
             reason="host network: no port forwarding, no rewrite (rootless Docker: this is "
             "RootlessKit's namespace; its ports are not published on the host)",
+            seen=SEEN_CLIENT,
         )
     if base == "none":
         return Verdict(preserved=None, reason="network none: no ports can be published")
@@ -391,8 +515,14 @@ def docker_container_verdict(
                 preserved=v.preserved,
                 reason=f"shares {other.name}'s network: {v.reason}",
                 fix=v.fix,
+                seen=v.seen,
             )
-    return docker_verdict(d, tools)
+    v = docker_verdict(d, tools)
+    if v.seen == SEEN_DOCKER_GATEWAY and base not in (None, "bridge", "default"):
+        # A user-defined network has its own bridge: its gateway (172.18.0.1 for the first one;
+        # getalfredo/alfredo docker-modes-test, Docker 29.8.2) is what the server sees.
+        return replace(v, seen=f"172.x.0.1 (the gateway of network {base})")
+    return v
 
 
 def _find_container(
@@ -664,7 +794,9 @@ def podman_engine_verdict(p: PodmanFacts) -> Verdict:
     """What ``podman run -p`` with defaults gets on this host."""
     if p.rootless is False:
         return Verdict(
-            preserved=True, reason=f"rootful Podman {_v(p.version)}: netavark DNAT keeps source IPs"
+            preserved=True,
+            reason=f"rootful Podman {_v(p.version)}: netavark DNAT keeps source IPs",
+            seen=SEEN_CLIENT,
         )
     net, learned = podman_default_network(p)
     pv = f"Podman {_v(p.version)}"
@@ -688,17 +820,20 @@ def podman_engine_verdict(p: PodmanFacts) -> Verdict:
                 preserved=True,
                 reason=f"{pv} slirp4netns with port_handler=slirp4netns (containers.conf): "
                 f"source IPs kept{_bridge_caveat(p)}",
+                seen=SEEN_CLIENT,
             )
         return Verdict(
             preserved=False,
             reason=f"{pv} slirp4netns with the default rootlesskit port handler: connections "
-            f"arrive from 10.0.2.100 (source IP lost)",
+            f"arrive from {SEEN_ROOTLESSPORT_SLIRP} (source IP lost)",
             fix=f"`{FIX_PODMAN}` (port_handler=slirp4netns, or pasta where installed)",
+            seen=SEEN_ROOTLESSPORT_SLIRP,
         )
     if net == "pasta":
         return Verdict(
             preserved=True,
             reason=f"{pv} pasta ({learned}): source IPs kept{_bridge_caveat(p)}",
+            seen=SEEN_PODMAN_PASTA,
         )
     return Verdict(
         preserved=None,
@@ -759,7 +894,9 @@ def podman_container_verdict(
     m = major(p.version)
     pv = f"Podman {_v(p.version)}"
     if base == "host":
-        return Verdict(preserved=True, reason="host network: no port forwarding, no rewrite")
+        return Verdict(
+            preserved=True, reason="host network: no port forwarding, no rewrite", seen=SEEN_CLIENT
+        )
     if base == "none":
         return Verdict(preserved=None, reason="network none: no ports can be published")
     if base == "container":
@@ -770,6 +907,7 @@ def podman_container_verdict(
                 preserved=v.preserved,
                 reason=f"shares {other.name}'s network: {v.reason}",
                 fix=v.fix,
+                seen=v.seen,
             )
         return Verdict(
             preserved=None,
@@ -777,14 +915,18 @@ def podman_container_verdict(
             "run `podman inspect` on it",
         )
     if p.rootless is False:
-        return Verdict(preserved=True, reason=f"rootful {pv}: netavark DNAT keeps source IPs")
+        return Verdict(
+            preserved=True, reason=f"rootful {pv}: netavark DNAT keeps source IPs", seen=SEEN_CLIENT
+        )
     if base is None and c.port_handler is None:
         return Verdict(
             preserved=None,
             reason=f"{c.name}: network mode not read: run `podman inspect {c.name or '<name>'}`",
         )
     if base == "pasta" or (base is None and c.port_handler == "pasta"):
-        return Verdict(preserved=True, reason=f"{pv} pasta: source IPs kept")
+        return Verdict(
+            preserved=True, reason=f"{pv} pasta: source IPs kept", seen=SEEN_PODMAN_PASTA
+        )
     if base == "slirp4netns":
         if m is not None and m >= 6:
             return Verdict(
@@ -797,12 +939,14 @@ def podman_container_verdict(
             return Verdict(
                 preserved=True,
                 reason=f"{pv} slirp4netns with port_handler=slirp4netns: source IPs kept",
+                seen=SEEN_CLIENT,
             )
         return Verdict(
             preserved=False,
             reason=f"{pv} slirp4netns with the {handler} port handler: connections arrive "
-            "from 10.0.2.100 (source IP lost)",
+            f"from {SEEN_ROOTLESSPORT_SLIRP} (source IP lost)",
             fix=_recreate(_keep_ip_fix(p, tools, c)),
+            seen=SEEN_ROOTLESSPORT_SLIRP,
         )
     # bridge, a user-defined network, or the compose project network: rootlessport forwards.
     net = base or "bridge"
@@ -812,16 +956,26 @@ def podman_container_verdict(
             preserved=True,
             reason=f'{pv} {net} network with rootless_port_forwarder = "pasta": source IPs '
             "kept (experimental, IPv4 only)",
+            seen=SEEN_CLIENT,
         )
     fix = _keep_ip_fix(p, tools, c)
     if m is not None and m >= 6:
         fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
+    seen = rootlessport_seen(net)
     return Verdict(
         preserved=False,
-        reason=f"{pv} rootless {net} network: rootlessport forwards ports and the source IP "
-        "is lost",
+        reason=f"{pv} rootless {net} network: rootlessport forwards ports and the server sees "
+        f"{seen} (source IP lost)",
         fix=fix,
+        seen=seen,
     )
+
+
+def rootlessport_seen(network: str) -> str:
+    """What a server behind Podman's rootlessport sees: an address of the rootless network's
+    own subnet (netavark defaults: 10.88.0.0/16 for "podman", 10.89.N.0/24 for user networks;
+    measured: 10.89.0.x on Debian 12, trixie and sid)."""
+    return "10.88.x.y" if network in ("bridge", "podman") else "10.89.x.y"
 
 
 def _recreate(fix: str) -> str:
@@ -1003,4 +1157,5 @@ def rootlesskit_verdict(rk: RootlessKitFacts) -> Verdict:
         net=rk.network_driver,
         rk_version=rk.version,
         docker=False,
+        transparent_backend=rk.transparent_backend,
     )

@@ -130,6 +130,9 @@ class RootlessKitFacts:
     state_dir: str | None = None
     child: str | None = None  # what it runs: "dockerd-rootless.sh", "dockerd", "python3", ...
     source: str = ""  # how these were learned: "api.sock", "command line", "docker version", ...
+    # builtin ≥ 3: /v1/info portDriver.extra.sourceIPTransparentBackend ("nft", "iptables", "none"
+    # = off; rootlesskit PR 613), or "none" for --source-ip-transparent=false; None = not shown
+    transparent_backend: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,6 +278,8 @@ class HostFacts:
     userns_clone: int | None = None  # kernel.unprivileged_userns_clone where it exists
     dev_net_tun: Literal["ok", "missing", "no-access"] | None = None
     unprivileged_port_start: int | None = None
+    # net.ipv4.ip_local_port_range (first, last): pasta's automatic forwarding skips it
+    ephemeral_ports: tuple[int, int] | None = None
     systemd_user: bool | None = None  # user manager reachable (systemctl --user)
     # systemd runs the host (sd_booted(3): /run/systemd/system exists); False on WSL without
     # systemd, in containers, on OpenRC/runit hosts
@@ -299,6 +304,8 @@ class Verdict:
     preserved: bool | None  # None: cannot tell from what is known
     reason: str  # one line naming the driver and version that decide it
     fix: str = ""  # the command or change that would keep source IPs ("" when none needed)
+    # the address a server behind this path sees: "the client", "127.0.0.1", "172.17.0.1", ...
+    seen: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,6 +330,7 @@ class ContainerReport:
     port_handler: str | None
     source_ip_preserved: bool | None
     reason: str
+    seen_address: str = ""  # what a server in it sees as the client's address (Verdict.seen)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,6 +346,7 @@ class EngineReport:
     source_ip_preserved: bool | None
     reason: str
     containers: tuple[ContainerReport, ...] = ()
+    seen_address: str = ""  # what a server behind a default published port sees (Verdict.seen)
 
 
 @dataclass(frozen=True, kw_only=True)

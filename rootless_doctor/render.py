@@ -28,6 +28,7 @@ class JsonContainer(TypedDict):
     port_handler: str | None
     source_ip_preserved: bool | None
     reason: str
+    seen_address: str  # what a server in the container sees as the client address ("" unknown)
 
 
 class JsonEngine(TypedDict):
@@ -39,6 +40,7 @@ class JsonEngine(TypedDict):
     port_driver: str | None
     source_ip_preserved: bool | None
     reason: str
+    seen_address: str  # what a server behind a default published port sees ("" unknown)
     containers: list[JsonContainer]
 
 
@@ -98,6 +100,7 @@ def _engine(e: EngineReport) -> JsonEngine:
         "port_driver": e.port_driver,
         "source_ip_preserved": e.source_ip_preserved,
         "reason": e.reason,
+        "seen_address": e.seen_address,
         "containers": [
             {
                 "engine": e.engine,
@@ -107,6 +110,7 @@ def _engine(e: EngineReport) -> JsonEngine:
                 "port_handler": c.port_handler,
                 "source_ip_preserved": c.source_ip_preserved,
                 "reason": c.reason,
+                "seen_address": c.seen_address,
             }
             for c in e.containers
         ],
@@ -287,7 +291,8 @@ def _area_rows(report: Report, verbose: bool, width: int) -> list[Line]:
     rows: list[Line] = []
     for e in report.engines:
         st = _verdict_status(e.source_ip_preserved)
-        rows += _row(st, _engine_head(e), f"client IPs {_yes_no(e.source_ip_preserved)}", width)
+        verdict = f"client IPs {_yes_no(e.source_ip_preserved)}{_seen(e.seen_address)}"
+        rows += _row(st, _engine_head(e), verdict, width)
         drivers = _engine_drivers(e)
         if drivers:
             rows.extend(("", t) for t in _wrap(drivers, " " * 6, width))
@@ -296,7 +301,9 @@ def _area_rows(report: Report, verbose: bool, width: int) -> list[Line]:
                 continue
             cst = _verdict_status(ct.source_ip_preserved)
             mode = f"{ct.network_mode or '?'}, {ct.port_handler or '?'}"
-            verdict = f"client IPs {_yes_no(ct.source_ip_preserved)} ({mode})"
+            verdict = (
+                f"client IPs {_yes_no(ct.source_ip_preserved)} ({mode}){_seen(ct.seen_address)}"
+            )
             rows += _row(cst, f"container {ct.name}", verdict, width, indent=10)
     if not report.engines:
         rows.append(("bold", "No Docker, Podman or RootlessKit found."))
@@ -312,6 +319,10 @@ def _area_rows(report: Report, verbose: bool, width: int) -> list[Line]:
     if probes:
         rows += _area_row("Probe", probes, width)
     return rows
+
+
+def _seen(address: str) -> str:
+    return f"; a server there sees {address}" if address else ""
 
 
 def _area_row(area: str, checks: list[CheckResult], width: int) -> list[Line]:

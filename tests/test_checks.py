@@ -168,7 +168,7 @@ def test_docker_source_ip_ok_and_fail() -> None:
     assert one(host(), "DOCKER-SOURCE-IP").status == "ok"
     r = one(host(docker=dk(running=rk("1.1.0", port="builtin"))), "DOCKER-SOURCE-IP")
     assert r.status == "fail"
-    assert "RootlessKit 1.1.0 builtin" in r.detail and "127.0.0.1" in r.detail
+    assert "RootlessKit 1.1.0 builtin" in r.detail and "172.17.0.1" in r.detail
     assert "rootless-doctor fix docker" in r.remedy
 
 

@@ -52,11 +52,15 @@ def assert_schema(data: dict[str, Any]) -> None:
             "port_driver",
             "source_ip_preserved",
             "reason",
+            "seen_address",
             "containers",
         }
         assert e["engine"] in ("docker", "podman", "rootlesskit")
         assert e["source_ip_preserved"] in (True, False, None)
         assert isinstance(e["reason"], str) and e["reason"]
+        # A verdict that is known names what the server sees; unknown ones may leave it empty.
+        assert isinstance(e["seen_address"], str)
+        assert e["source_ip_preserved"] is None or e["seen_address"], e
         for c in e["containers"]:
             assert set(c) == {
                 "engine",
@@ -66,7 +70,9 @@ def assert_schema(data: dict[str, Any]) -> None:
                 "port_handler",
                 "source_ip_preserved",
                 "reason",
+                "seen_address",
             }
+            assert c["source_ip_preserved"] is None or c["seen_address"], c
             assert c["engine"] == e["engine"] and c["container"] == c["name"]
     ids = [c["id"] for c in data["checks"]]
     assert ids, "no checks"
@@ -220,7 +226,9 @@ def test_human_report_problems_first_then_exact_commands() -> None:
     lines = cp.stdout.splitlines()
     assert lines[0] == "Diagnosis of the given files only (not this host)."
     # One line per area, the engine first, with its verdict.
-    assert lines[1] == "FAIL  Podman 4.3.1 (rootless): client IPs LOST"
+    assert lines[1] == (
+        "FAIL  Podman 4.3.1 (rootless): client IPs LOST; a server there sees 10.0.2.100"
+    )
     assert lines[2] == "      slirp4netns, port handler rootlesskit"
     problems, do_next = lines.index("Problems"), lines.index("Do next")
     assert problems < do_next

@@ -156,10 +156,15 @@ def test_docker_rows(facts: DockerFacts, preserved: bool, fix_has: str) -> None:
 
 
 def test_row1_reason_text() -> None:
+    # Measured on Debian trixie/sid (Docker 26/28, RootlessKit 2): the server sees the bridge
+    # gateway, not 127.0.0.1 (docker-proxy re-dials while userland-proxy is on).
     v = kb.docker_verdict(docker("1.1.0"))
     assert v.reason == (
-        "RootlessKit 1.1.0 builtin port driver: connections arrive from 127.0.0.1 (source IP lost)"
+        "RootlessKit 1.1.0 builtin port driver with userland-proxy on (daemon.json default): "
+        "docker-proxy connects to the container from the bridge gateway 172.17.0.1 "
+        "(source IP lost)"
     )
+    assert v.seen == "172.17.0.1"
 
 
 def test_row1_fix_options_offer_slirp4netns_and_pasta_implicit() -> None:

@@ -51,6 +51,7 @@ def docker_report(facts: HostFacts, d: DockerFacts) -> EngineReport:
                 port_handler=c.port_handler or port,
                 source_ip_preserved=cv.preserved,
                 reason=cv.reason,
+                seen_address=cv.seen,
             )
         )
     return EngineReport(
@@ -62,6 +63,7 @@ def docker_report(facts: HostFacts, d: DockerFacts) -> EngineReport:
         port_driver=port,
         source_ip_preserved=v.preserved,
         reason=v.reason,
+        seen_address=v.seen,
         containers=tuple(containers),
     )
 
@@ -88,6 +90,7 @@ def podman_report(p: PodmanFacts) -> EngineReport:
                 port_handler=kb.podman_port_handler(p, c),
                 source_ip_preserved=cv.preserved,
                 reason=cv.reason,
+                seen_address=cv.seen,
             )
         )
     return EngineReport(
@@ -99,6 +102,7 @@ def podman_report(p: PodmanFacts) -> EngineReport:
         port_driver=_podman_handler(p, net),
         source_ip_preserved=v.preserved,
         reason=v.reason,
+        seen_address=v.seen,
         containers=tuple(containers),
     )
 
@@ -114,6 +118,7 @@ def rootlesskit_report(rk: RootlessKitFacts) -> EngineReport:
         port_driver=rk.port_driver,
         source_ip_preserved=v.preserved,
         reason=v.reason,
+        seen_address=v.seen,
     )
 
 
