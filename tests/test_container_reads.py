@@ -227,3 +227,30 @@ def test_interfaces_and_verdicts_match_the_old_reads(su: stack.User) -> None:
                 assert (
                     result["status"] == "fail" and f"NETWORK_INTERFACE={best}" in result["remedy"]
                 )
+
+
+def test_process_list_equals_psutils() -> None:
+    """The /proc reader of host/system gives what psutil gives (pid, ppid, real uid, argv) for
+    every process of this live host that did not change while the snapshots were taken (psutil
+    before and after ours, equal)."""
+    import psutil
+
+    from rootless_doctor.host.system import processes
+    from rootless_doctor.model import HostPaths
+
+    def snapshot() -> dict[int, tuple[int, int | None, tuple[str, ...]]]:
+        out = {}
+        for p in psutil.process_iter(["pid", "ppid", "uids", "cmdline"]):
+            uids = p.info["uids"]
+            real = uids.real if uids is not None else None
+            out[p.pid] = (p.info["ppid"], real, tuple(p.info["cmdline"] or ()))
+        return out
+
+    before = snapshot()
+    ours = {p.pid: (p.ppid, p.uid, p.cmdline) for p in processes(HostPaths(uid=os.geteuid()))}
+    after = snapshot()
+    steady = {
+        pid for pid in before.keys() & after.keys() & ours.keys() if before[pid] == after[pid]
+    }
+    assert len(steady) > 10, (len(before), len(ours), len(after))
+    assert {pid: (ours[pid], before[pid]) for pid in steady if ours[pid] != before[pid]} == {}
