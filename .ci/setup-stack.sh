@@ -6,7 +6,8 @@ set -euo pipefail
 
 STACK_USER=${STACK_USER:-rdtest}
 PACKAGES=(podman rootlesskit slirp4netns passt uidmap nftables iptables runc crun
-          fuse-overlayfs iproute2 busybox-static docker.io iperf3 pipx)
+          fuse-overlayfs iproute2 busybox-static docker.io iperf3 pipx
+          strace)  # strace: tests/test_fix_faults.py injects signals at the tool's syscalls
 
 say() { printf 'setup-stack: %s\n' "$*"; }
 
