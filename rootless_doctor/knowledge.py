@@ -289,6 +289,27 @@ def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> D
     )
 
 
+# passt 4e09ddf0344 "conf: Allow user-specified auto-scanned port forwarding ranges" (first in
+# release 2026_05_07.1afd4ed): a bare `-t auto` / `--tcp-ports=auto` now forwards only ports
+# outside net.ipv4.ip_local_port_range (fwd_port_map_ephemeral; passt(1): "all non-ephemeral
+# ports"). Up to 2026_01_20 `auto` scanned every port. RootlessKit's implicit port driver runs
+# pasta with `--tcp-ports=auto` (rootlesskit issue 591 shows the new rule "1-32767 (auto-scan)").
+# Podman passes explicit `-t HOST:CT` ports, so only the implicit driver is affected (measured on
+# Debian sid: Podman 5.8.6 forwards 40123; Docker 28.5.2 + implicit refuses 55377).
+PASTA_AUTO_SKIPS_EPHEMERAL = "2026_05_07"
+LINUX_EPHEMERAL = (32768, 60999)  # the kernel's default ip_local_port_range
+
+
+def pasta_auto_forwarding(net: str | None, port: str | None) -> bool:
+    """Ports reach the namespace through pasta's automatic forwarding (`--tcp-ports=auto`)."""
+    return net == "pasta" and port == "implicit"
+
+
+def pasta_auto_skips_ephemeral(pasta_version: str | None) -> bool | None:
+    """Does this passt's automatic forwarding leave ephemeral-range ports unforwarded?"""
+    return version_at_least(pasta_version, PASTA_AUTO_SKIPS_EPHEMERAL)
+
+
 def _rk_label(version: str | None) -> str:
     return f"RootlessKit {version}" if version else "RootlessKit (version unknown)"
 

@@ -1,11 +1,12 @@
 """Engine checks: which engines run, and whether their published ports keep client source IPs.
 
-IDs: ENGINES, DOCKER-SOURCE-IP, DOCKER-DRIVER-DRIFT, DOCKER-USERLAND-PROXY, PODMAN-SOURCE-IP,
-PODMAN6-SLIRP4NETNS, CONTAINER-SOURCE-IP, ROOTLESSKIT-SOURCE-IP.
+IDs: ENGINES, DOCKER-SOURCE-IP, DOCKER-DRIVER-DRIFT, DOCKER-USERLAND-PROXY, PASTA-EPHEMERAL-PORT,
+PODMAN-SOURCE-IP, PODMAN6-SLIRP4NETNS, CONTAINER-SOURCE-IP, ROOTLESSKIT-SOURCE-IP.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from .. import knowledge as kb
@@ -150,16 +151,19 @@ def docker_source_ip(facts: HostFacts, d: DockerFacts) -> CheckResult:
     )
 
 
-def docker_driver_drift(facts: HostFacts, d: DockerFacts) -> CheckResult:
+def _docker_result(cid: str, title: str) -> Callable[..., CheckResult]:
+    """``res(status, detail, remedy="")`` for one Docker check."""
+
     def res(status: Status, detail: str, remedy: str = "") -> CheckResult:
         return CheckResult(
-            id="DOCKER-DRIVER-DRIFT",
-            title="Docker: running drivers match the configured ones",
-            status=status,
-            detail=detail,
-            remedy=remedy,
-            engine="docker",
+            id=cid, title=title, status=status, detail=detail, remedy=remedy, engine="docker"
         )
+
+    return res
+
+
+def docker_driver_drift(facts: HostFacts, d: DockerFacts) -> CheckResult:
+    res = _docker_result("DOCKER-DRIVER-DRIFT", "Docker: running drivers match the configured ones")
 
     if docker_rootless(d) is False:
         return res("skip", "rootful Docker: no RootlessKit drivers")
@@ -198,15 +202,7 @@ def docker_driver_drift(facts: HostFacts, d: DockerFacts) -> CheckResult:
 
 
 def docker_userland_proxy(facts: HostFacts, d: DockerFacts) -> CheckResult:
-    def res(status: Status, detail: str, remedy: str = "") -> CheckResult:
-        return CheckResult(
-            id="DOCKER-USERLAND-PROXY",
-            title='Docker: daemon.json "userland-proxy"',
-            status=status,
-            detail=detail,
-            remedy=remedy,
-            engine="docker",
-        )
+    res = _docker_result("DOCKER-USERLAND-PROXY", 'Docker: daemon.json "userland-proxy"')
 
     setting = {None: "not set (default: on)", True: "true", False: "false"}[d.userland_proxy]
     src = f" in {d.daemon_json}" if d.daemon_json else ""
@@ -246,6 +242,72 @@ def docker_userland_proxy(facts: HostFacts, d: DockerFacts) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- Podman
+
+
+def pasta_ephemeral_port(facts: HostFacts, d: DockerFacts) -> CheckResult:
+    """Published host ports inside net.ipv4.ip_local_port_range under pasta's automatic
+    forwarding (RootlessKit's implicit driver): passt ≥ 2026_05_07 does not forward them."""
+
+    res = _docker_result(
+        "PASTA-EPHEMERAL-PORT", "Docker with pasta: published ports below the ephemeral range"
+    )
+
+    if docker_rootless(d) is False:
+        return res("skip", "rootful Docker: no pasta between the client and the container")
+    dr = kb.docker_drivers(d, facts.tools)
+    if not kb.pasta_auto_forwarding(dr.network_driver, dr.port_driver):
+        return res(
+            "skip",
+            f"network {dr.network_driver or '?'}, port driver {dr.port_driver or '?'}: each "
+            "published port is forwarded by itself (no pasta automatic forwarding)",
+        )
+    first, last = facts.ephemeral_ports or kb.LINUX_EPHEMERAL
+    span = f"{first}-{last}" + ("" if facts.ephemeral_ports else " (Linux default; not read)")
+    pasta = facts.tools.get("pasta")
+    version = pasta.version if pasta else None
+    skips = kb.pasta_auto_skips_ephemeral(version)
+    passt = f"passt {version}" if version else "passt (version unknown)"
+    inside = [(c, p) for c in d.containers for p in c.ports if first <= p.host_port <= last]
+    dynamic = f"`-p 0:PORT` and `-P` pick host ports from {span} too"
+    if not inside:
+        later = (
+            f"; passt {kb.PASTA_AUTO_SKIPS_EPHEMERAL} and later stop forwarding ports in it"
+            if skips is not True
+            else ""
+        )
+        return res(
+            "ok",
+            f"{passt}, RootlessKit implicit: no published host port in the ephemeral range "
+            f"{span}{later}; {dynamic}",
+        )
+    listed = ", ".join(f"{c.name} {p.host_port}->{p.container_port}" for c, p in inside[:8])
+    if len(inside) > 8:
+        listed += f" (+{len(inside) - 8} more)"
+    highest = max(p.host_port for _, p in inside)
+    remedy = f"publish on a host port below {first}"
+    if highest + 1 < last:
+        conf = "/etc/sysctl.d/90-ip-local-port-range.conf"
+        remedy += (
+            ", or move the ephemeral range above it: "
+            f"`echo 'net.ipv4.ip_local_port_range = {highest + 1} {last}' | sudo tee {conf}`, "
+            "`sudo sysctl --system`, then "
+            f"`{kb.RESTART_DOCKER}` (pasta reads the range when it starts)"
+        )
+    if skips is True:
+        return res(
+            "fail",
+            f"{passt} with RootlessKit's implicit port driver forwards only ports outside the "
+            f"ephemeral range {span}: {listed} refuse every outside connection "
+            f"(passt commit 4e09ddf0344); {dynamic}",
+            remedy,
+        )
+    why = "its version is unknown" if skips is None else "it still forwards them"
+    return res(
+        "warn",
+        f"{listed} are in the ephemeral range {span}: {passt} ({why}) — from passt "
+        f"{kb.PASTA_AUTO_SKIPS_EPHEMERAL} on they are not forwarded and refuse connections",
+        remedy,
+    )
 
 
 def podman_source_ip(p: PodmanFacts) -> CheckResult:
@@ -420,6 +482,7 @@ def checks(facts: HostFacts) -> list[CheckResult]:
             docker_driver_drift(facts, d),
             docker_unit_ignored(d),
             docker_userland_proxy(facts, d),
+            pasta_ephemeral_port(facts, d),
         ]
     p = facts.podman
     if p is not None:

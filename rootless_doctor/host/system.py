@@ -46,9 +46,21 @@ def prerequisites(paths: HostPaths, notes: list[str], sources: list[str]) -> Hos
         userns_clone=read_int(userns_clone_path),
         dev_net_tun=dev_net_tun(paths),
         unprivileged_port_start=read_int(paths.at("/proc/sys/net/ipv4/ip_unprivileged_port_start")),
+        ephemeral_ports=ephemeral_ports(paths),
         linger=exists(paths.at(f"/var/lib/systemd/linger/{paths.user}")) if paths.user else None,
         xdg_runtime_dir=xdg,
     )
+
+
+def ephemeral_ports(paths: HostPaths) -> tuple[int, int] | None:
+    """net.ipv4.ip_local_port_range as (first, last): two numbers separated by blanks (a tab
+    in the kernel's output); None when unreadable or not two ports in order."""
+    text = read(paths.at("/proc/sys/net/ipv4/ip_local_port_range"))
+    words = (text or "").split()
+    if len(words) != 2 or not all(w.isdigit() and len(w) <= 5 for w in words):
+        return None
+    first, last = int(words[0]), int(words[1])
+    return (first, last) if 0 < first <= last <= 65535 else None
 
 
 def _subids(paths: HostPaths, file: str) -> tuple[tuple[int, int], ...] | None:
