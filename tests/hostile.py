@@ -1,0 +1,189 @@
+"""Run rootless-doctor as a user meets it, with hostile input, and measure what it cost.
+
+Not a test module (tests import it as ``import hostile``). Every run is a real process of the
+installed console script (``RD_TOOL``) or of the package under test (``python -m
+rootless_doctor``), so the tests do not depend on how the package is laid out inside.
+
+Bounds (issue 11): every input and every engine answer gets exit 0/1/2 within the engine timeout
++ 1 s and under ~200 MB. Memory is measured, not timed: the child runs under an address-space
+limit (``RLIMIT_AS``, as ``prlimit --as`` sets it) so a runaway cannot take the machine down, and
+its peak resident set comes from ``wait4``'s rusage. Wall-clock bounds here only detect hangs and
+are generous (the machine is shared; a linear run takes well under a second).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import stack
+
+REPO = Path(__file__).resolve().parent.parent
+
+MEM_BOUND_MB = 200  # the issue's bound on peak resident memory
+AS_LIMIT_MB = 1536  # hard address-space cap of the child: a runaway fails here, not the machine
+HANG_S = 60.0  # no correct run comes near this; a quadratic or endless one never finishes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    argv: tuple[str, ...]
+    code: int | None  # None: killed after the hang bound
+    stdout: str
+    stderr: str
+    maxrss_mb: float
+    seconds: float
+
+    @property
+    def hung(self) -> bool:
+        return self.code is None
+
+    def describe(self) -> str:
+        tail = self.stderr.strip().splitlines()[-3:]
+        return (
+            f"exit {self.code} after {self.seconds:.1f} s, peak {self.maxrss_mb:.0f} MB; "
+            f"stderr: {' | '.join(tail)[:600]}"
+        )
+
+
+def tool(u: stack.User | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv prefix, extra environment) that run the tool under test (as ``u`` when given)."""
+    if os.environ.get("RD_TOOL"):
+        return [os.environ["RD_TOOL"]], {}
+    if u is not None:
+        import rdtool
+
+        return rdtool.argv(u)
+    return [sys.executable, "-m", "rootless_doctor"], {"PYTHONPATH": str(REPO)}
+
+
+def root_env(**extra: str) -> dict[str, str]:
+    """A clean environment for a run as root (no NO_COLOR games, no debug switches)."""
+    env = {
+        "PATH": os.environ.get("PATH", stack.USER_PATH),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+    }
+    env.update(extra)
+    return env
+
+
+def run(
+    args: Sequence[str],
+    *,
+    u: stack.User | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | Path | None = None,
+    cwd: str | Path | None = None,
+    hang_s: float = HANG_S,
+    as_limit_mb: int = AS_LIMIT_MB,
+    sig_after: tuple[float, int] | None = None,
+) -> Outcome:
+    """``rootless-doctor ARGS`` as root (or as ``u``), bounded, measured.
+
+    ``sig_after=(seconds, signum)`` sends a signal to the tool's process that long after start.
+    """
+    prefix, extra = tool(u)
+    if u is not None:
+        e = stack.user_env(u)
+        e.update(extra)
+        e.update(env or {})
+        argv = stack._as_user_argv(u, [*prefix, *args], e)
+        full_env: dict[str, str] | None = None
+        cwd = cwd or u.home
+    else:
+        full_env = root_env()
+        full_env.update(extra)
+        full_env.update(env or {})
+        argv = [*prefix, *args]
+    limit = as_limit_mb * 1024 * 1024
+
+    def limit_child() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdin_file = None
+        if isinstance(stdin, Path):
+            stdin_file = open(stdin, "rb")  # noqa: SIM115 (closed below)
+        elif isinstance(stdin, bytes):
+            stdin_file = tempfile.TemporaryFile()
+            stdin_file.write(stdin)
+            stdin_file.seek(0)
+        try:
+            start = time.monotonic()
+            proc = subprocess.Popen(
+                argv,
+                stdin=stdin_file if stdin_file is not None else subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=full_env,
+                cwd=cwd,
+                preexec_fn=limit_child,
+            )
+        finally:
+            if stdin_file is not None:
+                stdin_file.close()
+        code, rss_kb = _wait(proc, start, hang_s, sig_after)
+        seconds = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        return Outcome(
+            argv=tuple(argv),
+            code=code,
+            stdout=out.read(4_000_000).decode(errors="replace"),
+            stderr=err.read(4_000_000).decode(errors="replace"),
+            maxrss_mb=rss_kb / 1024,
+            seconds=seconds,
+        )
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    start: float,
+    hang_s: float,
+    sig_after: tuple[float, int] | None,
+) -> tuple[int | None, int]:
+    """Reap ``proc`` with wait4 (its own peak RSS); SIGKILL it after ``hang_s``."""
+    sent = sig_after is None
+    killed = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
+            return (None if killed else proc.returncode), usage.ru_maxrss
+        now = time.monotonic() - start
+        if not sent and sig_after is not None and now >= sig_after[0]:
+            os.kill(proc.pid, sig_after[1])
+            sent = True
+        if now > hang_s and not killed:
+            os.kill(proc.pid, signal.SIGKILL)  # only the process this call started
+            killed = True
+        time.sleep(0.005)
+
+
+def assert_bounded(o: Outcome, *, codes: Sequence[int] = (0, 1, 2)) -> None:
+    """The issue's contract: an exit code of the documented ones, no traceback, no internal
+    error, peak memory under the bound, and no hang."""
+    assert not o.hung, f"no answer within {HANG_S:.0f} s (killed): {o.describe()}"
+    assert o.code in codes, o.describe()
+    assert "Traceback" not in o.stderr, o.describe()
+    assert "internal error" not in o.stderr, o.describe()
+    assert o.maxrss_mb < MEM_BOUND_MB, o.describe()
+
+
+def one_line_error(o: Outcome, *names: str) -> str:
+    """Exit 2, one line on stderr that names each of ``names``; returns the line."""
+    assert o.code == 2, o.describe()
+    lines = [ln for ln in o.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, o.describe()
+    for n in names:
+        assert n in lines[0], o.describe()
+    return lines[0]
