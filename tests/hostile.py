@@ -114,7 +114,7 @@ def run(
         if isinstance(stdin, Path):
             stdin_file = open(stdin, "rb")  # noqa: SIM115 (closed below)
         elif isinstance(stdin, bytes):
-            stdin_file = tempfile.TemporaryFile()
+            stdin_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
             stdin_file.write(stdin)
             stdin_file.seek(0)
         try:

@@ -183,7 +183,7 @@ def test_a_50_mb_paste_on_stdin_is_refused_early() -> None:
     hostile.one_line_error(o, "stdin")
 
 
-# --------------------------------------------------------------------------- engines that answer badly
+# ------------------------------------------------------------------ engines that answer badly
 # As the real stack user: a fake engine CLI first on PATH (a script that runs `yes`, or sleeps),
 # the rest of the host as it is. The user's runtime dir is a fresh one holding a unix socket this
 # test listens on as docker.sock (so the docker CLI is asked at all), and its config dir holds the
