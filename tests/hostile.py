@@ -86,10 +86,12 @@ def run(
     hang_s: float = HANG_S,
     as_limit_mb: int = AS_LIMIT_MB,
     sig_after: tuple[float, int] | None = None,
+    wrap: Sequence[str] = (),
 ) -> Outcome:
     """``rootless-doctor ARGS`` as root (or as ``u``), bounded, measured.
 
     ``sig_after=(seconds, signum)`` sends a signal to the tool's process that long after start.
+    ``wrap`` runs in front of it all (e.g. strace injecting faults), as root.
     """
     prefix, extra = tool(u)
     if u is not None:
@@ -104,6 +106,7 @@ def run(
         full_env.update(extra)
         full_env.update(env or {})
         argv = [*prefix, *args]
+    argv = [*wrap, *argv]
     limit = as_limit_mb * 1024 * 1024
 
     def limit_child() -> None:

@@ -8,8 +8,10 @@ the hang bound; unreadable or oversized input is exit 2 and one line naming the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +217,11 @@ def engine_env(u: stack.User) -> Iterator[tuple[Path, dict[str, str]]]:
         yield bindir, env
     finally:
         srv.close()
+        # Podman started a pause process for this runtime dir: end it (its PID is in its file).
+        pid_file = run / "libpod/tmp/pause.pid"
+        if pid_file.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
         shutil.rmtree(base, ignore_errors=True)
 
 
