@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 MEM_BOUND_MB = 200  # the issue's bound on peak resident memory
 AS_LIMIT_MB = 1536  # hard address-space cap of the child: a runaway fails here, not the machine
+STATE = ".local/state/rootless-doctor"  # the owner's state dir, relative to HOME
 HANG_S = 60.0  # no correct run comes near this; a quadratic or endless one never finishes
 
 
@@ -190,3 +193,76 @@ def one_line_error(o: Outcome, *names: str) -> str:
     for n in names:
         assert n in lines[0], o.describe()
     return lines[0]
+
+
+# --------------------------------------------------------------------------------------------
+# the stack user's files for one test
+
+
+@dataclass
+class Sandbox:
+    """The stack user's files for one test: home, config dir, a bin dir first on PATH, work."""
+
+    u: stack.User
+    base: Path
+
+    @property
+    def home(self) -> Path:
+        return self.base / "home"
+
+    @property
+    def cfg(self) -> Path:
+        return self.base / "cfg"
+
+    @property
+    def bin(self) -> Path:
+        return self.base / "bin"
+
+    @property
+    def work(self) -> Path:
+        return self.base / "work"
+
+    @property
+    def state(self) -> Path:
+        return self.home / STATE
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.cfg),
+            "PATH": f"{self.bin}:{stack.USER_PATH}",
+            "CONTAINERS_CONF": str(Path(self.u.home, ".config/containers/containers.conf")),
+        }
+        env.update(extra)
+        return env
+
+    def put(self, rel: str | Path, data: bytes | str, mode: int = 0o644) -> Path:
+        """A file of the user's (parents too) at ``base/rel``."""
+        p = self.base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data.encode() if isinstance(data, str) else data)
+        p.chmod(mode)
+        self.own()
+        return p
+
+    def own(self) -> None:
+        for p in (self.base, *self.base.rglob("*")):
+            os.lchown(p, self.u.uid, self.u.gid)
+
+    def fix(self, *args: str, **kw: object) -> Outcome:
+        env = self.env(**kw.pop("env", {}))  # type: ignore[arg-type]
+        return run(["fix", *args], u=self.u, env=env, **kw)  # type: ignore[arg-type]
+
+
+@contextmanager
+def sandbox(u: stack.User) -> Iterator[Sandbox]:
+    """A fresh :class:`Sandbox` under /tmp, removed afterwards."""
+    base = stack._user_tmpdir(u, "rd-h11-fix-")
+    s = Sandbox(u, base)
+    for d in (s.home, s.cfg, s.bin, s.work):
+        d.mkdir(mode=0o755)
+    s.own()
+    try:
+        yield s
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

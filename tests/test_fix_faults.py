@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import hostile
@@ -34,62 +33,8 @@ DROPIN = DATA / "systemd/docker-mailserver-docs-fail2ban-docker-rootless-overrid
 UNITS = DATA / "systemd"
 UNIT_V20 = UNITS / "docker-rootless-user-unit-rendered-from-moby-v20.10.24-setuptool.service"
 UNIT_V29 = UNITS / "docker-rootless-user-unit-rendered-from-moby-docker-v29.7.2-setuptool.service"
-STATE = ".local/state/rootless-doctor"
-
-
-@dataclass
-class Sandbox:
-    """The stack user's files for one test: home, config dir, a bin dir first on PATH, work."""
-
-    u: stack.User
-    base: Path
-
-    @property
-    def home(self) -> Path:
-        return self.base / "home"
-
-    @property
-    def cfg(self) -> Path:
-        return self.base / "cfg"
-
-    @property
-    def bin(self) -> Path:
-        return self.base / "bin"
-
-    @property
-    def work(self) -> Path:
-        return self.base / "work"
-
-    @property
-    def state(self) -> Path:
-        return self.home / STATE
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            "HOME": str(self.home),
-            "XDG_CONFIG_HOME": str(self.cfg),
-            "PATH": f"{self.bin}:{stack.USER_PATH}",
-            "CONTAINERS_CONF": str(Path(self.u.home, ".config/containers/containers.conf")),
-        }
-        env.update(extra)
-        return env
-
-    def put(self, rel: str | Path, data: bytes | str, mode: int = 0o644) -> Path:
-        """A file of the user's (parents too) at ``base/rel``."""
-        p = self.base / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data.encode() if isinstance(data, str) else data)
-        p.chmod(mode)
-        self.own()
-        return p
-
-    def own(self) -> None:
-        for p in (self.base, *self.base.rglob("*")):
-            os.lchown(p, self.u.uid, self.u.gid)
-
-    def fix(self, *args: str, **kw: object) -> hostile.Outcome:
-        env = self.env(**kw.pop("env", {}))  # type: ignore[arg-type]
-        return hostile.run(["fix", *args], u=self.u, env=env, **kw)  # type: ignore[arg-type]
+STATE = hostile.STATE
+Sandbox = hostile.Sandbox
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -101,15 +46,8 @@ def _podman_pause_ended(u: stack.User) -> Iterator[None]:
 
 @pytest.fixture
 def sb(u: stack.User) -> Iterator[Sandbox]:
-    base = stack._user_tmpdir(u, "rd-h11-fix-")
-    s = Sandbox(u, base)
-    for d in (s.home, s.cfg, s.bin, s.work):
-        d.mkdir(mode=0o755)
-    s.own()
-    try:
+    with hostile.sandbox(u) as s:
         yield s
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
