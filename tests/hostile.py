@@ -13,16 +13,17 @@ are generous (the machine is shared; a linear run takes well under a second).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +197,152 @@ def one_line_error(o: Outcome, *names: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# the issue's hostile pastes (tests/test_hostile_input.py asserts on them, bench/hostile.py
+# measures them): name → (builder writing the input under a directory, refused?). A refused
+# input must give exit 2 and one line naming it; the others any of 0/1/2.
+
+DATA = Path(__file__).resolve().parent / "data"
+SYSTEMCTL_TREE = DATA / "ps/rootlesskit-issue434-systemctl-user-status-docker-builtin-TRUNCATED.txt"
+PS_EO = DATA / "ps/podman-4.3.1-debian12-rootless-4-containers-ps-eo.txt"
+BLANKS = 1_000_000  # the issue's 60,000 took 19-22 s (quadratic); 965k never finished
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """Billion laughs: each anchor lists the previous one 9 times (9**levels leaves)."""
+    lines = ['x-a: &a ["1","1","1","1","1","1","1","1","1"]']
+    prev = "a"
+    for n in "bcdefghijk"[: levels - 1]:
+        lines.append(f"x-{n}: &{n} [" + ",".join(["*" + prev] * 9) + "]")
+        prev = n
+    lines.append(f"services:\n  s:\n    image: a\n    ports: *{prev}\n    environment: *{prev}")
+    return "\n".join(lines) + "\n"
+
+
+def merge_bomb() -> str:
+    """`<<:` merges of merges, 2**24 keys deep."""
+    lines = ["x0: &x0 {a: 1, b: 2}"]
+    for i in range(1, 25):
+        lines.append(f"x{i}: &x{i} {{<<: [*x{i - 1}, *x{i - 1}], k{i}: 1}}")
+    return "services:\n  s:\n    image: a\n" + "\n".join(lines) + "\n"
+
+
+def big_paste(mb: int = 50) -> bytes:
+    """A real capture repeated to ``mb`` MB: a paste of a long ps listing."""
+    unit = PS_EO.read_bytes()
+    return unit * (mb * 1024 * 1024 // len(unit) + 1)
+
+
+def _file(name: str, data: str | bytes) -> Callable[[Path], Path]:
+    def build(d: Path) -> Path:
+        p = d / name
+        p.write_bytes(data.encode() if isinstance(data, str) else data)
+        return p
+
+    return build
+
+
+def _fifo(d: Path) -> Path:
+    p = d / "paste"
+    os.mkfifo(p)
+    return p
+
+
+def _link(target: str) -> Callable[[Path], Path]:
+    def build(d: Path) -> Path:
+        p = d / "paste.txt"
+        p.symlink_to(target)
+        return p
+
+    return build
+
+
+def _lazy(name: str, make: Callable[[], str | bytes]) -> Callable[[Path], Path]:
+    return lambda d: _file(name, make())(d)
+
+
+PASTES: dict[str, tuple[Callable[[Path], Path], bool]] = {
+    "1,000 unclosed [": (_file("paste.json", "[" * 1000 + "\n"), True),
+    "JSON objects 5,000 deep": (
+        _file("info.json", '{"host": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + ', "version": {}}'),
+        False,
+    ),
+    "YAML block mappings 400 deep": (
+        _file("info.yaml", "host:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(400))
+              + "  " * 401 + "v: 1\nversion:\n  Version: 4.3.1\n"),
+        False,
+    ),
+    "YAML flow 2,000 deep": (
+        _file("compose.yaml", "services:\n  s:\n    image: a\n    ports: "
+              + "[" * 2000 + "]" * 2000 + "\n"),
+        False,
+    ),
+    "1M blanks in an unknown paste": (_file("paste.txt", "hello\n" + " " * BLANKS + "x\n"), True),
+    "1M blanks in a systemctl tree": (
+        _lazy("status.txt", lambda: SYSTEMCTL_TREE.read_text() + " " * BLANKS + "x\n"), False
+    ),
+    "500k '│ ' in a systemctl tree": (
+        _lazy("status.txt", lambda: SYSTEMCTL_TREE.read_text() + "│ " * (BLANKS // 2) + "x\n"),
+        False,
+    ),
+    "FIFO": (_fifo, True),
+    "symlink to /dev/zero": (_link("/dev/zero"), True),
+    "symlink to /dev/urandom": (_link("/dev/urandom"), True),
+    "a directory": (lambda d: d, True),
+    "YAML alias bomb (compose)": (_file("compose.yaml", alias_bomb()), False),
+    "YAML alias bomb (podman info)": (
+        _file("info.yaml", alias_bomb().split("services:")[0]
+              + "host:\n  a: *i\nstore:\n  b: *i\nversion:\n  Version: *i\n"),
+        False,
+    ),
+    "YAML merge-key bomb": (_file("compose.yaml", merge_bomb()), False),
+    "50 MB file": (_lazy("huge.txt", big_paste), True),
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# engine CLIs that answer badly, as the stack user
+UNIT_V20 = DATA / "systemd/docker-rootless-user-unit-rendered-from-moby-v20.10.24-setuptool.service"
+
+
+@contextlib.contextmanager
+def engine_sandbox(u: stack.User) -> Iterator[tuple[Path, dict[str, str]]]:
+    """(bin dir first on PATH, the environment of the run), all the user's: a fresh runtime dir
+    holding a unix socket listened on as docker.sock (so the docker CLI is asked at all), and a
+    config dir holding the user unit dockerd-rootless-setuptool.sh writes (moby v20.10.24)."""
+    base = stack._user_tmpdir(u, "rd-h11-engine-")
+    bindir, run, units = base / "bin", base / "run", base / "cfg/systemd/user"
+    for d in (bindir, run, units):
+        d.mkdir(parents=True, mode=0o700)
+    shutil.copy(UNIT_V20, units / "docker.service")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(run / "docker.sock"))
+    srv.listen(8)
+    for p in (base, *base.rglob("*")):
+        os.chown(p, u.uid, u.gid)
+    env = {
+        "PATH": f"{bindir}:{stack.USER_PATH}",
+        "XDG_RUNTIME_DIR": str(run),
+        "XDG_CONFIG_HOME": str(base / "cfg"),
+    }
+    try:
+        yield bindir, env
+    finally:
+        srv.close()
+        # Podman started a pause process for this runtime dir: end it (its PID is in its file).
+        pid_file = run / "libpod/tmp/pause.pid"
+        if pid_file.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def fake(bindir: Path, name: str, body: str) -> None:
+    p = bindir / name
+    p.write_text(f"#!/bin/sh\n{body}\n")
+    p.chmod(0o755)
+
+
+# --------------------------------------------------------------------------------------------
 # the stack user's files for one test
 
 
@@ -254,7 +401,7 @@ class Sandbox:
         return run(["fix", *args], u=self.u, env=env, **kw)  # type: ignore[arg-type]
 
 
-@contextmanager
+@contextlib.contextmanager
 def sandbox(u: stack.User) -> Iterator[Sandbox]:
     """A fresh :class:`Sandbox` under /tmp, removed afterwards."""
     base = stack._user_tmpdir(u, "rd-h11-fix-")
