@@ -4,7 +4,9 @@ the reader of the files a user hands ``check --from`` (bounded; bad input is one
 
 from __future__ import annotations
 
+import os
 import stat
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -82,42 +84,110 @@ def parsed(fn: Callable[[], T], what: str, notes: list[str]) -> T | None:
 
 # A pasted output or copied config file is a few KiB; a bigger file is not one of them.
 MAX_PASTED = 16 << 20
+STDIN = "-"  # `check --from -`: the paste comes on standard input
+
+
+class NotRegular(Exception):
+    """The path is a FIFO, a device, a socket or a directory: never read (a FIFO blocks until
+    someone writes, /dev/zero and /dev/urandom never end)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"{kind}, not a regular file")
+        self.kind = kind
+
+
+class TooLarge(Exception):
+    """More bytes than the caller's cap."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_capped(fd: int, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    n = 0
+    while n <= cap:
+        chunk = os.read(fd, min(1 << 20, cap + 1 - n))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n += len(chunk)
+    if n > cap:
+        raise TooLarge(f"more than {cap} bytes")
+    return b"".join(chunks)
+
+
+def read_regular(path: Path, cap: int) -> bytes:
+    """The bytes of ``path`` when it is a regular file (symlinks followed) of at most ``cap``
+    bytes. Anything else is never read: checked before opening, and again on the opened file
+    (opened non-blocking, so a FIFO swapped in meanwhile does not wait for a writer).
+    Raises FileNotFoundError/OSError, :class:`NotRegular` or :class:`TooLarge`."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegular(_kind(st.st_mode))
+    if st.st_size > cap:
+        raise TooLarge(f"{st.st_size} bytes")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(_kind(st.st_mode))
+        os.set_blocking(fd, True)
+        return _read_capped(fd, cap)
+    finally:
+        os.close(fd)
 
 
 def read_pasted(path: Path) -> str:
-    """The text of a file given to ``check --from``: UTF-8, no NUL bytes, not empty, at most
-    :data:`MAX_PASTED` bytes, a leading BOM dropped. Anything else is a one-line DoctorError
-    naming the file and what to do (exit code 2)."""
+    """The text of a file given to ``check --from`` (``-``: standard input): a regular file,
+    UTF-8, no NUL bytes, not empty, at most :data:`MAX_PASTED` bytes, a leading BOM dropped.
+    Anything else is a one-line DoctorError naming the file and what to do (exit code 2)."""
+    name = "stdin" if str(path) == STDIN else str(path)
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_PASTED + 1)
-    except IsADirectoryError:
-        raise DoctorError(f"{path}: is a directory; pass the files in it", exit_code=2) from None
+        if str(path) == STDIN:
+            data = _read_capped(sys.stdin.fileno(), MAX_PASTED)
+        else:
+            data = read_regular(path, MAX_PASTED)
+    except NotRegular as e:
+        what = "the files in it" if e.kind == "a directory" else "a file holding the output"
+        raise DoctorError(
+            f"{name} is {e.kind}, not a regular file; pass {what}", exit_code=2
+        ) from None
+    except TooLarge:
+        raise DoctorError(
+            f"{name}: larger than {MAX_PASTED >> 20} MiB, not a pasted output or config file; "
+            "pass the command's output only",
+            exit_code=2,
+        ) from None
     except OSError as e:
         why = e.strerror or type(e).__name__
         raise DoctorError(
-            f"{path}: cannot read ({why}); check the path and permissions", exit_code=2
+            f"{name}: cannot read ({why}); check the path and permissions", exit_code=2
         ) from None
-    if len(data) > MAX_PASTED:
-        raise DoctorError(
-            f"{path}: larger than {MAX_PASTED >> 20} MiB, not a pasted output or config file; "
-            "pass the command's output only",
-            exit_code=2,
-        )
     if b"\0" in data:
         raise DoctorError(
-            f"{path}: binary data, not text; pass the text output of the command", exit_code=2
+            f"{name}: binary data, not text; pass the text output of the command", exit_code=2
         )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DoctorError(
-            f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8",
+            f"{name}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8",
             exit_code=2,
         ) from None
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise DoctorError(f"{path}: empty file; paste the command's output into it", exit_code=2)
+        raise DoctorError(f"{name}: empty file; paste the command's output into it", exit_code=2)
     return text
 
 
