@@ -67,28 +67,68 @@ def start(
         return CmdOutput(argv=args, error=f"could not start: {e}")
 
 
+# An engine's answer is KiBs (podman inspect of hundreds of containers: a few MiB). A CLI that
+# prints without end (a wrapper looping, `yes`) is stopped there instead of filling memory.
+MAX_STDOUT = 8 << 20
+MAX_STDERR = 1 << 20
+
+
 def _collect(proc: subprocess.Popen[bytes], args: tuple[str, ...], timeout: float) -> CmdOutput:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    out, err, error = _read_bounded(proc, timeout)
+    if error is None:
+        try:
+            proc.wait(1.0)  # it closed its output: it is ending
+        except subprocess.TimeoutExpired:
+            error = f"timed out after {timeout:g} s"
+    if error is not None:
+        # Stop it: the whole process group (a new session, so only what this call started).
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            out, err = proc.communicate(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            # A grandchild that left the group still holds the pipes: stop reading.
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()
-            proc.wait()
-            out, err = b"", b""
-        return CmdOutput(
-            argv=args,
-            stdout=_text(out),
-            stderr=_text(err),
-            error=f"timed out after {timeout:g} s",
-        )
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()  # a grandchild that left the group may still hold the other end
+        proc.wait()
+        return CmdOutput(argv=args, stdout=_text(out), stderr=_text(err), error=error)
     return CmdOutput(argv=args, code=proc.returncode, stdout=_text(out), stderr=_text(err))
+
+
+def _read_bounded(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes, str | None]:
+    """Read stdout and stderr until both end, the deadline passes or one exceeds its cap:
+    (stdout, stderr, None) or what was read so far and why it stopped."""
+    import selectors
+    import time
+
+    deadline = time.monotonic() + timeout
+    caps: dict[int, tuple[bytearray, int, str]] = {}
+    for pipe, cap, what in (
+        (proc.stdout, MAX_STDOUT, "output"),
+        (proc.stderr, MAX_STDERR, "error output"),
+    ):
+        if pipe is not None:
+            caps[pipe.fileno()] = (bytearray(), cap, what)
+    with selectors.DefaultSelector() as sel:
+        for fd in caps:
+            sel.register(fd, selectors.EVENT_READ)
+        error = None
+        while sel.get_map() and error is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                error = f"timed out after {timeout:g} s"
+                break
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                buf, cap, what = caps[key.fd]
+                buf += chunk
+                if len(buf) > cap:
+                    del buf[cap:]
+                    error = f"{what} truncated at {cap >> 20} MiB (it printed more); stopped it"
+                    break
+    out = bytes(caps[proc.stdout.fileno()][0]) if proc.stdout is not None else b""
+    err = bytes(caps[proc.stderr.fileno()][0]) if proc.stderr is not None else b""
+    return out, err, error
 
 
 def _text(b: bytes | None) -> str:
