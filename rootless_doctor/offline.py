@@ -66,7 +66,7 @@ _PROC_NAMES = (
     r"containerd|podman|catatonit|docker-proxy|rootlesskit-docker-proxy|vpnkit)\b"
 )
 _JOURNAL_LINE = (
-    r"(?m)^(?:(?:\w{3}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\S+)\s+\S+\s+)?"
+    r"(?m)^(?:(?:\w{3}[ \t]+\d{1,2}[ \t]+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\S+)[ \t]+\S+[ \t]+)?"
     r"[\w.@-]+\[\d+\]:\s"
 )
 
@@ -156,17 +156,15 @@ def recognise(text: str) -> str:
         if v is not None:
             return _json_kind(v)
         if t[0] == "{" or t.startswith("[{") or t.startswith("[\n"):
-            import json
-
             try:
-                json.loads(t)
-            except ValueError as e:
+                parse._loads(t)
+            except parse._JsonError as e:
                 raise ParseError(f"looks like JSON but does not parse ({e})") from None
-    if re.search(r"(?m)^host:\s*$", t) and re.search(r"(?m)^(version|store|Client):\s*$", t):
+    if re.search(r"(?m)^host:[ \t]*$", t) and re.search(r"(?m)^(version|store|Client):[ \t]*$", t):
         return "podman-info"
     if re.search(r"(?m)^ *(Server Version|Storage Driver|Security Options):", t):
         return "docker-info"
-    if re.search(r"(?m)^(Client|Server)\b.*:", t) and re.search(r"(?m)^\s+API version:", t):
+    if re.search(r"(?m)^(Client|Server)\b.*:", t) and re.search(r"(?m)^[ \t]+API version:", t):
         return "docker-version"
     if re.search(r"(?m)^- (Network Driver|Port Driver|REST API version|State Directory):", t):
         return "rootlesskit-info"
@@ -178,21 +176,21 @@ def recognise(text: str) -> str:
     ini = _ini_kind(t)
     if ini:
         return ini
-    if re.search(r"(?m)^services:\s*$", t) or re.search(r"(?m)^services:\s*\{", t):
+    if re.search(r"(?m)^services:[ \t]*$", t) or re.search(r"(?m)^services:[ \t]*\{", t):
         return "compose"
-    if re.search(r"(?m)^\s*●.*\.service\b", t) and "CGroup:" in t:
+    if re.search(r"(?m)^[ \t]*●.*\.service\b", t) and "CGroup:" in t:
         return "processes"
-    if re.search(r"(?m)^\s*(USER|UID)?\s*PID\b.*\b(COMMAND|CMD|ARGS)\s*$", t):
+    if re.search(r"(?m)^[ \t]*(?:(?:USER|UID)[ \t]+)?PID\b.*\b(COMMAND|CMD|ARGS)[ \t]*$", t):
         return "processes"
     if re.match(r"\s*(COMMAND|CMD|ARGS)\s*\n", t) and re.search(_PROC_NAMES, t):
         return "processes"  # ps -eo args
-    if re.search(r"(?m)^[\s|`│├└─┬+-]*-(rootlesskit|slirp4netns|pasta|conmon|dockerd),\d+\b", t):
+    if re.search(r"(?m)^[ \t|`│├└─┬+-]*-(rootlesskit|slirp4netns|pasta|conmon|dockerd),\d+\b", t):
         return "processes"  # pstree -ap
     if re.search(_JOURNAL_LINE, t) or re.search(r"(?m)^-- (Logs begin|Journal begins|Boot )", t):
         return "journal"
-    if re.search(r"(?m)^\s*\++\s+exec\s+\S", t):
+    if re.search(r"(?m)^[ \t]*\++[ \t]+exec[ \t]+\S", t):
         return "journal"  # dockerd-rootless.sh's `set -x` trace as the journal shows it
-    if re.search(r"(?m)^\s*\S*\s*\d+\s.*", t) and re.search(_PROC_NAMES, t):
+    if re.search(r"(?m)^[ \t]*(?:\S+[ \t]+)?\d+[ \t]", t) and re.search(_PROC_NAMES, t):
         try:
             parse.process_listing(t)
         except ParseError:

@@ -55,14 +55,29 @@ def _strip_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+class _JsonError(ValueError):
+    pass
+
+
+def _loads(t: str) -> Any:
+    """``json.loads`` for untrusted text: nesting deeper than the interpreter's stack (1,000
+    unclosed ``[``) is a ``_JsonError`` like any other malformed JSON, not a RecursionError."""
+    try:
+        return json.loads(t)
+    except json.JSONDecodeError as e:
+        raise _JsonError(f"{e.msg} at line {e.lineno}") from None
+    except (ValueError, RecursionError) as e:
+        raise _JsonError("nested too deeply" if isinstance(e, RecursionError) else str(e)) from None
+
+
 def _json(text: str) -> Any:
     """The JSON value of ``text``, or ``None`` when it is not JSON."""
     t = _strip_bom(text).strip()
     if not t or t[0] not in "{[":
         return None
     try:
-        return json.loads(t)
-    except ValueError:
+        return _loads(t)
+    except _JsonError:
         return None
 
 
@@ -121,6 +136,9 @@ def _int(v: Any) -> int | None:
 # Pasted input is untrusted: anchors/aliases are allowed (compose files use `<<: *default`), but
 # the document, with every alias expanded, may hold at most this many nodes (no alias bombs).
 YAML_MAX_NODES = 100_000
+# A compose file or `podman info` is KiBs; composing YAML costs ~2 s and ~16x the text in memory
+# per MiB (ruamel, pure Python), so a bigger document is refused before it is parsed.
+YAML_MAX_BYTES = 1 << 20
 
 
 class _YamlError(ValueError):
@@ -145,6 +163,10 @@ def _yaml(text: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    if len(text) > YAML_MAX_BYTES:
+        raise _YamlError(
+            f"larger than {YAML_MAX_BYTES >> 20} MiB, more than a YAML file here holds"
+        )
     yaml = YAML(typ="safe", pure=True)
     try:
         node = yaml.compose(text)  # the node graph first: its size is checked before building
@@ -172,9 +194,9 @@ def _data(text: str, what: str) -> Any:
     t = _strip_bom(text).lstrip()
     if t[:1] in "{[":
         try:
-            json.loads(t)
-        except json.JSONDecodeError as e:
-            raise ParseError(f"not valid JSON ({e.msg} at line {e.lineno})") from None
+            _loads(t)
+        except _JsonError as e:
+            raise ParseError(f"not valid JSON ({e})") from None
     try:
         return _yaml(text)
     except _YamlError as e:
@@ -229,7 +251,7 @@ def _indented_sections(text: str) -> list[tuple[int, str, str]]:
     for line in _strip_bom(text).splitlines():
         if not line.strip():
             continue
-        m = re.match(r"^(\s*)([^:]+?):(?:\s+(.*))?$", line.rstrip())
+        m = re.match(r"^(\s*)(\S[^:]*?):(?:\s+(.*))?$", line.rstrip())
         if m:
             out.append((len(m.group(1)), m.group(2).strip(), (m.group(3) or "").strip()))
         else:
@@ -511,7 +533,7 @@ def _rootlessctl_info_text(text: str) -> RootlessKitFacts:
     """``rootlessctl info`` without ``--json``: ``- Network Driver: slirp4netns`` lines."""
     vals: dict[str, str] = {}
     for line in text.splitlines():
-        m = re.match(r"^-\s+([^:]+):\s*(.*)$", line.strip())
+        m = re.match(r"^-\s+(\S[^:]*):\s*(.*)$", line.strip())
         if m and not line.startswith(("  ", "\t")):
             vals[m.group(1).strip().lower()] = m.group(2).strip()
     if not vals.keys() & {"network driver", "port driver", "implementation version"}:
@@ -533,7 +555,9 @@ def _rootlessctl_info_text(text: str) -> RootlessKitFacts:
 
 _PS_CMD_COLS = ("COMMAND", "CMD", "ARGS", "COMMAND_LINE")
 _TREE_ART = r"^[\s|`\\_│├└─┬]*(?:\\_\s*)?"
-_SYSTEMCTL_TREE = r"^\s*[│├└─\s|`-]*[├└]─\s*(\d+)\s+(.+)$"
+# No two repeats that can match the same character follow each other (a line of blanks would
+# make that quadratic): the lazy class-star stops at the first branch.
+_SYSTEMCTL_TREE = r"^[\s│├└─|`-]*?[├└]─\s*(\d+)\s+(.+)$"
 # "Nov 24 10:00:00 host unit[1234]: msg", "2026-11-24T10:00:00+0100 host unit[1234]: msg",
 # or without time and host ("journalctl -o cat"-like pastes): "dockerd-rootless.sh[1234]: msg"
 _JOURNAL_PREFIX = (
@@ -998,11 +1022,9 @@ def daemon_json(text: str) -> dict[str, object]:
     if not t:
         raise ParseError("empty")
     try:
-        data = json.loads(t)
-    except ValueError as e:
-        msg = getattr(e, "msg", str(e))
-        line = getattr(e, "lineno", "?")
-        raise ParseError(f"not JSON ({msg} at line {line})") from None
+        data = _loads(t)
+    except _JsonError as e:
+        raise ParseError(f"not JSON ({e})") from None
     if not isinstance(data, dict):
         raise ParseError("not a JSON object")
     return data
