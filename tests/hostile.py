@@ -14,6 +14,7 @@ are generous (the machine is shared; a linear run takes well under a second).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -334,6 +335,15 @@ def engine_sandbox(u: stack.User) -> Iterator[tuple[Path, dict[str, str]]]:
             with contextlib.suppress(ValueError, OSError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def live_check(u: stack.User, env: dict[str, str]) -> tuple[Outcome, dict[str, str]]:
+    """`check --json` live as ``u``: bounded, exit 0/1; (outcome, check ID → status)."""
+    o = run(["check", "--json"], u=u, env=env)
+    assert_bounded(o, codes=(0, 1))
+    report = json.loads(o.stdout)
+    status = {c["id"]: c["status"] for c in report["checks"]}
+    return o, status | {"notes": " ".join(report["notes"])}
 
 
 def fake(bindir: Path, name: str, body: str) -> None:

@@ -96,40 +96,6 @@ def sha(b: bytes) -> str:
 # ============================================================================ fix writers
 
 
-@pytest.mark.parametrize(
-    ("text", "service"),
-    [
-        ("services:\n  web:\n    image: a\n  db: foo\n", None),
-        ("services:\n  web:\n    image: a\n  db: [a, b]\n", None),
-        ("services:\n  web:\n    image: a\n  db:\n    - a\n", "db"),
-        ("services:\n  web: nginx\n", "web"),
-        ("services:\n  web:\n    image: a\n    environment: FOO\n  db: 3\n", "web"),
-    ],
-)
-def test_compose_services_that_are_scalars_or_lists(
-    sb: Sandbox, text: str, service: str | None
-) -> None:
-    """`fix compose`: AttributeError, exit 3 before."""
-    f = sb.put("work/compose.yaml", text)
-    args = ["compose", str(f), "--engine", "podman"] + (["--service", service] if service else [])
-    o = sb.fix(*args)
-    hostile.assert_bounded(o)
-    if o.code == 2:
-        hostile.one_line_error(o, str(f))
-        assert f.read_text() == text
-    else:  # a well-formed service next to a broken one may be fixed; the broken one untouched
-        assert o.code == 0, o.describe()
-        assert "db:" in f.read_text() or service == "web"
-
-
-def test_compose_networks_scalar_is_named_as_written(sb: Sandbox) -> None:
-    """`networks: foo` was spelled "joins networks f, o, o"."""
-    f = sb.put("work/compose.yaml", "services:\n  web:\n    image: a\n    networks: front\n")
-    o = sb.fix("compose", str(f), "--engine", "podman")
-    hostile.assert_bounded(o)
-    assert "f, r, o" not in o.stderr + o.stdout, o.describe()
-
-
 MARK = b"# last line, untouched, no final newline"
 
 

@@ -21,6 +21,7 @@ keys). Values that both need (the environment) come from parse.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -96,7 +97,8 @@ def _pick_service(services: Any, name: str, service: str | None) -> str:
         return service
     if len(names) == 1:
         return names[0]
-    with_ports = [n for n in names if services[n] is not None and services[n].get("ports")]
+    # A service may be anything in a broken file (a scalar, a list): only mappings have ports.
+    with_ports = [n for n in names if isinstance(services[n], Mapping) and services[n].get("ports")]
     if len(with_ports) == 1:
         return with_ports[0]
     raise DoctorError(f"{name}: several services ({', '.join(names)}); choose one with --service")
@@ -140,7 +142,10 @@ def plan(
     want = podman_mode(podman, pasta_installed)
     if "networks" in svc:
         nets = svc["networks"]
-        listed = ", ".join(str(n) for n in nets) if nets else "(empty)"
+        if isinstance(nets, (Mapping, list)):
+            listed = ", ".join(str(n) for n in nets) if nets else "(empty)"
+        else:  # `networks: front` is not valid compose; name it as written
+            listed = str(nets)
         podman6 = (
             "; or keep the networks and run `rootless-doctor fix podman` (Podman 6: "
             'rootless_port_forwarder = "pasta", experimental, IPv4 only)'
