@@ -132,20 +132,27 @@ def read_regular(path: Path, cap: int) -> bytes:
     bytes. Anything else is never read: checked before opening, and again on the opened file
     (opened non-blocking, so a FIFO swapped in meanwhile does not wait for a writer).
     Raises FileNotFoundError/OSError, :class:`NotRegular` or :class:`TooLarge`."""
+    fd = _open_regular(path, cap)
+    try:
+        return _read_capped(fd, cap)
+    finally:
+        os.close(fd)
+
+
+def _open_regular(path: Path, cap: int) -> int:
+    """A blocking read descriptor of ``path``, a regular file of at most ``cap`` bytes."""
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise NotRegular(_kind(st.st_mode))
     if st.st_size > cap:
         raise TooLarge(f"{st.st_size} bytes")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(_kind(st.st_mode))
-        os.set_blocking(fd, True)
-        return _read_capped(fd, cap)
-    finally:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
+        raise NotRegular(_kind(st.st_mode))
+    os.set_blocking(fd, True)
+    return fd
 
 
 def read_pasted(path: Path) -> str:
@@ -199,8 +206,14 @@ def read_archive(path: Path) -> bytes | None:
     """The bytes of a `collect` archive given to ``check --from``, or None when the file is not
     an archive (its first bytes are neither gzip's magic nor tar's ``ustar`` mark). At most
     :data:`MAX_ARCHIVE` bytes; an unreadable file is None here (:func:`read_pasted` says why)."""
+    if str(path) == STDIN:
+        return None
     try:
-        with path.open("rb") as f:
+        fd = _open_regular(path, 1 << 62)  # only a regular file (no FIFO, no device)
+    except (OSError, NotRegular, TooLarge):
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
             head = f.read(512)
             if head[:2] != b"\x1f\x8b" and head[257:262] != b"ustar":
                 return None
