@@ -1,6 +1,6 @@
 """Cost of `rootless-doctor check` per running container, against Podman's own queries.
 
-    sudo python3 bench/scale.py [--counts 10,50,200] [--runs 7] [--tool PATH]
+    sudo python3 bench/scale.py [--counts 10,50,200] [--runs 7] [--tool PATH [--tool PATH2]]
                                 [--mailserver-env] [--execs]
 
 Run as root; everything runs as the stack user of tests/stack.py (RDSTACK_USER, made by
@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -142,38 +143,51 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def measure(u: stack.User, tool: str, n: int, runs: int) -> dict[str, dict[str, list[float]]]:
-    cmds = {
-        "check": [tool, "check", "--json"],
-        "podman info": ["podman", "info", "--format", "json"],
-        "podman ps": ["podman", "ps", "--format", "json"],
-    }
+def measure(
+    u: stack.User, tools: list[str], n: int, runs: int
+) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU ms of each command, ``runs`` rounds, each round in a rotated order."""
+    cmds = {name: [tool, "check", "--json"] for name, tool in _checks(tools).items()}
+    cmds["podman info"] = ["podman", "info", "--format", "json"]
+    cmds["podman ps"] = ["podman", "ps", "--format", "json"]
     res: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in cmds}
     names = list(cmds)
     for name in names:  # warm caches, and check that check sees the N containers
         _, _, out = timed(u, cmds[name])
-        if name == "check":
+        if name.startswith("check"):
             seen = sum(
                 len(e.get("containers", []))
                 for e in json.loads(out)["engines"]
                 if e["engine"] == "podman"
             )
             if seen != n:
-                raise stack.StackError(f"check saw {seen} podman containers, expected {n}")
+                raise stack.StackError(f"{name} saw {seen} podman containers, expected {n}")
     for r in range(runs):
-        order = names[r % 3 :] + names[: r % 3]
-        for name in order:
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
             wall, cpu, _ = timed(u, cmds[name])
             res[name]["wall"].append(wall)
             res[name]["cpu"].append(cpu)
     return res
 
 
+def _checks(tools: list[str]) -> dict[str, str]:
+    """A name per tool: "check", or "check[1]", "check[2]" ... when comparing several."""
+    if len(tools) == 1:
+        return {"check": tools[0]}
+    return {f"check[{i}]": t for i, t in enumerate(tools, 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--counts", default="10,50,200")
     ap.add_argument("--runs", type=int, default=7, help="interleaved rounds per N (default 7)")
-    ap.add_argument("--tool", default=os.environ.get("RD_TOOL") or shutil.which("rootless-doctor"))
+    ap.add_argument(
+        "--tool",
+        action="append",
+        help="the rootless-doctor to time (default RD_TOOL or PATH's); give it twice or more to "
+        "compare versions in the same interleaved rounds",
+    )
     ap.add_argument("--mailserver-env", action="store_true")
     ap.add_argument("--execs", action="store_true", help="count execve per check (strace)")
     args = ap.parse_args()
@@ -181,9 +195,13 @@ def main() -> int:
     if reason:
         print(f"bench: {reason}", file=sys.stderr)
         return 2
-    if not args.tool:
+    tools = args.tool or [
+        t for t in [os.environ.get("RD_TOOL") or shutil.which("rootless-doctor")] if t
+    ]
+    if not tools:
         print("bench: no rootless-doctor; pass --tool or set RD_TOOL", file=sys.stderr)
         return 2
+    checks = _checks(tools)
     counts = sorted(int(c) for c in args.counts.split(","))
     u = stack.user()
     if stack.podman(u, "ps", "-aq").stdout.strip():
@@ -193,7 +211,8 @@ def main() -> int:
     pods = Containers(u, args.mailserver_env)
     rows = []
     print(
-        f"scale: user {u.name}, tool {args.tool}, {args.runs} interleaved rounds per N, "
+        f"scale: user {u.name}, {', '.join(f'{k} = {v}' for k, v in checks.items())}, "
+        f"{args.runs} interleaved rounds per N, "
         f"{'every container with NETWORK_INTERFACE' if args.mailserver_env else 'plain containers'}"
         f", {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}",
         flush=True,
@@ -201,22 +220,24 @@ def main() -> int:
     try:
         for n in counts:
             pods.grow_to(n)
-            res = measure(u, args.tool, n, args.runs)
+            res = measure(u, tools, n, args.runs)
             med = {k: {m: statistics.median(v[m]) for m in v} for k, v in res.items()}
             base = {m: med["podman info"][m] + med["podman ps"][m] for m in ("wall", "cpu")}
-            row = {"n": n, "median": med, "base": base}
+            row: dict[str, Any] = {"n": n, "median": med, "base": base, "execs": {}}
             if args.execs and shutil.which("strace"):
-                row["execs"] = count_execs(u, [args.tool, "check", "--json"])
+                for name, tool in checks.items():
+                    row["execs"][name] = count_execs(u, [tool, "check", "--json"])
             rows.append(row)
-            print(
-                f"N={n:<4} check {med['check']['wall']:7.0f} ms (cpu {med['check']['cpu']:6.0f})"
-                f"  info {med['podman info']['wall']:6.0f} (cpu {med['podman info']['cpu']:5.0f})"
-                f"  ps {med['podman ps']['wall']:6.0f} (cpu {med['podman ps']['cpu']:5.0f})"
-                f"  check/(info+ps) {med['check']['wall'] / base['wall']:.2f}x wall,"
-                f" {med['check']['cpu'] / base['cpu']:.2f}x cpu"
-                + (f"  execs {row['execs']}" if "execs" in row else ""),
-                flush=True,
-            )
+            line = [f"N={n:<4}"]
+            for name in (*checks, "podman info", "podman ps"):
+                line.append(f"{name} {med[name]['wall']:6.0f} ms (cpu {med[name]['cpu']:5.0f})")
+            for name in checks:
+                line.append(
+                    f"{name}/(info+ps) {med[name]['wall'] / base['wall']:.2f}x wall, "
+                    f"{med[name]['cpu'] / base['cpu']:.2f}x cpu"
+                )
+            line += [f"{name} execs {c}" for name, c in row["execs"].items()]
+            print("  ".join(line), flush=True)
     finally:
         pods.close()
         left = [x for x in stack.podman(u, "ps", "-a", "--format", "{{.Names}}").stdout.split()
@@ -226,11 +247,14 @@ def main() -> int:
     if len(rows) >= 2:
         xs = [r["n"] for r in rows]
         for what in ("wall", "cpu"):
-            s_check = slope(xs, [r["median"]["check"][what] for r in rows])
+            parts = [
+                f"{name} {slope(xs, [r['median'][name][what] for r in rows]):.2f}"
+                for name in checks
+            ]
             s_base = slope(xs, [r["base"][what] for r in rows])
             print(
-                f"slope ({what}): check {s_check:.2f} ms/container (target <= 0.5), "
-                f"podman info + ps {s_base:.2f} ms/container"
+                f"slope ({what}, ms per container): {', '.join(parts)} (target <= 0.5); "
+                f"podman info + ps {s_base:.2f}"
             )
     return 0
 
