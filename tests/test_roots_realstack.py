@@ -84,6 +84,18 @@ def container(eng: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
+def assert_seen(entry: dict[str, Any], seen: str, ns: stack.Netns) -> None:
+    """The address ``check`` says the server will see (``seen_address``) is the one it saw."""
+    said = str(entry.get("seen_address") or "")
+    assert said, f"no seen_address in {entry}"
+    if seen == ns.client_addr:
+        assert said.startswith((seen, "the client")), (said, seen, entry)
+    elif ipaddress.ip_address(seen) in BRIDGE_NET:
+        assert said.startswith(("10.89.", seen)), (said, seen, entry)
+    else:
+        assert said.split()[0] == seen, (said, seen, entry)
+
+
 def probe_json(u: stack.User, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """``probe --source 10.200.0.1 --json ARGS`` as ``u``; the one probe result."""
     t0 = time.monotonic()
@@ -127,6 +139,7 @@ def test_podman_default_network(ru: stack.User, ns: stack.Netns) -> None:
         assert podman["source_ip_preserved"] is True
         mine = container(podman, "rdroot-pasta")
         assert mine["source_ip_preserved"] is (seen == ns.client_addr), mine
+        assert_seen(mine, seen, ns)
 
         p = probe_json(ru, "--engine", "podman")
         assert (p["verdict"], p["observed"]) == ("preserved", SRC), p
@@ -222,6 +235,8 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
             assert docker["source_ip_preserved"] is False, docker
             (mine,) = docker["containers"]
             assert mine["source_ip_preserved"] is False, mine
+            assert_seen(docker, seen, ns)
+            assert_seen(mine, seen, ns)
 
             d.remove_containers()
             p = probe_json(ru, "--engine", "docker", env=d.env)
@@ -243,6 +258,8 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
             assert docker["source_ip_preserved"] is True, (configured, docker)
             (mine,) = docker["containers"]
             assert mine["source_ip_preserved"] is True, mine
+            assert_seen(docker, seen, ns)
+            assert_seen(mine, seen, ns)
 
         out = tool_ok(ru, "fix", "--undo")
         assert out.strip() == f"removed (the fix created it): {dropin}", out
