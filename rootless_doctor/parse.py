@@ -141,8 +141,31 @@ YAML_MAX_NODES = 100_000
 YAML_MAX_BYTES = 1 << 20
 
 
+# Compose files nest a few levels; the YAML readers recurse per level (ruamel's round-trip
+# loader took 34 s to fail on 2,000 nested `[`), so deeper flow nesting is refused unread.
+YAML_MAX_FLOW_DEPTH = 64
+
+
 class _YamlError(ValueError):
     pass
+
+
+def yaml_guard(text: str) -> None:
+    """Refuse YAML too big or too deeply nested to parse within bounds (``_YamlError``). Every
+    bracket counts, in strings and comments too: this may over-count, never under-count."""
+    if len(text) > YAML_MAX_BYTES:
+        raise _YamlError(
+            f"larger than {YAML_MAX_BYTES >> 20} MiB, more than a YAML file here holds"
+        )
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    if deepest > YAML_MAX_FLOW_DEPTH:
+        raise _YamlError(f"nested deeper than {YAML_MAX_FLOW_DEPTH} levels")
 
 
 def _expanded_size(node: Any, budget: int) -> int:
@@ -163,10 +186,7 @@ def _yaml(text: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    if len(text) > YAML_MAX_BYTES:
-        raise _YamlError(
-            f"larger than {YAML_MAX_BYTES >> 20} MiB, more than a YAML file here holds"
-        )
+    yaml_guard(text)
     yaml = YAML(typ="safe", pure=True)
     try:
         node = yaml.compose(text)  # the node graph first: its size is checked before building

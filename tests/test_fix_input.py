@@ -51,3 +51,28 @@ def test_compose_networks_scalar_is_named_as_written(sb: Sandbox) -> None:
     o = sb.fix("compose", str(f), "--engine", "podman")
     hostile.assert_bounded(o)
     assert "f, r, o" not in o.stderr + o.stdout, o.describe()
+
+
+YAML_CASES = [n for n in hostile.PASTES if "YAML" in n]
+
+
+@pytest.mark.parametrize("name", YAML_CASES)
+def test_fix_compose_on_hostile_yaml_is_bounded(sb: Sandbox, name: str) -> None:
+    """The --from YAML cases through the writer's round-trip reader: 2,000 nested `[` took 34 s
+    and ended in a RecursionError (exit 3) there."""
+    build, _ = hostile.PASTES[name]
+    f = build(sb.work)
+    sb.own()
+    before = f.read_bytes()
+    o = sb.fix("compose", str(f), "--engine", "podman")
+    hostile.assert_bounded(o)
+    if o.code == 2:
+        hostile.one_line_error(o, str(f))
+    assert f.read_bytes() == before or o.code == 0
+
+
+def test_fix_compose_on_a_huge_file_is_refused(sb: Sandbox) -> None:
+    f = sb.put("work/compose.yaml", b"services:\n  s:\n    image: a\n" + b"# pad\n" * 400_000)
+    o = sb.fix("compose", str(f), "--engine", "podman")
+    hostile.assert_bounded(o)
+    hostile.one_line_error(o, str(f))

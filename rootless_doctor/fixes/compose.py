@@ -70,6 +70,10 @@ def _load(text: str, name: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    try:
+        parse.yaml_guard(text)  # the bounds check's reader has: size, nesting
+    except ValueError as e:
+        raise DoctorError(f"{name}: not YAML this fix edits ({e}); fix it first") from None
     yaml = YAML(typ="rt")
     try:
         return yaml.load(text)
@@ -78,6 +82,8 @@ def _load(text: str, name: str) -> Any:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise DoctorError(f"{name}{where}: not valid YAML ({problem}); fix it first") from None
+    except Exception as e:  # ruamel raises a few non-YAMLError types on odd input
+        raise DoctorError(f"{name}: not valid YAML ({type(e).__name__}); fix it first") from None
 
 
 def _services(data: Any, name: str) -> Any:
