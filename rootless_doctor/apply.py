@@ -22,6 +22,7 @@ Who the files are for (:class:`~rootless_doctor.model.Owner`) is resolved in hos
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -31,11 +32,19 @@ import shlex
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import FIX_SCHEMA_VERSION, DoctorError, FilePlan, JsonFix, JsonFixFile, Owner
+from .model import (
+    FIX_SCHEMA_VERSION,
+    DockerLaunch,
+    DoctorError,
+    FilePlan,
+    JsonFix,
+    JsonFixFile,
+    Owner,
+)
 
 MANIFEST = "manifest.json"
 
@@ -430,3 +439,105 @@ def restart(steps: list[str], owner: Owner, on_run: Callable[[list[str]], None])
         out = host.run([exe, *argv[1:]], timeout=180)
         if not out.ok:
             raise DoctorError(f"--restart: {out.why()}", exit_code=1)
+
+
+DOCKERD_LOG = "dockerd.log"  # in the owner's state dir: the by-hand daemon's output
+
+
+def restart_docker_by_hand(
+    launch: DockerLaunch,
+    env: Mapping[str, str],
+    owner: Owner,
+    on_say: Callable[[str], None],
+    *,
+    stop_timeout: float = 30.0,
+    start_timeout: float = 90.0,
+) -> int:
+    """Restart rootless Docker where no systemd user manager answers: SIGTERM the running
+    RootlessKit of dockerd-rootless.sh and wait for it to exit, start the launcher again in its
+    own session with ``env`` (the DOCKERD_ROOTLESS_* settings of the unit and drop-ins, over the
+    ones it ran with), output appended to the state dir's dockerd.log, and wait until the daemon
+    answers. Returns the new launcher's PID. Refuses (DoctorError, nothing stopped) when it
+    cannot be done safely: under sudo, no launcher, several daemons, one a user manager runs."""
+    import signal
+    import subprocess
+
+    from . import host
+
+    if owner.via_sudo:
+        raise DoctorError(
+            f"--restart under sudo: run `rootless-doctor fix docker --restart` as {owner.name}"
+        )
+    if launch.problem:
+        raise DoctorError(f"--restart: cannot restart rootless Docker by hand: {launch.problem}")
+    if not launch.script:
+        raise DoctorError("--restart: dockerd-rootless.sh not found; install the rootless extras")
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{owner.uid}"
+    if launch.pid is not None:
+        on_say(f"stopping rootless dockerd (RootlessKit PID {launch.pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(launch.pid, signal.SIGTERM)
+        deadline = time.monotonic() + stop_timeout
+        while _alive(launch.pid):
+            if time.monotonic() > deadline:
+                raise DoctorError(
+                    f"--restart: rootless dockerd (PID {launch.pid}) did not stop within "
+                    f"{stop_timeout:.0f} s; it was not started again",
+                    exit_code=1,
+                )
+            time.sleep(0.1)
+    log_dir = owner.state_dir
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = log_dir / DOCKERD_LOG
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    child_env = dict(os.environ)
+    child_env.update(launch.env)
+    child_env.update(env)
+    child_env.setdefault("XDG_RUNTIME_DIR", runtime)
+    child_env.setdefault("HOME", str(owner.home))
+    shown = " ".join(f"{k}={v}" for k, v in sorted({**launch.env, **env}.items()))
+    on_say(f"starting {shown} {launch.script} (log: {log_path})".replace("  ", " "))
+    try:
+        proc = subprocess.Popen(
+            [launch.script],
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,  # not ours to end: it outlives this command
+            cwd=str(owner.home),
+        )
+    except OSError as e:
+        raise DoctorError(
+            f"--restart: cannot start {launch.script}: {e.strerror}", exit_code=1
+        ) from None
+    finally:
+        os.close(fd)
+    docker_env = {**child_env, "DOCKER_HOST": f"unix://{runtime}/docker.sock"}
+    deadline = time.monotonic() + start_timeout
+    while True:
+        if proc.poll() is not None:
+            raise DoctorError(
+                f"--restart: {launch.script} exited ({proc.returncode}); see {log_path}",
+                exit_code=1,
+            )
+        if host.run(["docker", "version"], timeout=10, env=docker_env).ok:
+            break
+        if time.monotonic() > deadline:
+            raise DoctorError(
+                f"--restart: the daemon did not answer within {start_timeout:.0f} s; see "
+                f"{log_path}",
+                exit_code=1,
+            )
+        time.sleep(0.3)
+    on_say(f"rootless dockerd is up (launcher PID {proc.pid})")
+    return proc.pid
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False

@@ -91,15 +91,17 @@ def _emit(
     notes: list[str],
     header: str = "",
     write: bool = True,
+    force_steps: bool = False,
 ) -> None:
-    """Carry the plans out (apply.py), say what was done, then run the next steps if asked."""
+    """Carry the plans out (apply.py), say what was done, then run the next steps if asked.
+    ``force_steps``: the caller runs the steps itself (they are not hidden from the text)."""
     from . import apply, render
 
     result = apply.carry_out(plans, o, preview=dry_run or not write, notes=notes)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
     else:
-        typer.echo(render.fix_text(result, header=header, restart=restart))
+        typer.echo(render.fix_text(result, header=header, restart=restart or force_steps))
     if restart and result["changed"] and not result["dry_run"]:
 
         def say(argv: list[str]) -> None:
@@ -207,6 +209,7 @@ def docker_command(
         if v.preserved is True:
             typer.echo(f"nothing to do: {v.reason}")
             raise typer.Exit(0)
+    by_hand = facts.systemd_user is False  # no unit to restart here: dockerd-rootless.sh
     choice = docker.choose(facts, driver)
     opt = choice.option
     cfg = paths.config_dir
@@ -222,15 +225,87 @@ def docker_command(
     )
     others = [f"{o2.key}: {o2.throughput}" for o2 in choice.options if o2.available and o2 != opt]
     notes = [f"also usable here: {', '.join(others)} (--driver)"] if others else []
+    if not by_hand:
+        _emit(
+            plans,
+            o,
+            dry_run=dry_run,
+            restart=restart,
+            json_out=json_out,
+            notes=notes,
+            header="" if json_out else header,
+        )
+        return
+    # No systemd user manager (WSL, a container, OpenRC, a `su` session): nothing reads the
+    # drop-in by itself. Say so, give the restart that works, and do it on --restart.
+    from . import host
+    from .model import STATE_SUBDIR
+
+    launch = host.docker_launch(paths)
+    env = _unit_env_after(facts, plans)
+    log = f"~/{STATE_SUBDIR}/{apply.DOCKERD_LOG}"
+    steps = knowledge.docker_restart_by_hand(launch.pid, launch.script, env, log)
+    notes.insert(
+        0,
+        "no systemd user manager here: nothing reads the drop-in by itself; rootless Docker "
+        "runs as dockerd-rootless.sh with these DOCKERD_ROOTLESS_* settings"
+        + (f" ({launch.problem})" if launch.problem else ""),
+    )
+    plans = [replace(p, next_steps=steps) for p in plans]
     _emit(
         plans,
         o,
         dry_run=dry_run,
-        restart=restart,
+        restart=False,
         json_out=json_out,
         notes=notes,
         header="" if json_out else header,
+        force_steps=restart,
     )
+    if restart and not dry_run:
+        drift = _drifted(facts)
+        written = any(p.changed for p in plans)
+        if not written and not drift and launch.pid is not None:
+            typer.echo("nothing to restart: the running daemon already has these settings")
+            return
+
+        def say(line: str) -> None:
+            if not json_out:
+                typer.echo(line)
+
+        env = _unit_env_after(gather_facts(paths), [])
+        apply.restart_docker_by_hand(launch, env, o, say)
+        _recheck(o, quiet=json_out)
+
+
+def _unit_env_after(facts: HostFacts, plans: list[FilePlan]) -> dict[str, str]:
+    """The DOCKERD_ROOTLESS_* settings of the Docker user unit and drop-ins once ``plans`` are
+    written (the planned text stands in for a file it changes)."""
+    from . import apply, parse
+
+    planned = {str(p.path): p.after for p in plans}
+    files = [str(f) for f in facts.docker.unit_files] if facts.docker else []
+    files += [f for f in planned if f not in files and f.endswith(".conf")]
+    texts = []
+    for f in files:
+        text = planned.get(f)
+        if text is None:
+            text = apply.read_text(Path(f))
+        if text is not None:
+            texts.append((f, text))
+    env = parse.unit_environment(texts)
+    return {k: v for k, v in env.items() if k.startswith("DOCKERD_ROOTLESS_")}
+
+
+def _drifted(facts: HostFacts) -> bool:
+    """Do the running drivers differ from the configured ones (drop-in written, daemon not
+    restarted)?"""
+    d = facts.docker
+    if d is None or d.running is None:
+        return False
+    pairs = ((d.configured_net, d.running.network_driver),
+             (d.configured_port_driver, d.running.port_driver))  # fmt: skip
+    return any(want is not None and have is not None and want != have for want, have in pairs)
 
 
 def _default_compose(cwd: Path) -> Path:

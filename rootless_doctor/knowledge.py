@@ -1137,6 +1137,51 @@ def is_mailserver(image: str, env_keys: Iterable[str]) -> bool:
     return "docker-mailserver" in image or "PERMIT_DOCKER" in set(env_keys)
 
 
+# ------------------------------------------------------------------- no systemd user manager
+
+FIX_DOCKER_RESTART = "rootless-doctor fix docker --restart"
+# Where no user manager answers (WSL, containers, OpenRC, `su` sessions) there is no unit to
+# restart: rootless Docker runs as dockerd-rootless.sh started by hand, with HOME and
+# XDG_RUNTIME_DIR set (docs.docker.com/engine/security/rootless/tips, "run the daemon directly
+# without systemd") and the DOCKERD_ROOTLESS_ROOTLESSKIT_* variables the unit would set
+# (dockerd-rootless.sh's header lists them). `fix docker --restart` does that; these are the
+# systemctl commands it stands for.
+_SYSTEMCTL_DOCKER = (
+    f"`{FIX_DOCKER}`, then `{RESTART_DOCKER}`",
+    f"`{RESTART_DOCKER}`",
+    "`systemctl --user restart docker`",
+    "`systemctl --user start docker`",
+)
+
+
+def for_host_init(text: str, systemd_user: bool | None) -> str:
+    """A remedy or detail as it works on this host: without a user manager every Docker
+    restart is `rootless-doctor fix docker --restart` (which restarts dockerd-rootless.sh by
+    hand with the drop-in's settings)."""
+    if systemd_user is not False:
+        return text
+    for old in _SYSTEMCTL_DOCKER:
+        text = text.replace(old, f"`{FIX_DOCKER_RESTART}`")
+    return text
+
+
+def docker_restart_by_hand(
+    pid: int | None, script: str | None, env: Mapping[str, str], log: str
+) -> tuple[str, ...]:
+    """The shell commands that restart rootless Docker without systemd: stop the running
+    RootlessKit (and wait for it), then start the launcher with ``env`` in the background."""
+    cmds = []
+    if pid:
+        cmds.append(f"kill {pid} && while kill -0 {pid} 2>/dev/null; do sleep 0.2; done")
+    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+    launcher = shlex.quote(script or "dockerd-rootless.sh")
+    log_dir = log.rsplit("/", 1)[0]
+    cmds.append(
+        f"mkdir -p {log_dir} && {assigns} nohup {launcher} >>{log} 2>&1 &".replace("  ", " ")
+    )
+    return tuple(cmds)
+
+
 # --------------------------------------------------------------------------- Quadlet
 
 # Quadlet (systemd units from .container files) arrived in Podman 4.4 (podman 4.4.0 release

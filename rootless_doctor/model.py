@@ -120,6 +120,17 @@ class Proc:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DockerLaunch:
+    """How this user's rootless dockerd runs as a process, for a restart without systemd."""
+
+    pid: int | None = None  # the top RootlessKit of dockerd-rootless.sh; None: not running
+    script: str | None = None  # dockerd-rootless.sh (from its command line, else PATH/contrib)
+    env: dict[str, str] = field(default_factory=dict)  # its DOCKERD_ROOTLESS_* environment
+    managed_by: str = ""  # "systemd --user (PID n)" when a user manager started it
+    problem: str = ""  # why a restart by hand is refused ("" when it can be done)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RootlessKitFacts:
     """One RootlessKit instance (Docker's, or a standalone one)."""
 

@@ -490,8 +490,14 @@ def fix_text(result: JsonFix, *, header: str = "", restart: bool = False) -> str
             backup = f.get("backup")
             kept = f" (original kept in {backup})" if backup else " (new file)"
             lines.append(f"wrote {f['path']}{kept}: {f['what']}")
-    if result["changed"] and result["next_steps"] and not restart:
-        lines.append("next: " + " && ".join(result["next_steps"]))
+    steps = result["next_steps"]
+    if steps and not restart and (result["changed"] or any(";" in st for st in steps)):
+        if any(";" in st or st.endswith("&") for st in steps):
+            # Shell lines of their own (a wait loop, a background start): one per line, whole.
+            lines.append("next (paste each line as it is):")
+            lines.extend(f"  {st}" for st in steps)
+        else:
+            lines.append("next: " + " && ".join(steps))
     if result["changed"] and not preview:
         lines.append("undo: rootless-doctor fix --undo")
     lines.extend(f"note: {n}" for n in result["notes"])

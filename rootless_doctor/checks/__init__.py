@@ -7,6 +7,8 @@ file), interfaces (a running container's interfaces vs NETWORK_INTERFACE).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import knowledge as kb
 from ..model import (
     CheckResult,
@@ -30,6 +32,15 @@ def all_checks(facts: HostFacts) -> list[CheckResult]:
     out: list[CheckResult] = []
     for module in MODULES:
         out += module.checks(facts)
+    if facts.systemd_user is False:  # no unit to restart: the restart that works here
+        out = [
+            replace(
+                r,
+                detail=kb.for_host_init(r.detail, False),
+                remedy=kb.for_host_init(r.remedy, False),
+            )
+            for r in out
+        ]
     return registry.apply_needs(facts, out)
 
 
@@ -141,8 +152,6 @@ def diagnose(facts: HostFacts) -> Report:
 def only_engine(facts: HostFacts, engine: EngineName) -> HostFacts:
     """The facts as if only ``engine`` were installed (``check --engine``): the other engine and
     standalone RootlessKits are left out, so the compose file is judged for this one."""
-    from dataclasses import replace
-
     if engine == "docker":
         return replace(facts, podman=None, rootlesskits=())
     return replace(facts, docker=None, rootlesskits=())

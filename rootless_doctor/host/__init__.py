@@ -18,6 +18,7 @@ One module per subject (a question → its file):
 - ``composefiles``: a compose file's ``.env`` and ``env_file:`` files (bounded reads)
 - ``podman`` / ``docker`` / ``rootlesskit``: each engine's files, CLI output and processes
 - ``containers``: the ps → inspect chain, interfaces inside a container's netns
+- ``daemon``: the running rootless dockerd as a process (for a restart without systemd)
 - ``layout``: what the probe asks about this host (addresses, top-level dirs, python, busybox)
 
 Callers import this package (``from . import host``) and use the names below. Each name is
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .composefiles import compose_env
     from .containers import container_interfaces
+    from .daemon import docker_launch
     from .files import read_archive, read_pasted
     from .gathering import ENGINES, cli_env, gather, prefetch
     from .identity import default_paths, is_root, owner_paths, target_owner, which
@@ -54,6 +56,7 @@ _WHERE = {
     "container_interfaces": "containers",
     "containers_conf_files": "podman",
     "default_paths": "identity",
+    "docker_launch": "daemon",
     "find_compose": "system",
     "gather": "gathering",
     "is_local_address": "layout",
@@ -74,6 +77,7 @@ _WHERE = {
 _SUBMODULES = (
     "composefiles",
     "containers",
+    "daemon",
     "docker",
     "files",
     "gathering",
@@ -96,6 +100,7 @@ __all__ = [
     "container_interfaces",
     "containers_conf_files",
     "default_paths",
+    "docker_launch",
     "find_compose",
     "gather",
     "is_local_address",
