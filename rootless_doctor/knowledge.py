@@ -330,6 +330,16 @@ def docker_verdict(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> V
             "(Security Options: rootless) with the daemon running",
         )
     dr = docker_drivers(d, tools)
+    if not dr.running and d.reachable is None and d.cli is not None:
+        # The docker CLI was asked and gave no answer (timed out, output cut off): a daemon may
+        # run with any drivers, so the unit's (or the launcher's default) ones decide nothing.
+        why = next((n for n in d.notes if n.startswith("`") and "docker" in n), "no answer")
+        return Verdict(
+            preserved=None,
+            reason=f"the running daemon could not be read ({why}); configured: "
+            f"{dr.network_driver or '?'} + {dr.port_driver or '?'} port driver. Run `docker "
+            "version` when the daemon answers",
+        )
     where = "" if dr.running else f" ({dr.origin})"
     return _port_driver_verdict(
         port=dr.port_driver,
