@@ -278,7 +278,7 @@ def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> D
         net, port = fnet or net, fport or port
         origin += f"; {FLAGS_ENV} overrides"
     transparent = launcher_flag(flags, "source-ip-transparent", boolean=True)
-    backend = "none" if transparent is not None and transparent.lower() == "false" else None
+    backend = "none" if go_bool_false(transparent) else None
     return DockerDrivers(
         network_driver=net,
         port_driver=port,
@@ -329,6 +329,9 @@ def docker_verdict(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> V
             reason="cannot tell whether Docker runs rootless: run `docker info` "
             "(Security Options: rootless) with the daemon running",
         )
+    exits = docker_launcher_exits(d, tools)
+    if exits is not None:
+        return exits
     dr = docker_drivers(d, tools)
     if not dr.running and d.reachable is None and d.cli is not None:
         # The docker CLI was asked and gave no answer (timed out, output cut off): a daemon may
@@ -450,7 +453,8 @@ def _port_driver_verdict(
                 preserved=True,
                 reason=f"{rk} builtin port driver{proxy}: TCP keeps source IPs "
                 f"(--source-ip-transparent{backend}; needs nft or iptables in the netns); UDP "
-                f"still loses them{where}{udp}",
+                f"still loses them{where}{udp}"
+                + rk3_backend_note(rk_version, transparent_backend, docker),
                 seen=SEEN_CLIENT,
             )
         if docker:
@@ -1235,3 +1239,104 @@ def rootlesskit_verdict(rk: RootlessKitFacts) -> Verdict:
         docker=False,
         transparent_backend=rk.transparent_backend,
     )
+
+
+# --------------------------------------------------------------------------- RootlessKit 3 (m7rk3)
+# Issue 7's RootlessKit-3 and launcher decisions; the Docker rows above call into these.
+
+# Before Docker 29.5 the launcher's last resort was vpnkit; without it dockerd-rootless.sh exits
+# (moby contrib/dockerd-rootless.sh up to docker-v29.4.3: `echo "Either slirp4netns (>= v0.4.0)
+# or vpnkit needs to be installed"; exit 1`). 29.5 falls back to gvisor-tap-vsock (5249b1d165).
+LAUNCHER_EXIT_MESSAGE = "Either slirp4netns (>= v0.4.0) or vpnkit needs to be installed"
+
+
+def go_bool_false(value: str | None) -> bool:
+    """A boolean flag value RootlessKit (Go strconv.ParseBool, via urfave/cli) reads as false."""
+    return value is not None and value.strip() in ("0", "f", "F", "false", "FALSE", "False")
+
+
+def docker_launcher_exits(d: DockerFacts, tools: Mapping[str, Tool] | None) -> Verdict | None:
+    """The launcher of a Docker older than 29.5 exits when neither slirp4netns nor pasta (nor
+    vpnkit) is installed and nothing names a network: a verdict saying so, else None."""
+    tools = tools or {}
+    if d.running is not None and (d.running.port_driver or d.running.network_driver):
+        return None
+    if d.configured_net or launcher_flag(d.configured_env.get(FLAGS_ENV), "net"):
+        return None
+    if version_at_least(d.version, DOCKER_GVISOR_DEFAULT) is not False:
+        return None
+    helpers = [tools.get(n) for n in ("slirp4netns", "pasta")]
+    if any(t is None or t.path for t in helpers):
+        return None  # not looked up, or installed: the launcher finds a network
+    vpnkit = tools.get("vpnkit")
+    if vpnkit is not None and vpnkit.path:
+        return None
+    return Verdict(
+        preserved=None,
+        reason=f"Docker {d.version}: neither slirp4netns nor pasta is installed, and before "
+        f'Docker 29.5 dockerd-rootless.sh then exits ("{LAUNCHER_EXIT_MESSAGE}") unless vpnkit '
+        "is: the daemon does not start; 29.5+ falls back to gvisor-tap-vsock",
+        fix="install slirp4netns or passt (pasta), then `systemctl --user restart docker`",
+    )
+
+
+def rk3_backend_note(rk_version: str | None, backend: str | None, docker: bool) -> str:
+    """For a builtin verdict on RootlessKit ≥ 3 that keeps source IPs: where the transparency
+    comes from. RootlessKit reports the resolved backend in /v1/info
+    ``portDriver.extra.sourceIPTransparentBackend`` from PR 613 on (rootlesskit
+    pkg/port/builtin/builtin_test.go TestSourceIPTransparentBackend); without that key it is
+    inferred, and 3.0.x turns it off silently when iptables is missing in its namespace (child.go
+    setupTransparentRouting logs "falling back to non-transparent mode")."""
+    if backend or version_at_least(rk_version, RK_SOURCE_IP_TRANSPARENT) is not True:
+        return ""
+    seen = SEEN_DOCKER_GATEWAY if docker else SEEN_LOOPBACK
+    return (
+        " (inferred: RootlessKit did not report sourceIPTransparentBackend; 3.0.x silently "
+        f"turns it off when iptables is missing in its namespace, and the server then sees "
+        f"{seen}: check `rootlessctl info --json`)"
+    )
+
+
+# "userland-proxy": false makes dockerd's bridge driver require br_netfilter; without it the
+# daemon exits: "cannot restrict inter-container communication or run without the userland
+# proxy" (moby daemon/libnetwork/drivers/bridge/setup_bridgenetfiltering.go @ docker-v29.7.2;
+# tests/data/unrecognised/docker-29.8.2-rootless-userland-proxy-false-no-br-netfilter-...).
+# A rootless daemon cannot load a module: the host does, now and at boot.
+BR_NETFILTER_LOAD = (
+    "sudo modprobe br_netfilter",
+    "echo br_netfilter | sudo tee /etc/modules-load.d/br_netfilter.conf",
+)
+BR_NETFILTER_ERROR = (
+    "cannot restrict inter-container communication or run without the userland proxy"
+)
+
+
+def br_netfilter_problem(d: DockerFacts) -> str | None:
+    """Why dockerd with ``"userland-proxy": false`` cannot start on this host (br_netfilter
+    absent, or not known to be present); None when it is present."""
+    if d.br_netfilter is True:
+        return None
+    if d.br_netfilter is False:
+        return (
+            "br_netfilter is not loaded on this host (no /proc/sys/net/bridge/"
+            'bridge-nf-call-iptables), so dockerd with "userland-proxy": false exits at start '
+            f'("{BR_NETFILTER_ERROR}")'
+        )
+    return (
+        "whether br_netfilter is loaded could not be read (/proc/sys/net/bridge/"
+        'bridge-nf-call-iptables), and dockerd with "userland-proxy": false exits at start '
+        "without it"
+    )
+
+
+def rk300_udp_ports(d: DockerFacts, c: ContainerFacts, tools: Mapping[str, Tool]) -> list[str]:
+    """The UDP host ports of ``c`` that RootlessKit 3.0.0's builtin driver forwards without the
+    replies reaching non-loopback clients (rootlesskit issue 592, fixed in 3.0.1 / Docker 29.5.3):
+    "HOSTPORT/udp" each; empty when another RootlessKit or driver forwards them."""
+    dr = docker_drivers(d, tools)
+    if dr.port_driver != "builtin" or d.rootless is False:
+        return []
+    at3 = version_at_least(dr.rootlesskit_version, RK_SOURCE_IP_TRANSPARENT)
+    if not at3 or version_at_least(dr.rootlesskit_version, RK_UDP_FIXED) is not False:
+        return []
+    return [f"{p.host_port}/udp" for p in c.ports if p.protocol.lower().startswith("udp")]

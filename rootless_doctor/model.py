@@ -201,6 +201,10 @@ class DockerFacts:
     ignored_unit_lines: tuple[str, ...] = ()
     userland_proxy: bool | None = None  # daemon.json; None = not set (dockerd default: on)
     daemon_json: str | None = None  # path read
+    # br_netfilter on the host, as dockerd tests it for "userland-proxy": false (moby bridge
+    # setup_bridgenetfiltering.go stats /proc/sys/net/bridge/bridge-nf-call-iptables); None =
+    # not read (--from, no /proc)
+    br_netfilter: bool | None = None
     containers: tuple[ContainerFacts, ...] = ()
     notes: tuple[str, ...] = ()  # what could not be read, and why
 

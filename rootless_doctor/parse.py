@@ -520,6 +520,10 @@ def rootlesskit_argv(argv: Sequence[str]) -> RootlessKitFacts:
         state_dir=flags.get("state-dir") or None,
         child=child.rsplit("/", 1)[-1] if child and child not in ("...", "…") else None,
         source="command line",
+        # RootlessKit 3: --source-ip-transparent (default true) turned off by hand
+        transparent_backend="none"
+        if knowledge.go_bool_false(flags.get("source-ip-transparent"))
+        else None,
     )
 
 
@@ -540,12 +544,17 @@ def rootlesskit_api_info(text: str) -> RootlessKitFacts:
     port = _str(_get(port_obj, "driver")) if isinstance(port_obj, Mapping) else None
     if port is None and net == "pasta":
         port = "implicit"  # /v1/info reports portDriver null with the implicit driver
+    # RootlessKit ≥ 3 builtin (PR 613): the backend the child resolved, "nft", "iptables" or
+    # "none" (rootlesskit pkg/port/builtin/builtin_test.go TestSourceIPTransparentBackend;
+    # hack/integration-port-source-ip.sh reads .portDriver.extra.sourceIPTransparentBackend).
+    backend = _get(port_obj, "extra", "sourceIPTransparentBackend")
     return RootlessKitFacts(
         version=_str(_get(data, "version")),
         network_driver=net,
         port_driver=port,
         state_dir=_str(_get(data, "stateDir")),
         source="api.sock",
+        transparent_backend=backend.strip()[:32] if isinstance(backend, str) else None,
     )
 
 

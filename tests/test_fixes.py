@@ -52,6 +52,7 @@ def docker_facts(
             cli="/usr/bin/docker",
             rootless=True,
             running=RootlessKitFacts(version=rk, network_driver="slirp4netns", port_driver=port),
+            br_netfilter=True,  # "userland-proxy": false can start (tests/test_rk3.py: absent)
         ),
         tools={t.name: t for t in tools},
     )

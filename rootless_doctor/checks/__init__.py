@@ -21,9 +21,9 @@ from ..model import (
     Report,
     RootlessKitFacts,
 )
-from . import compose, engine, interfaces, prereqs, registry
+from . import compose, docker_rk3, engine, interfaces, prereqs, registry
 
-MODULES = (engine, prereqs, compose, interfaces)
+MODULES = (engine, docker_rk3, prereqs, compose, interfaces)
 
 
 def all_checks(facts: HostFacts) -> list[CheckResult]:

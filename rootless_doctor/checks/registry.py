@@ -54,6 +54,13 @@ CHECKS: tuple[CheckSpec, ...] = (
     _c("DOCKER-UNIT-IGNORED", "unit/drop-in settings outside [Service] are ignored", "docker"),
     _c("DOCKER-USERLAND-PROXY", 'RootlessKit ≥ 3 builtin needs "userland-proxy": false', "docker"),
     _c("PASTA-EPHEMERAL-PORT", "pasta auto-forwarding skips ephemeral-range host ports", "docker"),
+    # checks/docker_rk3.py
+    _c(
+        "DOCKER-BR-NETFILTER",
+        '"userland-proxy": false without br_netfilter: dockerd exits',
+        "docker",
+    ),
+    _c("DOCKER-RK3-UDP", "UDP published through RootlessKit 3.0.0 builtin", "running containers"),
     _c("PODMAN-SOURCE-IP", "whether `podman run -p` with defaults keeps client IPs", "podman"),
     _c("PODMAN6-SLIRP4NETNS", "Podman 6: slirp4netns leftovers will not start", "podman"),
     _c("ROOTLESSKIT-SOURCE-IP", "each standalone RootlessKit", "rootlesskit"),

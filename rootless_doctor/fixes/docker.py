@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import knowledge
 from ..knowledge import FixOption
-from ..model import DoctorError, FilePlan, HostFacts
+from ..model import DockerFacts, DoctorError, FilePlan, HostFacts
 from . import unitfile
 
 NET = "DOCKERD_ROOTLESS_ROOTLESSKIT_NET"
@@ -71,12 +71,14 @@ def choose(facts: HostFacts, driver: str | None) -> DockerChoice:
         opt = found[0]
         if not opt.available:
             raise DoctorError(f"--driver {driver}: not usable here: {opt.missing}")
+        _check_daemon_starts(facts.docker, opt, options)
         return DockerChoice(option=opt, options=options, why=f"chosen with --driver {driver}")
     avail = [o for o in options if o.available]
     if not avail:
         why = "; ".join(f"{o.key}: {o.missing}" for o in options)
         raise DoctorError(f"no driver that keeps source IPs is usable here ({why})")
     opt = avail[0]
+    _check_daemon_starts(facts.docker, opt, options)
     skipped = [o for o in options[: options.index(opt)]]
     why = f"the fastest that keeps client IPs here ({opt.throughput})"
     if skipped:
@@ -84,6 +86,40 @@ def choose(facts: HostFacts, driver: str | None) -> DockerChoice:
             f"\n    {o.key}: {o.missing}" for o in skipped
         )
     return DockerChoice(option=opt, options=options, why=why)
+
+
+def _check_daemon_starts(d: DockerFacts, opt: FixOption, options: tuple[FixOption, ...]) -> None:
+    """A fix must never leave dockerd unable to start: with ``"userland-proxy": false`` (planned,
+    or already in daemon.json) it needs br_netfilter on the host. Refuse, write nothing, and say
+    the commands that load it (and the drop-in drivers that do without it)."""
+    proxy_off = opt.userland_proxy is False or d.userland_proxy is False
+    problem = knowledge.br_netfilter_problem(d) if proxy_off else None
+    if problem is None:
+        return
+    if opt.userland_proxy is not False and d.br_netfilter is None:
+        return  # already in daemon.json and possibly running: the drop-in changes nothing there
+    load = "".join(f"\n    {cmd}" for cmd in knowledge.BR_NETFILTER_LOAD)
+    lines = [
+        f"nothing written: {problem}.",
+        f"  load it now and at every boot (as root):{load}"
+        if d.br_netfilter is False
+        else "  see whether it is there: `ls /proc/sys/net/bridge/bridge-nf-call-iptables`; "
+        f"if not, load it now and at every boot (as root):{load}",
+        f"  then run `{knowledge.FIX_DOCKER}` again",
+    ]
+    if opt.userland_proxy is False:
+        others = [o for o in options if o.available and o.userland_proxy is not False]
+        lines += [
+            f"  or keep client IPs without it: `{knowledge.FIX_DOCKER} --driver {o.key}` "
+            f"({o.network_driver} + {o.port_driver}, {o.throughput}; {o.cost})"
+            for o in others
+        ]
+    else:
+        lines.append(
+            f'  or set "userland-proxy": true in {d.daemon_json or "daemon.json"} (it is false '
+            "there now, which keeps dockerd from starting whatever the driver)"
+        )
+    raise DoctorError("\n".join(lines), exit_code=1)
 
 
 def plan(

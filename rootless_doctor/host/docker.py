@@ -220,9 +220,31 @@ def docker_facts(
         ),
         userland_proxy=userland_proxy,
         daemon_json=daemon_json_path,
+        br_netfilter=br_netfilter(paths),
         containers=containers,
         notes=tuple(notes),
     )
+
+
+# What dockerd stats before it runs with "userland-proxy": false (moby
+# daemon/libnetwork/drivers/bridge/setup_bridgenetfiltering.go @ docker-v29.7.2): the sysctl
+# exists once br_netfilter is loaded, or built in (CONFIG_BRIDGE_NETFILTER=y, as on the CI kernel,
+# which has no /proc/modules: tests/data/proc/sys-net-bridge-ls-debian12-ci-machine.txt).
+BR_NF_SYSCTL = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+_MODULES_CAP = 1 << 20  # /proc/modules: ~100 bytes a module
+
+
+def br_netfilter(paths: HostPaths) -> bool | None:
+    """Is br_netfilter present on the host: the sysctl dockerd stats, else the module in
+    /sys/module or /proc/modules. None when /proc/sys/net cannot be seen (not a live root)."""
+    if exists(paths.at(BR_NF_SYSCTL)) or exists(paths.at("/sys/module/br_netfilter")):
+        return True
+    modules = b""
+    with contextlib.suppress(OSError), open(paths.at("/proc/modules"), "rb") as f:
+        modules = f.read(_MODULES_CAP)
+    if any(line.startswith(b"br_netfilter ") for line in modules.splitlines()):
+        return True
+    return False if is_dir(paths.at("/proc/sys/net")) else None
 
 
 def _docker_rootless(
