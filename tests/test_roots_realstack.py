@@ -245,7 +245,11 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
 
             out = tool_ok(ru, "fix", "docker")
             assert f"wrote {dropin} (new file)" in out, out
-            assert f"next: {fixflow.RESTART}" in out, out
+            # No systemd user manager in a root: the next step is the dockerd-rootless.sh
+            # restart with the drop-in's settings (what dockerd_as_systemd_would does below).
+            assert "no systemd user manager here" in out, out
+            launch = re.search(r"^  mkdir -p \S+ && (DOCKERD_ROOTLESS_\S+ )+nohup \S+", out, re.M)
+            assert launch and "dockerd-rootless.sh" in launch.group(0), out
 
         # "systemctl --user daemon-reload && systemctl --user restart docker"
         with dockerd_as_systemd_would(ru) as d:
