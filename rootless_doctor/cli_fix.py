@@ -218,6 +218,7 @@ def docker_command(
         config_dir=cfg,
         dropin_text=apply.read_text(docker.dropin_path(cfg)),
         daemon_json_text=apply.read_text(docker.daemon_json_path(cfg)),
+        flags=facts.docker.configured_env.get(knowledge.FLAGS_ENV) if facts.docker else None,
     )
     header = (
         f"driver: {opt.key} (net {opt.network_driver}, port driver {opt.port_driver}): "

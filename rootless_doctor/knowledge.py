@@ -1340,3 +1340,26 @@ def rk300_udp_ports(d: DockerFacts, c: ContainerFacts, tools: Mapping[str, Tool]
     if not at3 or version_at_least(dr.rootlesskit_version, RK_UDP_FIXED) is not False:
         return []
     return [f"{p.host_port}/udp" for p in c.ports if p.protocol.lower().startswith("udp")]
+
+
+def launcher_flags_without(
+    flags: str, names: Iterable[str], *, false_bools: Iterable[str] = ()
+) -> str:
+    """``flags`` (DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS, split on blanks as the launcher expands it)
+    without the ``--NAME=V`` / ``--NAME V`` words of ``names`` and without boolean flags of
+    ``false_bools`` set to false: what `fix docker` keeps so FLAGS no longer override the drivers
+    it writes (they come last on rootlesskit's command line and win, see launcher_flag)."""
+    drop, bools = set(names), set(false_bools)
+    words = flags.split()[:_MAX_FLAG_WORDS]
+    keep: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        key, eq, value = w.lstrip("-").partition("=")
+        if w.startswith("-") and key in drop:
+            if not eq and i + 1 < len(words) and not words[i + 1].startswith("-"):
+                i += 1  # "--net pasta": the value is the next word
+        elif not (w.startswith("-") and key in bools and eq and go_bool_false(value)):
+            keep.append(w)
+        i += 1
+    return " ".join(keep)

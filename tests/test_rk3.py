@@ -359,3 +359,119 @@ def test_check_from_flags_in_a_dropin_win(tmp_path: Path) -> None:
     (eng,) = json.loads(cp.stdout)["engines"]
     assert (eng["network_driver"], eng["port_driver"]) == ("slirp4netns", "slirp4netns")
     assert eng["source_ip_preserved"] is True
+
+
+# --------------------------------------------------------------------------- FLAGS vs the fix
+
+
+FLAGS = knowledge.FLAGS_ENV
+
+
+def configured(*texts: tuple[str, str]) -> DockerFacts:
+    """What check reads from unit + drop-ins (parse.unit_environment, systemd order)."""
+    env = parse.unit_environment(list(texts))
+    return DockerFacts(
+        rootless=True,
+        version="28.5.2",
+        configured_net=env.get("DOCKERD_ROOTLESS_ROOTLESSKIT_NET"),
+        configured_port_driver=env.get("DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"),
+        configured_env={k: v for k, v in env.items() if k.startswith("DOCKERD_ROOTLESS_")},
+    )
+
+
+def test_fix_dropin_takes_the_driver_flags_out_of_flags(tmp_path: Path) -> None:
+    # The phaidra drop-in (upstream) with --net/--port-driver added to its FLAGS, both spellings:
+    # they come after _NET/_PORT_DRIVER on rootlesskit's command line and would undo the fix.
+    src = (DATA / "systemd/phaidra-readme-override-assembled.conf").read_text()
+    before = src.replace('FLAGS="-p', 'FLAGS="--net=vpnkit --port-driver builtin -p')
+    d = configured(("override.conf", before))
+    assert knowledge.docker_drivers(d, {}).port_driver == "builtin"  # FLAGS win today
+    slirp = {"slirp4netns": Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2")}
+    opt = fix_docker.choose(HostFacts(docker=d, tools=slirp), "slirp4netns").option
+    (p,) = fix_docker.plan(
+        opt,
+        config_dir=tmp_path,
+        dropin_text=before,
+        daemon_json_text=None,
+        flags=d.configured_env[FLAGS],
+    )
+    assert p.after == (
+        "[Service]\n"
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns"\n'
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS=-p 0.0.0.0:9323:9323/tcp"\n'
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
+    )
+    after = configured(("override.conf", p.after))
+    dr = knowledge.docker_drivers(after, {})
+    assert (dr.network_driver, dr.port_driver) == ("slirp4netns", "slirp4netns")
+    (p2,) = fix_docker.plan(
+        opt,
+        config_dir=tmp_path,
+        dropin_text=p.after,
+        daemon_json_text=None,
+        flags=after.configured_env[FLAGS],
+    )
+    assert not p2.changed
+
+
+def test_fix_fresh_dropin_resets_flags_set_in_the_unit(tmp_path: Path) -> None:
+    unit = "[Service]\nEnvironment=DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS=--port-driver=builtin\n"
+    d = configured(("docker.service", unit))
+    slirp = {"slirp4netns": Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2")}
+    opt = fix_docker.choose(HostFacts(docker=d, tools=slirp), None).option
+    (p,) = fix_docker.plan(
+        opt,
+        config_dir=tmp_path,
+        dropin_text=None,
+        daemon_json_text=None,
+        flags="--port-driver=builtin",
+    )
+    assert p.after.endswith('Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS="\n')
+    dr = knowledge.docker_drivers(configured(("docker.service", unit), ("override.conf", p.after)))
+    assert dr.port_driver == opt.port_driver == "slirp4netns"
+
+
+def test_fix_builtin_transparent_drops_source_ip_transparent_false(tmp_path: Path) -> None:
+    d = docker(None, br_netfilter=True, userland_proxy=None)
+    opt = fix_docker.choose(HostFacts(docker=d), None).option
+    assert opt.key == "builtin-transparent"
+    flags = "--source-ip-transparent=false --mtu=65520"
+    daemon, dropin = fix_docker.plan(
+        opt, config_dir=tmp_path, dropin_text=None, daemon_json_text=None, flags=flags
+    )
+    assert daemon.after == fix_docker.FRESH_DAEMON_JSON
+    assert 'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS=--mtu=65520"\n' in dropin.after
+    assert knowledge.launcher_flags_without("--source-ip-transparent=1 -p 1:1", (), false_bools=(
+        "source-ip-transparent",)) == "--source-ip-transparent=1 -p 1:1"  # fmt: skip
+    with pytest.raises(DoctorError, match="by hand"):
+        fix_docker.plan(
+            opt,
+            config_dir=tmp_path,
+            dropin_text=None,
+            daemon_json_text=None,
+            flags="--port-driver=slirp4netns --cidr=10.0.%i.0/24",
+        )
+
+
+def test_live_flags_in_a_dropin_win(tmp_path: Path) -> None:
+    """Live reading on a fake root: the moby 29.7.2 unit + two drop-ins in systemd order; the
+    last FLAGS assignment is the one the launcher gets, its last --port-driver wins."""
+    fake = FakeHost(tmp_path)
+    unit = "systemd/docker-rootless-user-unit-rendered-from-moby-docker-v29.7.2-setuptool.service"
+    fake.file("~/.config/systemd/user/docker.service", (DATA / unit).read_text())
+    fake.file(
+        "~/.config/systemd/user/docker.service.d/10-net.conf",
+        "[Service]\n"
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns"\n'
+        'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS=--port-driver=slirp4netns"\n',
+    )
+    fake.file(
+        "~/.config/systemd/user/docker.service.d/20-flags.conf",
+        '[Service]\nEnvironment="DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS=--port-driver slirp4netns '
+        '--mtu=65520 --port-driver=builtin"\n',
+    )
+    d = host.gather(fake.paths, runner=Served(), cwd=fake.home).docker
+    assert d is not None and d.configured_env[FLAGS].endswith("--port-driver=builtin")
+    dr = knowledge.docker_drivers(d, {})
+    assert (dr.network_driver, dr.port_driver) == ("slirp4netns", "builtin")
+    assert "FLAGS overrides" in dr.origin

@@ -128,22 +128,44 @@ def plan(
     config_dir: Path,
     dropin_text: str | None,
     daemon_json_text: str | None,
+    flags: str | None = None,
 ) -> list[FilePlan]:
-    """The file(s) ``option`` needs; unchanged plans mean it is already in place."""
+    """The file(s) ``option`` needs; unchanged plans mean it is already in place. ``flags``: the
+    DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS the unit and drop-ins set (DockerFacts.configured_env):
+    its ``--net``/``--port-driver`` (and ``--source-ip-transparent=false``) come after the
+    drivers written here and would win, so the drop-in sets FLAGS without them."""
     dpath = dropin_path(config_dir)
+    want_flags = _flags_without_drivers(flags)
     if option.key == "builtin-transparent":
         plans = [plan_daemon_json(daemon_json_path(config_dir), daemon_json_text)]
         # A drop-in that selects another port driver would keep builtin from running.
-        if dropin_text is not None and PORT in dropin_text:
-            dp = plan_dropin(dpath, dropin_text, {PORT: "builtin"}, option)
+        want = {PORT: "builtin"} if dropin_text is not None and PORT in dropin_text else {}
+        want.update(want_flags)
+        if want:
+            dp = plan_dropin(dpath, dropin_text, want, option)
             if dp.changed:
                 plans.append(dp)
         return plans
-    return [
-        plan_dropin(
-            dpath, dropin_text, {NET: option.network_driver, PORT: option.port_driver}, option
+    want = {NET: option.network_driver, PORT: option.port_driver, **want_flags}
+    return [plan_dropin(dpath, dropin_text, want, option)]
+
+
+def _flags_without_drivers(flags: str | None) -> dict[str, str]:
+    """{FLAGS: the value without the driver overrides} when FLAGS has any, else {}."""
+    if not flags:
+        return {}
+    kept = knowledge.launcher_flags_without(
+        flags, ("net", "port-driver"), false_bools=("source-ip-transparent",)
+    )
+    if kept == " ".join(flags.split()):
+        return {}
+    if any(c in kept for c in '"\\%$'):
+        raise DoctorError(
+            f"{knowledge.FLAGS_ENV}={flags!r} overrides the drivers (--net/--port-driver come "
+            "last and win) and holds characters this fix will not rewrite: remove those flags "
+            "from it by hand, then run `rootless-doctor fix docker` again"
         )
-    ]
+    return {knowledge.FLAGS_ENV: kept}
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +204,8 @@ def plan_dropin(
     if before is None or not before.strip():
         after = (
             fresh_dropin(option)
-            if set(want) == {NET, PORT}
+            + "".join(unitfile.env_line(k, want[k]) for k in want if k not in (NET, PORT))
+            if {NET, PORT} <= set(want)
             else unitfile.set_environment("", want, str(path))
         )
         return FilePlan(path=path, before=before, after=after, what=what, next_steps=RESTART)
