@@ -377,6 +377,13 @@ SEEN_GVISOR = "10.0.2.1"  # gvisor-tap-vsock port driver (rootlesskit issue 573)
 RK_UDP_FIXED = "3.0.1"
 
 
+def probe_kept(observed: str, source: str) -> bool:
+    """Did a probe connecting from ``source`` keep its address? Podman's pasta shows a client on
+    this host's own (shared) address as 169.254.1.2 (--map-guest-addr); that path keeps every
+    other client's address, so it counts as kept."""
+    return observed in (source, PASTA_MAPPED_HOST)
+
+
 def _transparent_off(backend: str | None) -> bool:
     """/v1/info ``sourceIPTransparentBackend`` "none" (or empty): IP_TRANSPARENT is not in use
     (rootlesskit hack/integration-port-source-ip.sh treats none/null/empty as off)."""

@@ -35,9 +35,11 @@ the undoing of all it started.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import json
 import os
+import random
 import secrets
 import select
 import shutil
@@ -55,8 +57,11 @@ from pathlib import Path
 from types import FrameType
 
 from . import host
+from . import knowledge as kb
 from .checks.probe import expected_from
 from .checks.probe import with_probes as with_probes  # for cli/cli_fix until they import it
+from .host import files as host_files
+from .host import system as host_system
 from .model import (
     CmdOutput,
     DoctorError,
@@ -154,12 +159,56 @@ def _addresses(source: str | None) -> list[tuple[str, str]]:
     return [("", addr)] if host.is_local_address(addr) else []
 
 
-def _free_port(source: str) -> int:
-    """A port free on every address (the engines publish on all of them)."""
-    fam = socket.AF_INET6 if ":" in source else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind(("::" if ":" in source else "0.0.0.0", 0))
-        return int(s.getsockname()[1])
+def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port`` on any address (the engines publish on all of them)."""
+    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            with socket.socket(fam, socket.SOCK_STREAM) as s:
+                if fam == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind((addr, port))
+        except OSError as err:
+            if fam == socket.AF_INET6 and err.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                continue  # no IPv6 on this host
+            return False
+    return True
+
+
+def pick_port(
+    ephemeral: tuple[int, int] | None,
+    unprivileged_start: int | None,
+    free: Callable[[int], bool] = port_is_free,
+    tries: int = 64,
+) -> int:
+    """A free port every port driver forwards: below net.ipv4.ip_local_port_range (pasta's
+    automatic forwarding skips that range from passt 2026_05_07: knowledge.PASTA_AUTO_SKIPS_...)
+    and not below ip_unprivileged_port_start (rootless engines cannot bind there)."""
+    start = (ephemeral or kb.LINUX_EPHEMERAL)[0]
+    low = max(kb.PRIVILEGED_PORT_LIMIT, unprivileged_start or 0)
+    top = start - 1
+    if top < low:
+        raise _CouldNotRun(
+            f"no port between ip_unprivileged_port_start ({low}) and the ephemeral range "
+            f"({start}-): pass --port"
+        )
+    bottom = max(low, top - 16383)
+    pick = random.SystemRandom()
+    for _ in range(tries):
+        port = pick.randint(bottom, top)
+        if free(port):
+            return port
+    raise _CouldNotRun(f"no free port between {bottom} and {top}: pass --port")
+
+
+def _in_range_hint(port: int, ephemeral: tuple[int, int] | None) -> str:
+    first, last = ephemeral or kb.LINUX_EPHEMERAL
+    if not first <= port <= last:
+        return ""
+    return (
+        f"; port {port} is inside net.ipv4.ip_local_port_range ({first}-{last}), which pasta's "
+        f"automatic forwarding (RootlessKit implicit, passt ≥ {kb.PASTA_AUTO_SKIPS_EPHEMERAL}) "
+        f"does not forward: pass a --port below {first}"
+    )
 
 
 def _hostport(source: str, port: int) -> str:
@@ -271,20 +320,45 @@ def _handling_signals(handler: _Handler) -> Iterator[None]:
 # the client
 
 
-def _ask(source: str, port: int, deadline: float, alive: Callable[[], str | None]) -> str:
+UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+# How long a published port may refuse connections while the listener's container runs before
+# the path counts as closed: pasta's automatic forwarding picks a new port up within a second
+# (passt(1): "derived (every second)"); the others listen before `run` returns.
+REFUSED_GRACE = 5.0
+
+
+def _ask(
+    source: str,
+    port: int,
+    deadline: float,
+    alive: Callable[[], str | None],
+    hint: str = "",
+    refused_grace: float = REFUSED_GRACE,
+) -> str:
     """Connect from ``source`` to ``source:port`` until the reply is a non-empty address.
 
     A published port accepts (and closes) before the listener inside listens, so refusals and
     empty replies are retried every few ms. ``alive()`` returns why the listener is gone (then
-    give up) or None; it is asked at most every 0.5 s, only while no answer came.
+    give up) or None; it is asked at most every 0.5 s, only while no answer came. Refusals for
+    ``refused_grace`` seconds in a row while the listener is alive end the probe with the reason
+    (``hint`` says why the port may not be forwarded).
     """
     fam = socket.AF_INET6 if ":" in source else socket.AF_INET
     last = "no attempt"
     next_alive = time.monotonic() + 0.5
+    refused_since: float | None = None
     while True:
         now = time.monotonic()
         if now >= deadline:
-            raise _CouldNotRun(f"no reply from {_hostport(source, port)} in time ({last})")
+            raise _CouldNotRun(f"no reply from {_hostport(source, port)} in time ({last}){hint}")
+        if refused_since is not None and now - refused_since >= refused_grace:
+            gone = alive()
+            if gone:
+                raise _CouldNotRun(f"the listener stopped before answering: {gone}")
+            raise _CouldNotRun(
+                f"{_hostport(source, port)} refused every connection for {refused_grace:g} s "
+                f"while the listener ran: the engine does not forward this port{hint}"
+            )
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
                 s.settimeout(max(0.05, min(2.0, deadline - now)))
@@ -301,8 +375,13 @@ def _ask(source: str, port: int, deadline: float, alive: Callable[[], str | None
                     last = f"unexpected reply {reply[:60]!r}"
             else:
                 last = "empty reply: the listener inside is not up yet"
+            refused_since = None
+        except ConnectionRefusedError as err:
+            last = f"{type(err).__name__}: {err}"
+            refused_since = now if refused_since is None else refused_since
         except OSError as err:
             last = f"{type(err).__name__}: {err}"
+            refused_since = None
         if time.monotonic() >= next_alive:
             gone = alive()
             if gone:
@@ -397,6 +476,7 @@ class _Run:
     undo: _Undo
     guard: _Guard
     used: list[str] = field(default_factory=list)
+    hint: str = ""  # why the port may not be forwarded (inside the ephemeral range), or ""
 
 
 def _container_alive(cli: str, name: str, env: Mapping[str, str], deadline: float) -> str | None:
@@ -438,7 +518,9 @@ def _probe_container(
     r.used.append(f"{Path(cli).name} run {name}: {what}, published port {r.port}")
     if not out.ok:
         raise _CouldNotRun(_why(out, f"{Path(cli).name} run"))
-    return _ask(r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline))
+    return _ask(
+        r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline), r.hint
+    )
 
 
 def _tar_rootfs(r: _Run) -> Path:
@@ -532,7 +614,7 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None, paths: HostPaths) 
     def alive() -> str | None:
         return None if proc.poll() is None else f"listener exited {proc.returncode}"
 
-    return _ask(r.source, r.port, r.deadline, alive)
+    return _ask(r.source, r.port, r.deadline, alive, r.hint)
 
 
 def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
@@ -614,7 +696,10 @@ def probe(
                 "--image does not apply to rootlesskit (the listener runs in its namespace)"
             )
         guard = _Guard()
-        r = _Run(src, port or _free_port(src), t0 + timeout, undo, guard)
+        ephemeral = host_system.ephemeral_ports(paths)
+        unprivileged = host_files.read_int(paths.at(UNPRIVILEGED_PORT_START))
+        chosen = port or pick_port(ephemeral, unprivileged)
+        r = _Run(src, chosen, t0 + timeout, undo, guard, hint=_in_range_hint(chosen, ephemeral))
         with guard.installed():
             try:
                 if engine == "rootlesskit":
@@ -634,7 +719,7 @@ def probe(
             ran=True,
             source=base.source,
             observed=observed,
-            preserved=observed == base.source,
+            preserved=kb.probe_kept(observed, base.source),
             expected=expected,
         ),
         t0,

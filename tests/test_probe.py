@@ -167,6 +167,64 @@ def test_probe_without_non_loopback_address_could_not_run(tmp_path: Path) -> Non
     assert findings.exit_code([r]) == 2
 
 
+def test_pick_port_stays_below_the_ephemeral_range() -> None:
+    # pasta's automatic forwarding (RootlessKit implicit, passt >= 2026_05_07) skips the range;
+    # rootless engines cannot bind below ip_unprivileged_port_start.
+    seen = {probe.pick_port((32768, 60999), 1024) for _ in range(200)}
+    assert all(16384 <= p <= 32767 for p in seen) and len(seen) > 100
+    assert {probe.pick_port((2000, 60999), 1500) for _ in range(50)} <= set(range(1500, 2000))
+    taken = {31000}
+    port = probe.pick_port((31001, 60999), 30998, free=lambda p: p not in taken, tries=500)
+    assert port in (30998, 30999)
+    with pytest.raises(probe._CouldNotRun, match="pass --port"):
+        probe.pick_port((1024, 60999), 1024)
+    with pytest.raises(probe._CouldNotRun, match="no free port"):
+        probe.pick_port(None, None, free=lambda p: False, tries=5)
+
+
+def test_pick_port_checks_what_listens() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert probe.port_is_free(busy) is False
+    assert probe.port_is_free(busy) is True
+
+
+def test_ask_gives_up_fast_on_a_closed_port_and_says_why() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    hint = probe._in_range_hint(55377, (32768, 60999))
+    assert "ip_local_port_range (32768-60999)" in hint and "below 32768" in hint
+    assert probe._in_range_hint(29149, (32768, 60999)) == ""
+    t0 = time.monotonic()
+    with pytest.raises(probe._CouldNotRun, match=r"refused every connection for 0\.5 s") as err:
+        probe._ask("127.0.0.1", closed, t0 + 20, lambda: None, hint, refused_grace=0.5)
+    assert time.monotonic() - t0 < 5 and "ip_local_port_range" in str(err.value)
+    # A listener that went away is named as such, not as a closed path.
+    with pytest.raises(probe._CouldNotRun, match="listener stopped"):
+        probe._ask("127.0.0.1", closed, t0 + 20, lambda: "container x is exited", refused_grace=0.3)
+
+
+def test_pasta_map_guest_addr_counts_as_kept() -> None:
+    # Measured on Debian sid (Podman 5.8.6, passt 2026-10-02): a client bound to the host's
+    # primary address is seen as 169.254.1.2; one bound to another host address as itself.
+    from rootless_doctor import knowledge as kb
+
+    assert kb.probe_kept("169.254.1.2", "192.0.2.2") is True
+    assert kb.probe_kept("10.200.0.1", "10.200.0.1") is True
+    assert kb.probe_kept("10.0.2.100", "10.200.0.1") is False
+    r = _r(engine="podman", observed="169.254.1.2", preserved=True, used="podman run")
+    (main,) = findings.as_checks(r)
+    assert main.status == "ok" and "map-guest-addr" in main.detail
+    assert "gvisor-tap-vsock" in findings.explain("10.0.2.1")
+
+
 def test_static_elf_detection() -> None:
     """host.static_busybox() picks the listener for --image: only a static ELF runs in any image."""
     assert not host.layout._static_elf(Path("/usr/bin/env").read_bytes()[:65536])

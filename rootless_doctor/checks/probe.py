@@ -9,6 +9,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import replace
 
+from .. import knowledge as kb
 from ..model import CheckResult, ProbeResult, Report
 from .registry import PROBE_DISAGREES_ID, PROBE_ID
 
@@ -18,6 +19,9 @@ _KNOWN_LOCAL = {
     "127.0.0.1": "RootlessKit's builtin port driver reconnects from inside the namespace",
     "10.0.2.100": "Podman's rootlessport forwarder (slirp4netns, default port handler)",
     "10.0.2.2": "slirp4netns gateway: the client was on loopback",
+    "10.0.2.1": "RootlessKit's gvisor-tap-vsock port driver (rootlesskit issue 573)",
+    kb.PASTA_MAPPED_HOST: "pasta's --map-guest-addr: a client on this host's own address; "
+    "remote clients keep theirs",
 }
 
 
@@ -104,7 +108,7 @@ def as_checks(r: ProbeResult) -> tuple[CheckResult, ...]:
             engine=r.engine,
         )
     else:
-        why = explain(r.observed) if not r.preserved else ""
+        why = explain(r.observed) if r.observed != r.source else ""
         main = CheckResult(
             id=PROBE_ID[r.engine],
             title=f"{r.engine}: client IP {word} (probed)",
