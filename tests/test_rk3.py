@@ -475,3 +475,26 @@ def test_live_flags_in_a_dropin_win(tmp_path: Path) -> None:
     dr = knowledge.docker_drivers(d, {})
     assert (dr.network_driver, dr.port_driver) == ("slirp4netns", "builtin")
     assert "FLAGS overrides" in dr.origin
+
+
+@pytest.mark.parametrize("backend", ["nft", "none"])
+def test_live_api_sock_backend(short_root: Path, backend: str) -> None:
+    """Live reading: the real api.sock client asks /v1/info in Docker's state dir; the backend
+    RootlessKit resolved reaches the facts and decides the verdict."""
+    fake = FakeHost(short_root)
+    state = f"{RUN}/dockerd-rootless"
+    fake.file(f"{state}/.bp.sock", "")
+    fake.file(f"{RUN}/docker.sock", "")
+    fake.file("~/.config/docker/daemon.json", PROXY_FALSE.read_text())
+    server = ApiServer(
+        fake.root / state.lstrip("/") / "api.sock", rk3_info(backend, state_dir=state)
+    )
+    try:
+        d = host.gather(fake.paths, runner=Served(), cwd=fake.home).docker
+    finally:
+        server.close()
+    assert d is not None and d.running is not None and d.userland_proxy is False
+    assert (d.running.version, d.running.transparent_backend) == ("3.1.0", backend)
+    assert server.requests and server.requests[0].startswith(b"GET /v1/info ")
+    v = knowledge.docker_verdict(d, {})
+    assert v.preserved is (backend != "none")
