@@ -254,3 +254,15 @@ def test_process_list_equals_psutils() -> None:
     }
     assert len(steady) > 10, (len(before), len(ours), len(after))
     assert {pid: (ours[pid], before[pid]) for pid in steady if ours[pid] != before[pid]} == {}
+
+
+def test_exe_name_is_the_program_name_of_every_live_process() -> None:
+    """Proc.exe_name (string ops, for speed) names what pathlib names, on this host's processes."""
+    from pathlib import PurePosixPath
+
+    from rootless_doctor.host.system import processes
+    from rootless_doctor.model import HostPaths
+
+    procs = [p for p in processes(HostPaths(uid=os.geteuid())) if p.cmdline]
+    assert len(procs) > 10
+    assert [p.exe_name for p in procs] == [PurePosixPath(p.cmdline[0]).name for p in procs]
