@@ -67,6 +67,10 @@ def test_v1_info_backend_is_read(backend: str) -> None:
     rk = parse.rootlesskit_api_info(rk3_info(backend))
     assert rk.version == "3.1.0" and rk.port_driver == "builtin"
     assert rk.transparent_backend == backend
+    # `rootlessctl info --json` prints the same object indented by 4 (cmd/rootlessctl/info.go:
+    # json.MarshalIndent(info, "", "    ")); its text form has no extra fields.
+    indented = json.dumps(json.loads(rk3_info(backend)), indent=4) + "\n"
+    assert parse.rootlesskit_api_info(indented).transparent_backend == backend
 
 
 def test_v1_info_without_the_key_is_not_known() -> None:
