@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,8 @@ def fix_on(
 
 
 @pytest.fixture
-def short_root() -> Any:
+def short_root() -> Iterator[Path]:
+    """A short /tmp path: api.sock must fit in a unix socket address."""
     import tempfile
 
     d = Path(tempfile.mkdtemp(prefix="rdk3-"))
