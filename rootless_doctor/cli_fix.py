@@ -24,13 +24,20 @@ fix_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Write the fix that keeps client source IPs, for the versions found here. "
-    "Every fix shows a diff with --dry-run, keeps a backup, and `fix --undo` restores it.",
+    "Every fix shows a diff with --dry-run, writes atomically, keeps the original in "
+    "~/.local/state/rootless-doctor/backups/, and `fix --undo` restores it byte for byte. "
+    "A second run with nothing to do says so and writes nothing. Exit codes: 0 written or "
+    "nothing to do, 1 --restart's re-check still fails, 2 bad input or a refused write.",
 )
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the diff; write nothing.")]
 Restart = Annotated[
     bool,
-    typer.Option("--restart", help="Run the next steps (systemctl, compose), then check again."),
+    typer.Option(
+        "--restart",
+        help="Run the next steps (systemctl --user; recreate the compose service; without a "
+        "systemd user manager: restart dockerd-rootless.sh by hand), then check and probe again.",
+    ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print what was planned/done as JSON.")]
 Interface = Annotated[
@@ -119,9 +126,10 @@ def _recheck(o: Owner, quiet: bool) -> None:
     from .checks import diagnose
     from .checks.probe import with_probes
 
-    facts = gather_facts(host_paths(o))
-    report = diagnose(facts)
-    report = with_probes(report, probe.probe_all(facts, report))
+    with render.Progress("checking and probing again", enabled=not quiet):
+        facts = gather_facts(host_paths(o))
+        report = diagnose(facts)
+        report = with_probes(report, probe.probe_all(facts, report))
     if not quiet:
         render.print_report(report)
     if report.failed:
@@ -199,7 +207,16 @@ def docker_command(
     restart: Restart = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Rootless Docker: systemd user drop-in (port driver), or daemon.json on RootlessKit ≥ 3."""
+    """Rootless Docker: a systemd user drop-in with the port driver, or daemon.json on
+    RootlessKit ≥ 3.
+
+    Writes ~/.config/systemd/user/docker.service.d/override.conf (DOCKERD_ROOTLESS_ROOTLESSKIT_NET
+    and _PORT_DRIVER: the fastest pair that keeps client IPs with the versions found, or
+    --driver), or ~/.config/docker/daemon.json "userland-proxy": false on RootlessKit ≥ 3. Next:
+    `systemctl --user daemon-reload && systemctl --user restart docker`; without a systemd user
+    manager (WSL, containers, OpenRC, su sessions) nothing reads the drop-in, and the next step is
+    dockerd-rootless.sh started with its settings, which --restart does.
+    """
     from . import apply, knowledge
     from .fixes import docker
 
@@ -333,7 +350,13 @@ def compose_command(
     restart: Restart = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Compose service: network_mode (pasta / slirp4netns port_handler) + NETWORK_INTERFACE."""
+    """A compose service: network_mode that keeps client IPs, and NETWORK_INTERFACE to match.
+
+    Writes network_mode (pasta, or slirp4netns:port_handler=slirp4netns on Podman without
+    pasta) and NETWORK_INTERFACE into FILE (default: the compose file here), keeping comments
+    and order; refuses services on user-defined networks and says what to do. For Docker the
+    daemon fix (`fix docker`) is the answer. Next: recreate the service.
+    """
     import os
 
     from . import apply, host
@@ -400,7 +423,12 @@ def podman_command(
     restart: Restart = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Podman defaults: the user's containers.conf (network command, port handler/forwarder)."""
+    """Podman's defaults: ~/.config/containers/containers.conf.
+
+    Sets default_rootless_network_cmd, slirp4netns network_cmd_options (port_handler) on Podman
+    ≤ 5, or rootless_port_forwarder = "pasta" on Podman 6 (experimental), never a key the
+    installed version does not know. New containers get it; recreate running ones.
+    """
     from . import apply
     from .fixes import podman
 
@@ -420,7 +448,12 @@ def quadlet_command(
     restart: Restart = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Quadlet unit: Network= in [Container] (pasta / slirp4netns port_handler)."""
+    """A Quadlet .container unit: Network= in [Container] (pasta / slirp4netns port_handler).
+
+    Needs Podman 4.4 or later (Quadlet came with it); says so when FILE is not on Quadlet's
+    search path (~/.config/containers/systemd/, /etc/containers/systemd/users/...). Next:
+    `systemctl --user daemon-reload` and a restart of the unit's service.
+    """
     from . import apply, knowledge
     from .fixes import quadlet
 
@@ -475,7 +508,11 @@ def privileged_ports_command(
     restart: Restart = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Ports < 1024: /etc/sysctl.d file for net.ipv4.ip_unprivileged_port_start (root writes it)."""
+    """Ports below 1024: an /etc/sysctl.d/ file for net.ipv4.ip_unprivileged_port_start.
+
+    Only root writes it (run with sudo); otherwise the file is shown and nothing is written.
+    Never raises a lower value already set.
+    """
     from . import apply, host
     from .fixes import sysctl
 

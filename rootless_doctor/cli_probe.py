@@ -69,8 +69,11 @@ def probe_command(
         raise typer.BadParameter(
             f"{engine!r} is not one of {', '.join(ENGINE_CHOICES)}", param_hint="--engine"
         )
+    from .render import Progress
+
     try:
-        results, note = probe.run(eng, image=image, port=port, source=source)
+        with Progress("probing with real traffic", enabled=not json_out):
+            results, note = probe.run(eng, image=image, port=port, source=source)
     except probe.ProbeInterrupted as stop:
         print(
             f"rootless-doctor: probe interrupted by {stop}; everything it started was removed",

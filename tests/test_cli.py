@@ -340,3 +340,45 @@ def test_head_start_starts_queries_only_for_a_live_check(
     finally:
         entry.end_head_start()
     assert not host.PREFETCHED
+
+
+def test_version_flags_and_completion() -> None:
+    for flag in ("--version", "-V"):
+        cp = rd(flag)
+        assert (
+            cp.returncode == 0 and cp.stdout == f"rootless-doctor {rootless_doctor.__version__}\n"
+        )
+    assert rd("version").stdout.strip() == rootless_doctor.__version__
+    cp = rd("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    assert cp.returncode == 0 and "complete" in cp.stdout and "rootless_doctor" in cp.stdout.lower()
+    top = rd("--help", env={"COLUMNS": "200"}).stdout
+    assert "--install-completion" in top and "Exit codes:" in top
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check"], ["probe"], ["collect"], ["fix"], ["fix", "docker"], ["fix", "compose"],
+     ["fix", "podman"], ["fix", "quadlet"], ["fix", "privileged-ports"], ["fix", "undo"]],
+)  # fmt: skip
+def test_every_command_has_help_that_says_what_it_does(command: list[str]) -> None:
+    cp = rd(*command, "--help", env={"COLUMNS": "200"})
+    assert cp.returncode == 0, cp.stderr
+    rest = cp.stdout.partition("Usage:")[2]
+    assert f"rootless_doctor {' '.join(command)}" in rest  # run as python -m rootless_doctor
+    lines = [line.strip() for line in rest.splitlines()[1:] if line.strip()]
+    assert len(lines[0]) > 30 and not lines[0].startswith("╭"), cp.stdout  # a sentence
+
+
+def test_check_engine_restricts_the_report() -> None:
+    both = [
+        str(DATA / "podman-info/podman-4.3.1-rootless-debian12.json"),
+        str(DATA / "docker-version/docker-20.10.24-debian12-rootless-client20.10.txt"),
+    ]
+    args = [a for f in both for a in ("--from", f)]
+    full = json.loads(rd("check", "--json", *args).stdout)
+    assert {e["engine"] for e in full["engines"]} == {"docker", "podman"}
+    only = json.loads(rd("check", "--json", "--engine", "podman", *args).stdout)
+    assert [e["engine"] for e in only["engines"]] == ["podman"]
+    assert not any(c["id"].startswith("DOCKER-") for c in only["checks"])
+    bad = rd("check", "--engine", "lxc", *args)
+    assert bad.returncode == 2
