@@ -255,7 +255,9 @@ def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> D
             rootlesskit_version=rk.version,
             running=True,
             origin=f"running, from {rk.source}" if rk.source else "running",
-            transparent_backend=rk.transparent_backend,
+            transparent_backend=rk.transparent_backend
+            # its command line not read: the launcher's FLAGS say what it was started with
+            or ("none" if "command line" not in rk.source and flags_transparent_off(d) else None),
         )
     net, port = d.configured_net, d.configured_port_driver
     origin = "configured; running daemon not read"
@@ -277,8 +279,7 @@ def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> D
     if fnet or fport:
         net, port = fnet or net, fport or port
         origin += f"; {FLAGS_ENV} overrides"
-    transparent = launcher_flag(flags, "source-ip-transparent", boolean=True)
-    backend = "none" if go_bool_false(transparent) else None
+    backend = "none" if flags_transparent_off(d) else None
     return DockerDrivers(
         network_driver=net,
         port_driver=port,
@@ -1260,6 +1261,12 @@ LAUNCHER_EXIT_MESSAGE = "Either slirp4netns (>= v0.4.0) or vpnkit needs to be in
 def go_bool_false(value: str | None) -> bool:
     """A boolean flag value RootlessKit (Go strconv.ParseBool, via urfave/cli) reads as false."""
     return value is not None and value.strip() in ("0", "f", "F", "false", "FALSE", "False")
+
+
+def flags_transparent_off(d: DockerFacts) -> bool:
+    """``--source-ip-transparent=false`` (last value wins) in the launcher's FLAGS."""
+    flags = d.configured_env.get(FLAGS_ENV)
+    return go_bool_false(launcher_flag(flags, "source-ip-transparent", boolean=True))
 
 
 def docker_launcher_exits(d: DockerFacts, tools: Mapping[str, Tool] | None) -> Verdict | None:

@@ -504,3 +504,24 @@ def test_live_api_sock_backend(short_root: Path, backend: str) -> None:
     assert server.requests and server.requests[0].startswith(b"GET /v1/info ")
     v = knowledge.docker_verdict(d, {})
     assert v.preserved is (backend != "none")
+
+
+def test_flags_turn_transparency_off_for_a_daemon_read_without_its_command_line() -> None:
+    """The running RootlessKit known from `docker version` only (no command line, no backend):
+    the launcher's FLAGS are what it was started with. A command line read wins over FLAGS."""
+    env = {FLAGS: "--source-ip-transparent --source-ip-transparent=false"}
+    running = RootlessKitFacts(
+        version="3.0.2",
+        network_driver="slirp4netns",
+        port_driver="builtin",
+        source="docker version",
+    )
+    d = DockerFacts(rootless=True, version="29.7.2", userland_proxy=False, running=running,
+                    configured_env=env)  # fmt: skip
+    assert knowledge.docker_drivers(d).transparent_backend == "none"
+    assert knowledge.docker_verdict(d).preserved is False
+    from dataclasses import replace
+
+    argv = replace(running, source="command line + docker version")
+    assert knowledge.docker_verdict(replace(d, running=argv)).preserved is True
+    assert knowledge.docker_verdict(replace(d, configured_env={})).preserved is True
