@@ -17,6 +17,12 @@ Each decision is made here once; checks, fixes and parsers call it:
 - rootful from `docker version`'s components: ``docker_rootless_from_components``; defaults of a
   rootlesskit command line: ``rootlesskit_cli_drivers``; a Podman container's port handler from
   its mode: ``podman_inspect_port_handler``, ``podman_port_handler``
+- RootlessKit 3 and the launcher (block at the end): the launcher exits before Docker 29.5
+  (``docker_launcher_exits``); FLAGS ``--source-ip-transparent=false`` (``flags_transparent_off``)
+  and what `fix docker` keeps of FLAGS (``launcher_flags_without``); an unreported backend
+  (``rk3_backend_note``); can dockerd start with ``"userland-proxy": false`` here
+  (``br_netfilter_problem``, ``BR_NETFILTER_LOAD``); UDP lost on RootlessKit 3.0.0
+  (``rk300_udp_ports``)
 
 Upstream sources (facts as of 2026-12; the details with their sources are in docs/facts.md):
 
