@@ -113,9 +113,10 @@ def _json_kind(v: Any) -> str:
 def _ini_kind(text: str) -> str | None:
     sections = re.findall(r"(?m)^[ \t]*\[([^\]\n]+)\][ \t]*$", text)
     if not sections:
-        # a drop-in pasted without its header: only systemd-style "Key=value" lines
-        lines = [x.strip() for x in text.splitlines() if x.strip() and x.strip()[0] not in "#;"]
-        if lines and all(re.match(r"[A-Z][A-Za-z]+=", x) for x in lines):
+        # a drop-in pasted without its header: only systemd-style "Key=value" lines (searched in
+        # one pass each: a per-line Python loop took seconds on MiBs of short lines)
+        other = re.search(r"(?m)^(?![ \t\r\f\v]*(?:$|[#;])|[ \t]*[A-Z][A-Za-z]+=)", text)
+        if other is None and re.search(r"(?m)^[ \t\r\f\v]*[^\s#;]", text):
             return "unit"
         return None
     keys = re.findall(r"(?m)^[ \t]*([A-Za-z_][\w.-]*)[ \t]*=", text)
@@ -131,18 +132,22 @@ def _ini_kind(text: str) -> str | None:
     return None
 
 
-_ENV_LINE = re.compile(r"(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*[ \t]*=")
+_ENV_LINE = r"[ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*[ \t]*="
 
 
 def _env_file(t: str) -> bool:
     """An env file (docker-mailserver's mailserver.env, a project's .env): comments and
     ``KEY=value`` lines only, some key with an underscore or a digit (systemd's keys have none)."""
-    lines = [x.strip() for x in t.splitlines() if x.strip() and not x.strip().startswith("#")]
     return (
-        bool(lines)
-        and all(_ENV_LINE.match(x) for x in lines)
-        and any(re.match(r"(?:export\s+)?\w*[_0-9]", x) for x in lines)
+        re.search(rf"(?m)^(?![ \t\r\f\v]*(?:$|#)|{_ENV_LINE})", t) is None
+        and re.search(r"(?m)^[ \t\r\f\v]*[^\s#]", t) is not None
+        and re.search(r"(?m)^[ \t]*(?:export[ \t]+)?\w*[_0-9]", t) is not None
     )
+
+
+# Recognition reads line starts and headers: a line longer than this is cut for it (not for
+# parsing), so a paste of a few MiB on one line costs no more than its first part.
+_RECOGNISE_LINE = 1 << 16
 
 
 def recognise(text: str) -> str:
@@ -160,6 +165,8 @@ def recognise(text: str) -> str:
                 parse._loads(t)
             except parse._JsonError as e:
                 raise ParseError(f"looks like JSON but does not parse ({e})") from None
+    if any(len(line) > _RECOGNISE_LINE for line in t.splitlines()):
+        t = "\n".join(line[:_RECOGNISE_LINE] for line in t.splitlines())
     if re.search(r"(?m)^host:[ \t]*$", t) and re.search(r"(?m)^(version|store|Client):[ \t]*$", t):
         return "podman-info"
     if re.search(r"(?m)^ *(Server Version|Storage Driver|Security Options):", t):
@@ -475,21 +482,20 @@ def _from_api(acc: _Acc) -> None:
 
 # What pastes carry besides the output: the shell prompt with the command, and the engines' own
 # log lines (logrus "WARN[0000] ...", `time="..." level=warning msg=...`, docker's "WARNING: ...").
-_PROMPT = re.compile(
-    r"^\S*[$#%>]\s*(?:sudo\s+)?(?:podman|docker|systemctl|journalctl|ps|pstree|cat|rootlessctl|"
-    r"rootlesskit)\b.*$"
+_PROMPT = (
+    r"\S*[$#%>][ \t]*(?:sudo[ \t]+)?(?:podman|docker|systemctl|journalctl|ps|pstree|cat|"
+    r"rootlessctl|rootlesskit)\b[^\n]*"
 )
-_LOG_LINE = re.compile(
-    r"^(?:(?:WARN|ERRO|INFO|DEBU|FATA|TRAC)\[\d+\]\s|time=\"[^\"]*\" level=\w+ |WARNING: )"
+_LOG_LINE = (
+    r"(?:(?:WARN|ERRO|INFO|DEBU|FATA|TRAC)\[\d+\]\s|time=\"[^\"\n]*\" level=\w+ |WARNING: )[^\n]*"
 )
+# One pass in C over the whole paste (a per-line Python loop took seconds on MiBs of short lines).
+_NOISE = re.compile(rf"(?m)^(?:{_PROMPT}|{_LOG_LINE})(?:\n|\Z)")
 
 
 def strip_paste_noise(text: str) -> str:
     """``text`` without prompt lines and engine log lines (kept when that leaves nothing)."""
-    kept = [ln for ln in text.splitlines(keepends=True) if not (
-        _PROMPT.match(ln.rstrip("\r\n")) or _LOG_LINE.match(ln)
-    )]  # fmt: skip
-    out = "".join(kept)
+    out = _NOISE.sub("", text)
     return out if out.strip() else text
 
 

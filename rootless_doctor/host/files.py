@@ -82,8 +82,10 @@ def parsed(fn: Callable[[], T], what: str, notes: list[str]) -> T | None:
         return None
 
 
-# A pasted output or copied config file is a few KiB; a bigger file is not one of them.
-MAX_PASTED = 16 << 20
+# A pasted output or copied config file is a few KiB; a bigger file is not one of them. The cap
+# also bounds the worst case: recognising 4 MiB of text that matches nothing takes ~5 s here and
+# a 4 MiB ps listing ~40 MB (bench/hostile.py; at 16 MiB it was ~20 s and ~140 MB).
+MAX_PASTED = 4 << 20
 STDIN = "-"  # `check --from -`: the paste comes on standard input
 
 
