@@ -1,23 +1,37 @@
 """Diff, backup, atomic write, undo and restart: the only module that changes the system.
 
 Planners (``fixes/``) return :class:`~rootless_doctor.model.FilePlan`; this module shows them as a
-unified diff and writes them. A write:
+unified diff and writes them. Who the files are for (:class:`~rootless_doctor.model.Owner`: the
+caller, or ``SUDO_USER`` under sudo) is resolved in host/identity.py. A write:
 
 - refuses a target that is a symlink, a path (after resolving symlinks) inside another user's
-  home, and, under ``sudo``, anything it cannot give back to ``SUDO_USER``;
+  home, and, as root for ``SUDO_USER``, a path under their home that passes through a symlink or
+  a directory that is not theirs (``~/.config`` or the state directory linked elsewhere);
+- checks every target of a fix (and that none changed since planning) before writing any, under
+  the lock of the state directory (``filelock``): two fixes at once never lose a change or a
+  manifest entry; a failure after the first write names what was written;
 - keeps the original once: the first time a fix touches a file, its bytes, mode and owner go to
-  ``~/.local/state/rootless-doctor/backups/`` with an entry in ``manifest.json`` there; later
-  fixes of the same file keep that first original, so ``--undo`` always goes back to the state
-  before rootless-doctor;
+  ``backups/`` of the state directory (``$XDG_STATE_HOME/rootless-doctor``, by default
+  ``~/.local/state/rootless-doctor``) with an entry in ``manifest.json`` there, both on disk
+  *before* the target is replaced: a signal, a crash or a full disk at any point leaves the
+  original or a state ``undo`` knows. Later fixes keep that first original;
+- under sudo, a file that is not SUDO_USER's own (a root file, another user's 0600 file) is
+  backed up in root's own state directory (``/root/.local/state/rootless-doctor``, 0700/0600),
+  never where SUDO_USER could read it; ``sudo rootless-doctor fix --undo`` restores those too;
 - writes a temp file in the same directory with the original mode (and owner), fsyncs it and
-  ``os.replace``s it over the target (never a truncate-then-write, never delete-then-write);
-- ``undo`` puts the original bytes back exactly (same way), or removes a file the fix created,
-  and refuses to throw away edits made after the fix unless forced;
-- :func:`carry_out` writes a fix's plans and returns what was done (the ``fix --json`` shape);
-  :func:`restart` runs its next steps (``systemctl --user restart docker``, ...) through the
-  host runner: the fix's other change to the system.
+  ``os.replace``s it over the target (never a truncate-then-write, never through a symlink); the
+  bytes are the planner's: a last line without a newline keeps having none;
+- SIGTERM and SIGHUP while writing end the run as Ctrl-C does (temp files removed).
 
-Who the files are for (:class:`~rootless_doctor.model.Owner`) is resolved in host/identity.py.
+``undo`` puts the original bytes back exactly (same way), or removes a file the fix created, and
+refuses to throw away edits made after the fix unless forced. Run as root on a manifest its user
+can write, the manifest is untrusted input: every entry is checked with the rules of a write
+(path, symlinks, the file is the user's, the backup is the user's own regular file inside their
+``backups/``) before anything is touched, and the undo runs with the user's own uid and groups.
+One bad entry: nothing is undone, one line says which entry and why.
+:func:`carry_out` writes a fix's plans and returns what was done (the ``fix --json`` shape);
+:func:`restart` runs its next steps (``systemctl --user restart docker``, ...) through the
+host runner: the fix's other change to the system.
 """
 
 from __future__ import annotations
@@ -29,13 +43,15 @@ import json
 import os
 import pwd
 import shlex
+import signal
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .host import files, identity
 from .model import (
     FIX_SCHEMA_VERSION,
     DockerLaunch,
@@ -47,6 +63,11 @@ from .model import (
 )
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+# A config file rootless-doctor edits is a few KiB; anything bigger is not one.
+MAX_TARGET = 4 << 20
+MAX_MANIFEST = 4 << 20
+LOCK_TIMEOUT = 60.0  # seconds another fix may hold the state directory
 
 
 def _other_homes(owner: Owner) -> list[tuple[str, Path]]:
@@ -94,22 +115,53 @@ def check_target(path: Path, owner: Owner) -> None:
                 )
 
 
+def check_owner_dirs(d: Path, owner: Owner) -> None:
+    """As root writing for another user (sudo), every existing directory from the owner's home
+    down to ``d`` must be a real directory of the owner's (or root's): a symlink there
+    (``~/.config``, ``~/.local/state/rootless-doctor``) would aim root's writes at a root-owned
+    or another user's directory. Outside the owner's home, and for a user writing their own
+    files, there is nothing to check (their own permissions apply)."""
+    if os.geteuid() != 0 or owner.uid == 0 or not _is_under(d, owner.home):
+        return
+    p = owner.home
+    for part in d.relative_to(owner.home).parts:
+        p = p / part
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            return  # created by us from here on, as the owner's
+        except OSError as e:
+            raise DoctorError(f"{p}: cannot read: {e.strerror or e}") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise DoctorError(
+                f"{p} is a symlink to {os.readlink(p)}; as root rootless-doctor follows no "
+                f"symlink in {owner.name}'s home: run it as {owner.name} without sudo, or make "
+                "it a real directory"
+            )
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (owner.uid, 0):
+            raise DoctorError(
+                f"{p} is not a directory of {owner.name}'s; not writing there as root"
+            )
+
+
+def _check_write(path: Path, owner: Owner) -> None:
+    if not path.is_absolute():
+        raise DoctorError(f"{path}: internal error, plans need absolute paths")
+    check_target(path, owner)
+    check_owner_dirs(path.parent, owner)
+
+
 # --------------------------------------------------------------------------------------------
 # reading
 
 
 def read_text(path: Path) -> str | None:
-    """The text of ``path``; None when it does not exist. Binary or non-UTF-8 → DoctorError."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    """The text of ``path``; None when it does not exist. Only a regular file is read (a FIFO
+    or a device never blocks or floods us), at most :data:`MAX_TARGET` bytes; binary, non-UTF-8
+    or larger → DoctorError."""
+    data = _read_target(path)
+    if data is None:
         return None
-    except IsADirectoryError:
-        raise DoctorError(f"{path} is a directory, not a file") from None
-    except PermissionError:
-        raise DoctorError(f"{path}: permission denied; run as the file's owner") from None
-    except OSError as e:
-        raise DoctorError(f"{path}: cannot read: {e.strerror or e}") from None
     if b"\0" in data:
         raise DoctorError(f"{path} is a binary file (NUL bytes); not editing it")
     try:
@@ -120,27 +172,69 @@ def read_text(path: Path) -> str | None:
         ) from None
 
 
+def _read_target(path: Path) -> bytes | None:
+    try:
+        return files.read_regular(path, MAX_TARGET)
+    except FileNotFoundError:
+        return None
+    except files.NotRegular as e:
+        raise DoctorError(f"{path} is {e.kind}, not a regular file; not touching it") from None
+    except files.TooLarge:
+        raise DoctorError(
+            f"{path} is larger than {MAX_TARGET >> 20} MiB: not a config file this fix edits"
+        ) from None
+    except PermissionError:
+        raise DoctorError(f"{path}: permission denied; run as the file's owner") from None
+    except OSError as e:
+        raise DoctorError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+class _NotOwn(Exception):
+    """A state file that is not its owner's own regular file."""
+
+
+def _read_own(path: Path, uid: int, cap: int) -> bytes:
+    """The bytes of a state file (manifest, backup) that must be ``uid``'s own regular file:
+    opened without following a symlink, checked on the open descriptor, at most ``cap`` bytes.
+    Raises FileNotFoundError/OSError or :class:`_NotOwn` (why)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotOwn("not a regular file")
+        if st.st_uid != uid:
+            raise _NotOwn(f"owned by uid {st.st_uid}, not {uid}")
+        if st.st_size > cap:
+            raise _NotOwn(f"larger than {cap >> 20} MiB")
+        chunks: list[bytes] = []
+        left = st.st_size
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------------------------
 # showing
 
 
 def diff(plan: FilePlan) -> str:
-    """Unified diff of the plan (empty when nothing changes)."""
+    """Unified diff of the plan (empty when nothing changes); a last line without a newline is
+    marked as diff(1) does."""
     if not plan.changed:
         return ""
     before = plan.before or ""
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            _ensure_nl(plan.after).splitlines(keepends=True),
-            fromfile=str(plan.path) if plan.before is not None else "/dev/null",
-            tofile=str(plan.path),
-        )
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        plan.after.splitlines(keepends=True),
+        fromfile=str(plan.path) if plan.before is not None else "/dev/null",
+        tofile=str(plan.path),
     )
-
-
-def _ensure_nl(text: str) -> str:
-    return text if not text or text.endswith("\n") else text + "\n"
+    return "".join(
+        ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,9 +313,10 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def _makedirs(d: Path, owner: Owner) -> None:
+def _makedirs(d: Path, owner: Owner, mode: int = 0o755) -> None:
     """Create missing parents; under the owner's home they belong to the owner (mode 0700 for
     state, 0755 otherwise, as systemd/podman would create them)."""
+    check_owner_dirs(d, owner)
     missing: list[Path] = []
     p = d
     while not p.exists():
@@ -230,84 +325,255 @@ def _makedirs(d: Path, owner: Owner) -> None:
         missing.append(p)
         p = p.parent
     for m in reversed(missing):
-        m.mkdir(mode=0o755)
+        m.mkdir(mode=mode)
         if os.geteuid() == 0 and _is_under(m, owner.home):
-            os.chown(m, owner.uid, owner.gid)
+            os.chown(m, owner.uid, owner.gid, follow_symlinks=False)
 
 
+# --------------------------------------------------------------------------------------------
+# the state directory: manifest, backups, lock
+
+
+# Manifest entry: {"existed": bool, "backup": str (when it existed), "mode", "uid", "gid": int,
+# "sha_before": str, "written": [sha, ...], "for": name (in root's state directory under sudo:
+# whose fix it was)}. "written" lists every version rootless-doctor wrote (undo accepts any of
+# them, and the original); manifests of older versions have "sha_written" only.
 class _Manifest:
-    """``manifest.json``: {path: {"existed", "backup", "mode", "uid", "gid", "sha_written"}}."""
+    """One state directory's ``manifest.json`` and ``backups/``, for ``owner`` (whose files they
+    are). Loaded as untrusted input: not through a symlink, the owner's own file, bounded,
+    shape-checked."""
 
     def __init__(self, owner: Owner) -> None:
         self.owner = owner
         self.dir = owner.state_dir
         self.file = self.dir / MANIFEST
+        self.backups = self.dir / "backups"
         self.entries: dict[str, dict[str, object]] = {}
-        text = read_text(self.file)
-        if text is not None:
-            try:
-                loaded = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DoctorError(
-                    f"{self.file} is not valid JSON ({e.msg}); move it away"
-                ) from None
-            if not isinstance(loaded, dict) or not isinstance(loaded.get("files"), dict):
-                raise DoctorError(f"{self.file} is not a rootless-doctor manifest; move it away")
-            self.entries = loaded["files"]
+        check_owner_dirs(self.dir, owner)
+        try:
+            data = _read_own(self.file, owner.uid, MAX_MANIFEST)
+        except FileNotFoundError:
+            return
+        except _NotOwn as e:
+            raise DoctorError(f"{self.file} is {e}; move it away") from None
+        except OSError as e:
+            raise DoctorError(
+                f"{self.file}: cannot read ({e.strerror or e}); move it away"
+            ) from None
+        try:
+            loaded = json.loads(data)
+        except (ValueError, RecursionError) as e:
+            raise DoctorError(f"{self.file} is not valid JSON ({e}); move it away") from None
+        entries = loaded.get("files") if isinstance(loaded, dict) else None
+        if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+            raise DoctorError(f"{self.file} is not a rootless-doctor manifest; move it away")
+        self.entries = entries
 
     def save(self) -> None:
-        _makedirs(self.dir / "backups", self.owner)
-        data = json.dumps({"version": 1, "files": self.entries}, indent=2, sort_keys=True) + "\n"
+        self.make_backups()
+        data = json.dumps({"version": 2, "files": self.entries}, indent=2, sort_keys=True) + "\n"
         _atomic_write(self.file, data.encode(), 0o600, self.owner.uid, self.owner.gid)
+
+    def make_backups(self) -> None:
+        """``backups/`` (and the state directory) exist and are 0700: an older version or
+        another tool may have made them 0755."""
+        _makedirs(self.backups, self.owner, mode=0o700)
+        for d in (self.dir, self.backups):
+            st = d.lstat()
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(d, 0o700)
+
+
+@contextlib.contextmanager
+def _locked(owners: Iterable[Owner]) -> Iterator[None]:
+    """Hold the lock of each state directory (in one order, so two runs never deadlock): two
+    fixes at once would otherwise both read the manifest and the second save lose the first's
+    entry, or both replace one file and one change be lost. filelock opens the lock file
+    without following a symlink (since 3.20.1)."""
+    from filelock import FileLock, Timeout
+
+    with contextlib.ExitStack() as stack:
+        for o in sorted(set(owners), key=lambda o: str(o.state_dir)):
+            _makedirs(o.state_dir, o, mode=0o700)
+            lock_file = o.state_dir / LOCK
+            lock = FileLock(str(lock_file), timeout=LOCK_TIMEOUT)
+            try:
+                stack.enter_context(lock)
+            except Timeout:
+                raise DoctorError(
+                    f"another rootless-doctor fix holds {lock_file} for more than "
+                    f"{LOCK_TIMEOUT:g} s; wait for it to finish and run again"
+                ) from None
+            if os.geteuid() == 0 and o.uid != 0:
+                os.chown(lock_file, o.uid, o.gid, follow_symlinks=False)
+        yield
+
+
+@contextlib.contextmanager
+def _as_user(o: Owner) -> Iterator[None]:
+    """As root, act with ``o``'s uid, gid and groups (effective ids only, restored after): what
+    an untrusted manifest asks for is then only what its user could do themselves."""
+    if os.geteuid() != 0 or o.uid == 0:
+        yield
+        return
+    groups, egid = os.getgroups(), os.getegid()
+    os.setgroups(os.getgrouplist(o.name, o.gid))
+    os.setegid(o.gid)
+    os.seteuid(o.uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(egid)
+        os.setgroups(groups)
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) while files are written clean up as Ctrl-C does: temp files are
+    removed on the way out (what undo needs was saved before any target changed)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _state_owner(path: Path, owner: Owner) -> Owner:
+    """Whose state directory keeps the backup of ``path``: the owner's, except a file run
+    through sudo that is not the owner's own (a root file, another user's 0600 file) or, new,
+    outside their home: its bytes must not land where SUDO_USER can read them, and its entry
+    must not be one SUDO_USER can forge, so root's state directory keeps them."""
+    if not owner.via_sudo:
+        return owner
+    try:
+        uid = path.lstat().st_uid
+    except FileNotFoundError:
+        return owner if _is_under(path, owner.home) else identity.root_owner()
+    return owner if uid == owner.uid else identity.root_owner()
+
+
+# --------------------------------------------------------------------------------------------
+# writing a fix's files
+
+
+def write_all(plans: Sequence[FilePlan], owner: Owner) -> list[Written]:
+    """Apply every plan (backup once, atomic write), under the state directories' locks. Every
+    target is checked (and re-read: unchanged since planning) before any is written; a failure
+    after the first write names what was already written."""
+    for p in plans:
+        _check_write(p.path, owner)
+    states = {p.path: _state_owner(p.path, owner) for p in plans}
+    for s in set(states.values()):
+        check_owner_dirs(s.state_dir, s)
+    done: list[Written] = []
+    try:
+        with _terminate_like_interrupt(), _locked(states.values()):
+            for p in plans:  # again under the lock: another fix may have been faster
+                _check_write(p.path, owner)
+                if read_text(p.path) != p.before:
+                    raise DoctorError(
+                        f"{p.path} changed while planning (another fix or an editor?); "
+                        "run the fix again"
+                    )
+            manifests = {s: _Manifest(s) for s in set(states.values())}
+            for p in plans:
+                done.append(_write_one(p, owner, manifests[states[p.path]]))
+    except PermissionError as e:
+        raise _partial(done, DoctorError(
+            f"{e.filename or '?'}: permission denied; "
+            + ("run with sudo" if not owner.is_root else "check the file's owner")
+        )) from None  # fmt: skip
+    except OSError as e:
+        raise _partial(
+            done, DoctorError(f"{e.filename or '?'}: cannot write: {e.strerror or e}")
+        ) from None
+    except DoctorError as e:
+        raise _partial(done, e) from None
+    return done
+
+
+def _partial(done: list[Written], e: DoctorError) -> DoctorError:
+    if not done:
+        return DoctorError(f"{e} (nothing was written)", exit_code=e.exit_code)
+    names = ", ".join(str(w.path) for w in done)
+    return DoctorError(
+        f"{e}; already written: {names} (`rootless-doctor fix --undo` restores it)",
+        exit_code=e.exit_code,
+    )
 
 
 def write(plan: FilePlan, owner: Owner) -> Written:
-    """Apply ``plan``: backup once, atomic write. Raises DoctorError on a refused target."""
-    path = plan.path
-    if not path.is_absolute():
-        raise DoctorError(f"{path}: internal error, plans need absolute paths")
-    check_target(path, owner)
-    current = read_text(path)
-    if current != plan.before:
-        raise DoctorError(f"{path} changed while planning; run the fix again")
-    new = _ensure_nl(plan.after).encode("utf-8")
-    manifest = _Manifest(owner)
+    """Apply one plan (see :func:`write_all`)."""
+    return write_all([plan], owner)[0]
+
+
+def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
+    """Backup and manifest entry first (on disk), then the target."""
+    path, state = plan.path, manifest.owner
     key = str(path)
-    backup: Path | None = None
-    try:
-        st = path.stat() if current is not None else None
-        if st is not None:
-            mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    current = _read_target(path)
+    new = plan.after.encode("utf-8")
+    if current is not None:
+        st = path.stat()
+        mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    else:
+        mode = plan.mode if plan.mode is not None else 0o644
+        if _is_under(path, owner.home):
+            uid, gid = owner.uid, owner.gid
         else:
-            mode = plan.mode if plan.mode is not None else 0o644
-            if _is_under(path, owner.home):
-                uid, gid = owner.uid, owner.gid
-            else:
-                uid, gid = os.geteuid(), os.getegid()
-        entry = manifest.entries.get(key)
-        if entry is None:
-            entry = {"existed": current is not None, "mode": mode, "uid": uid, "gid": gid}
-            if current is not None:
-                name = f"{time.strftime('%Y%m%dT%H%M%S')}-{_sha(key.encode())[:12]}-{path.name}"
-                backup = manifest.dir / "backups" / name
-                _makedirs(backup.parent, owner)
-                _atomic_write(backup, path.read_bytes(), 0o600, owner.uid, owner.gid)
-                entry["backup"] = str(backup)
-        elif entry.get("backup"):
-            backup = Path(str(entry["backup"]))
-        _makedirs(path.parent, owner)
-        _atomic_write(path, new, mode, uid, gid)
-        entry["sha_written"] = _sha(new)
-        manifest.entries[key] = entry
-        manifest.save()
-    except PermissionError as e:
-        raise DoctorError(
-            f"{e.filename or path}: permission denied; "
-            + ("run with sudo" if not owner.is_root else "check the file's owner")
-        ) from None
-    except OSError as e:
-        raise DoctorError(f"{e.filename or path}: cannot write: {e.strerror or e}") from None
+            uid, gid = os.geteuid(), os.getegid()
+    _makedirs(path.parent, owner)
+    entry = manifest.entries.get(key)
+    backup: Path | None = None
+    made: Path | None = None
+    if entry is None:
+        entry = {
+            "existed": current is not None,
+            "mode": mode,
+            "uid": uid,
+            "gid": gid,
+            "sha_before": _sha(current or b""),
+        }
+        if state != owner:
+            entry["for"] = owner.name
+        if current is not None:
+            name = f"{time.strftime('%Y%m%dT%H%M%S')}-{_sha(key.encode())[:12]}-{path.name}"
+            backup = made = manifest.backups / name
+            manifest.make_backups()
+            _atomic_write(backup, current, 0o600, state.uid, state.gid)
+            entry["backup"] = str(backup)
+    elif isinstance(entry.get("backup"), str):
+        backup = Path(str(entry["backup"]))
+    entry["written"] = [*(w for w in _written(entry) if w != _sha(new)), _sha(new)]
+    entry.pop("sha_written", None)
+    manifest.entries[key] = entry
+    try:
+        manifest.save()  # what undo needs is on disk before the target changes
+    except OSError:  # not saved (the rename is the last step that can fail): drop the backup
+        if made is not None:
+            made.unlink(missing_ok=True)
+        raise
+    # (a signal during the save may come after its rename: the backup then stays, as it must)
+    _atomic_write(path, new, mode, uid, gid)
     return Written(path=path, created=current is None, backup=backup)
+
+
+def _written(entry: Mapping[str, object]) -> list[str]:
+    w = entry.get("written")
+    if isinstance(w, list):
+        return [s for s in w if isinstance(s, str)]
+    old = entry.get("sha_written")
+    return [old] if isinstance(old, str) else []
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,59 +588,138 @@ class Undone:
 
 def undo(owner: Owner, only: Iterable[Path] = (), force: bool = False) -> list[Undone]:
     """Restore every file in the manifest (or those in ``only``) to its original bytes, or remove
-    it when the fix created it. A file edited since the fix is skipped unless ``force``."""
-    manifest = _Manifest(owner)
+    it when the fix created it. A file edited since the fix is skipped unless ``force``. Under
+    sudo, root's own state directory (files that were not SUDO_USER's) is undone too."""
     wanted = {str(Path(p).absolute()) for p in only}
+    states = [owner]
+    if owner.via_sudo:
+        states.append(identity.root_owner())
     results: list[Undone] = []
-    for key in sorted(manifest.entries):
-        if wanted and key not in wanted:
-            continue
-        entry = manifest.entries[key]
-        path = Path(key)
-        if path.is_symlink():
-            results.append(Undone(path=path, action="skipped: it is now a symlink"))
-            continue
-        try:
-            now = path.read_bytes() if path.exists() else None
-        except OSError as e:
-            raise DoctorError(f"{path}: cannot read: {e.strerror or e}") from None
-        if now is not None and _sha(now) != entry.get("sha_written") and not force:
-            results.append(
-                Undone(
-                    path=path,
-                    action="skipped: changed since rootless-doctor wrote it (use --force to "
-                    "restore the original anyway)",
-                )
-            )
-            continue
-        try:
-            if entry.get("existed"):
-                backup = Path(str(entry["backup"]))
-                try:
-                    original = backup.read_bytes()
-                except OSError:
-                    raise DoctorError(
-                        f"backup {backup} of {path} is missing; cannot undo"
-                    ) from None
-                _makedirs(path.parent, owner)
-                _atomic_write(
-                    path, original, _int(entry["mode"]), _int(entry["uid"]), _int(entry["gid"])
-                )
-                backup.unlink()
-                results.append(Undone(path=path, action="restored"))
-            else:
-                path.unlink(missing_ok=True)
-                _fsync_dir(path.parent)
-                results.append(Undone(path=path, action="removed (the fix created it)"))
-        except PermissionError as e:
-            raise DoctorError(f"{e.filename or path}: permission denied; run with sudo") from None
-        del manifest.entries[key]
+    with _terminate_like_interrupt():
+        for state in states:
+            results.extend(_undo_state(state, owner, wanted, force))
     if wanted:
         missing = wanted - {str(r.path) for r in results}
         if missing:
             raise DoctorError(f"no rootless-doctor backup of {', '.join(sorted(missing))}")
-    manifest.save()
     return results
+
+
+def _undo_state(state: Owner, owner: Owner, wanted: set[str], force: bool) -> list[Undone]:
+    # Run as root on a manifest its user can write, every entry is untrusted input: all are
+    # checked before any file is touched, and the undo runs with the user's own rights.
+    untrusted = os.geteuid() == 0 and state.uid != 0
+    check_owner_dirs(state.state_dir, state)
+    if not state.state_dir.is_dir():
+        return []
+    results: list[Undone] = []
+    with _as_user(state) if untrusted else contextlib.nullcontext(), _locked([state]):
+        manifest = _Manifest(state)
+        keys = [
+            k
+            for k in sorted(manifest.entries)
+            if (not wanted or k in wanted) and _whose(manifest.entries[k], state, owner)
+        ]
+        for key in keys:
+            try:
+                _validate(key, manifest.entries[key], manifest, owner, untrusted)
+            except OSError as e:  # as the user: a path they cannot even look at
+                raise _bad(manifest, key, f"cannot be checked ({e.strerror or e})") from None
+        for key in keys:
+            done = _undo_one(key, manifest, force)
+            results.append(done)
+            if done.action.startswith("skipped"):
+                continue
+            backup = manifest.entries.pop(key).get("backup")
+            manifest.save()  # the entry goes before its backup: never an entry without one
+            if isinstance(backup, str):
+                Path(backup).unlink(missing_ok=True)
+    return results
+
+
+def _whose(entry: Mapping[str, object], state: Owner, owner: Owner) -> bool:
+    """Under sudo, root's state directory holds entries of every SUDO_USER: only theirs."""
+    return not (owner.via_sudo and state != owner) or entry.get("for") == owner.name
+
+
+def _bad(manifest: _Manifest, key: str, why: str) -> DoctorError:
+    return DoctorError(
+        f"{manifest.file}: the entry for {key} {why}; nothing was undone (move the manifest "
+        "away if you did not write it)"
+    )
+
+
+def _validate(
+    key: str, entry: Mapping[str, object], manifest: _Manifest, owner: Owner, untrusted: bool
+) -> None:
+    """The rules of a write, for one manifest entry; DoctorError (one line) if it breaks one."""
+    path = Path(key)
+    if not path.is_absolute() or os.path.normpath(key) != key:
+        raise _bad(manifest, key, "is not a plain absolute path")
+    for k in ("mode", "uid", "gid"):
+        v = entry.get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 32:
+            raise _bad(manifest, key, f"has no valid {k}")
+    if not isinstance(entry.get("existed"), bool):
+        raise _bad(manifest, key, "does not say whether the file existed")
+    try:
+        _check_write(path, owner)
+    except DoctorError as e:
+        raise _bad(manifest, key, f"is refused ({e})") from None
+    if untrusted:
+        try:
+            uid: int | None = path.lstat().st_uid
+        except FileNotFoundError:
+            uid = None
+        if uid is None and not _is_under(path, owner.home):
+            raise _bad(manifest, key, f"names a missing file outside {owner.home}")
+        if uid is not None and uid != manifest.owner.uid:
+            raise _bad(manifest, key, f"names a file that is not {manifest.owner.name}'s")
+    if entry["existed"]:
+        backup = entry.get("backup")
+        if not isinstance(backup, str) or Path(backup).parent != manifest.backups:
+            raise _bad(manifest, key, f"has a backup outside {manifest.backups}")
+        try:
+            _read_own(Path(backup), manifest.owner.uid, MAX_TARGET)
+        except FileNotFoundError:
+            raise _bad(manifest, key, f"has lost its backup {backup}") from None
+        except (OSError, _NotOwn) as e:
+            raise _bad(manifest, key, f"has a backup {backup} that is refused ({e})") from None
+
+
+def _undo_one(key: str, manifest: _Manifest, force: bool) -> Undone:
+    """Put one file back (the entry is valid); its entry and backup are dropped by the caller."""
+    entry = manifest.entries[key]
+    path = Path(key)
+    try:
+        now = _read_target(path)
+    except DoctorError as e:
+        return Undone(path=path, action=f"skipped: {e}")
+    known = {*_written(entry), entry.get("sha_before")}
+    if now is not None and _sha(now) not in known and not force:
+        return Undone(
+            path=path,
+            action="skipped: changed since rootless-doctor wrote it (use --force to restore the "
+            "original anyway)",
+        )
+    mode, uid, gid = (_int(entry[k]) for k in ("mode", "uid", "gid"))
+    if manifest.owner.uid != 0 and os.geteuid() == 0:
+        # root on a user's manifest: the file goes back to that user, without special bits
+        mode, uid, gid = mode & 0o777, manifest.owner.uid, manifest.owner.gid
+    try:
+        if entry["existed"]:
+            original = _read_own(Path(str(entry["backup"])), manifest.owner.uid, MAX_TARGET)
+            if now != original:
+                _makedirs(path.parent, manifest.owner)
+                _atomic_write(path, original, mode & 0o7777, uid, gid)
+            return Undone(path=path, action="restored")
+        path.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+        return Undone(path=path, action="removed (the fix created it)")
+    except PermissionError as e:
+        raise DoctorError(f"{e.filename or path}: permission denied; run with sudo") from None
+    except (OSError, _NotOwn) as e:
+        raise DoctorError(f"{path}: cannot undo: {e}") from None
 
 
 def _int(v: object) -> int:
@@ -391,20 +736,22 @@ def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list
     """Write every changed plan for ``owner`` (or, with ``preview``, only diff it); what was
     done, in the ``fix --json`` shape. The next steps are collected in order, once each."""
     changed = [p for p in plans if p.changed]
-    files: list[JsonFixFile] = []
+    done: list[JsonFixFile] = []
     if not changed:
-        files = [{"path": str(p.path), "changed": False, "what": p.what} for p in plans]
+        done = [{"path": str(p.path), "changed": False, "what": p.what} for p in plans]
     steps: list[str] = []
     for p in changed:
         entry: JsonFixFile = {"path": str(p.path), "changed": True, "what": p.what}
         if preview:
             entry["diff"] = diff(p)
-        else:
-            w = write(p, owner)
-            entry["created"] = w.created
-            entry["backup"] = str(w.backup) if w.backup else None
-        files.append(entry)
+        done.append(entry)
         steps.extend(s for s in p.next_steps if s not in steps)
+    if not preview and changed:
+        by_path = {str(w.path): w for w in write_all(changed, owner)}
+        for f in done:
+            w = by_path[f["path"]]
+            f["created"] = w.created
+            f["backup"] = str(w.backup) if w.backup else None
     from . import __version__
 
     return {
@@ -412,7 +759,7 @@ def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list
         "tool_version": __version__,
         "changed": bool(changed),
         "dry_run": preview,
-        "files": files,
+        "files": done,
         "next_steps": steps,
         "notes": notes,
     }

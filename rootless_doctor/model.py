@@ -55,7 +55,8 @@ class HostPaths:
         return dict(self.env).get(key)
 
 
-# Where a fix keeps its backups and manifest, under the owner's home.
+# Where a fix keeps its backups and manifest, under the owner's home ($XDG_STATE_HOME when the
+# owner set it: Owner.state_home).
 STATE_SUBDIR = ".local/state/rootless-doctor"
 
 
@@ -69,9 +70,12 @@ class Owner:
     gid: int
     home: Path
     via_sudo: bool = False
+    state_home: Path | None = None  # the owner's $XDG_STATE_HOME (None: ~/.local/state)
 
     @property
     def state_dir(self) -> Path:
+        if self.state_home is not None:
+            return self.state_home / "rootless-doctor"
         return self.home / STATE_SUBDIR
 
     @property

@@ -572,6 +572,38 @@ def test_sudo_owner(tmp_path: Path) -> None:
     assert o.via_sudo and o.uid == user.pw_uid and o.home == Path(user.pw_dir)
 
 
+def test_state_dir_follows_the_owners_xdg_state_home(tmp_path: Path) -> None:
+    import pwd
+
+    me_ = host.target_owner({"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "st")}, 4242)
+    assert me_.state_dir == tmp_path / "st/rootless-doctor"
+    # relative: invalid (XDG Base Directory spec), the default is used
+    rel = host.target_owner({"HOME": str(tmp_path), "XDG_STATE_HOME": "st"}, 4242)
+    assert rel.state_dir == tmp_path / ".local/state/rootless-doctor"
+    user = next((p for p in pwd.getpwall() if 1000 <= p.pw_uid < 65534), None)
+    if user is None:
+        pytest.skip("no unprivileged user on this machine")
+    # under sudo: root's own XDG_STATE_HOME is not the owner's; one inside their home is
+    env = {"SUDO_USER": user.pw_name, "HOME": "/root", "XDG_STATE_HOME": "/root/.local/state"}
+    o = host.target_owner(env, euid=0)
+    assert o.state_dir == Path(user.pw_dir) / ".local/state/rootless-doctor"
+    env["XDG_STATE_HOME"] = f"{user.pw_dir}/st"
+    assert host.target_owner(env, euid=0).state_dir == Path(user.pw_dir) / "st/rootless-doctor"
+
+
+def test_a_new_last_line_without_newline_stays_so_in_diff_and_write(tmp_path: Path) -> None:
+    o = me(tmp_path)
+    f = o.home / "x.conf"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"a=1\nlast")
+    plan = FilePlan(path=f, before="a=1\nlast", after="a=2\nlast", what="w")
+    assert apply.diff(plan).endswith("\n last\n\\ No newline at end of file\n")  # as diff(1)
+    apply.write(plan, o)
+    assert f.read_bytes() == b"a=2\nlast"
+    apply.undo(o)
+    assert f.read_bytes() == b"a=1\nlast"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_sudo_write_gives_files_to_the_user(tmp_path: Path) -> None:
     o = apply.Owner(name="u", uid=4242, gid=4243, home=tmp_path / "home", via_sudo=True)

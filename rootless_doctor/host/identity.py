@@ -74,8 +74,14 @@ def target_owner(environ: dict[str, str] | None = None, euid: int | None = None)
                 f"SUDO_USER={sudo_user} is not a user here; run rootless-doctor as that user "
                 "without sudo"
             ) from None
+        home = Path(pw.pw_dir)
         return Owner(
-            name=pw.pw_name, uid=pw.pw_uid, gid=pw.pw_gid, home=Path(pw.pw_dir), via_sudo=True
+            name=pw.pw_name,
+            uid=pw.pw_uid,
+            gid=pw.pw_gid,
+            home=home,
+            via_sudo=True,
+            state_home=_state_home(env, inside=home),
         )
     try:
         pw = pwd.getpwuid(euid)
@@ -84,7 +90,33 @@ def target_owner(environ: dict[str, str] | None = None, euid: int | None = None)
         name, gid, home = str(euid), os.getegid(), Path(env.get("HOME", "/"))
     if euid != 0 and env.get("HOME"):
         home = Path(env["HOME"])  # the user's own choice of HOME is theirs to make
-    return Owner(name=name, uid=euid, gid=gid, home=home)
+    return Owner(name=name, uid=euid, gid=gid, home=home, state_home=_state_home(env))
+
+
+def _state_home(env: dict[str, str], inside: Path | None = None) -> Path | None:
+    """``$XDG_STATE_HOME`` when it is the owner's: an absolute path (the XDG Base Directory
+    spec: a relative one is invalid and ignored). Under sudo (``inside`` = SUDO_USER's home) the
+    environment may be root's (``sudo -E``, ``env_keep``): only a directory inside the owner's
+    home is taken, so root's own state directory is never the owner's."""
+    value = env.get("XDG_STATE_HOME", "")
+    if not value.startswith("/"):
+        return None
+    p = Path(os.path.normpath(value))
+    if inside is not None and (p == inside or inside not in p.parents):
+        return None
+    return p
+
+
+def root_owner() -> Owner:
+    """Root as the owner of its own state directory (``/root/.local/state/rootless-doctor``):
+    under sudo, the backup of a file that is not SUDO_USER's own (a root file, another user's
+    0600 file) is kept there, where SUDO_USER cannot read it. The home comes from the password
+    database, never from the environment."""
+    try:
+        home = Path(pwd.getpwuid(0).pw_dir)
+    except KeyError:
+        home = Path("/root")
+    return Owner(name="root", uid=0, gid=0, home=home)
 
 
 def owner_paths(o: Owner) -> HostPaths:
