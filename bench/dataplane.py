@@ -2,7 +2,7 @@
 
     sudo python3 bench/dataplane.py [--places host,trixie,sid] [--only SUBSTR,...] [--extra]
                                     [--clients bound] [--seconds 4] [--repeat 2]
-                                    [--out bench/results] [--list]
+                                    [--out bench/results] [--list] [--own-veth]
 
 Run as root. On the host (Debian 12) everything runs as the stack user of tests/stack.py
 (RDSTACK_USER); in the Debian trixie/sid roots of `.ci/roots.sh` (used when /srv/stacks/READY
@@ -12,7 +12,9 @@ busybox-static rootfs with the place's /usr mounted, or RootlessKit's child; no 
 host's iperf3 client connects to the published port. Clients (--clients):
 
   bound     from the host, socket bound to the test veth address 10.200.0.1 (the default: a
-            non-loopback source, as a real client, and an address the test created)
+            non-loopback source, as a real client, and an address the test created; with
+            --own-veth the bench's own veth, 10.201.0.1, so a long run does not queue behind
+            the tests' machine-wide lock on 10.200.0.x)
   netns     from inside the test netns (10.200.0.2), through the veth
   loopback  from 127.0.0.1 (what upstream benchmarks do; pasta splices loopback connections)
 
@@ -58,7 +60,43 @@ IMAGE = "local/rdbench"
 NETWORK = "rdbench"  # the user-defined Podman network of the rootlessport path
 SERVER_PORT = 5201
 PORT_BASE = 22000  # below the ephemeral range: pasta's automatic forwarding skips ephemeral ports
-CLIENT_ADDR = {"bound": stack.HOST_ADDR, "netns": stack.CLIENT_ADDR, "loopback": "127.0.0.1"}
+# --own-veth: a namespace and veth of this bench's own (names and addresses nobody else uses),
+# so a long run neither waits for nor blocks the tests' machine-wide rdclient lock.
+OWN = stack.Netns("rdbench", host_addr="10.201.0.1", client_addr="10.201.0.2")
+OWN_VETH = ("rdbench0", "rdbench1")
+
+
+@contextmanager
+def own_netns() -> Iterator[stack.Netns]:
+    def ip(*a: str, check: bool = True) -> None:
+        subprocess.run(["ip", *a], capture_output=True, timeout=10, check=check)
+
+    def delete() -> None:
+        ip("netns", "del", OWN.name, check=False)
+        ip("link", "del", OWN_VETH[0], check=False)
+
+    delete()
+    try:
+        ip("netns", "add", OWN.name)
+        ip(
+            "link",
+            "add",
+            OWN_VETH[0],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            OWN_VETH[1],
+            "netns",
+            OWN.name,
+        )
+        ip("addr", "add", f"{OWN.host_addr}/24", "dev", OWN_VETH[0])
+        ip("link", "set", OWN_VETH[0], "up")
+        ip("-n", OWN.name, "addr", "add", f"{OWN.client_addr}/24", "dev", OWN_VETH[1])
+        ip("-n", OWN.name, "link", "set", OWN_VETH[1], "up")
+        yield OWN
+    finally:
+        delete()
 
 
 # ------------------------------------------------------------------------------- where things run
@@ -467,7 +505,13 @@ def iperf(client: str, netns: stack.Netns, port: int, seconds: int) -> float:
 
 
 def measure_once(
-    p: Place, path: Path_, ports: Ports, clients: Sequence[str], seconds: int, row: dict[str, Any]
+    p: Place,
+    path: Path_,
+    ports: Ports,
+    clients: Sequence[str],
+    seconds: int,
+    row: dict[str, Any],
+    ns: stack.Netns | None,
 ) -> None:
     """Start the path, one iperf3 run per client, stop it; add the results to ``row``."""
     tmp = Path(tempfile.mkdtemp(prefix="rdbench-"))
@@ -475,10 +519,13 @@ def measure_once(
     try:
         with path.start(p, ports, tmp) as server:  # type: ignore[attr-defined]
             row["mtu"] = server.mtu
-            with stack.client_netns() as ns:
+            with ExitStack() as net:
+                if ns is None:  # the tests' namespace, taken in turn with them
+                    ns = net.enter_context(stack.client_netns())
                 for client in clients:
                     before = len(server.seen())
                     gbit = iperf(client, ns, server.host_port, seconds)
+                    row.setdefault("client_addr", {})[client] = _client_addr(client, ns)
                     cell = row.setdefault(client, {"runs": [], "seen": []})
                     cell["runs"].append(round(gbit, 2))
                     cell["seen"] = sorted({*cell["seen"], *server.seen()[before:]})
@@ -490,12 +537,17 @@ def measure_once(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _client_addr(client: str, ns: stack.Netns) -> str:
+    return {"bound": ns.host_addr, "netns": ns.client_addr, "loopback": "127.0.0.1"}[client]
+
+
 def summarize(row: dict[str, Any], clients: Sequence[str]) -> None:
     for client in clients:
         cell = row.get(client)
         if cell:
             cell["gbit_s"] = round(statistics.median(cell["runs"]), 2)
-            cell["kept"] = None if client == "loopback" else cell["seen"] == [CLIENT_ADDR[client]]
+            addr = row.get("client_addr", {}).get(client)
+            cell["kept"] = None if client == "loopback" else cell["seen"] == [addr]
 
 
 def markdown(result: dict[str, object], clients: Sequence[str]) -> str:
@@ -540,6 +592,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--list", action="store_true", help="print the path keys and exit")
     ap.add_argument(
+        "--own-veth",
+        action="store_true",
+        help=f"a netns and veth of the bench's own ({OWN.host_addr}/{OWN.client_addr}) instead of "
+        "the tests' (10.200.0.x, shared under a machine-wide lock)",
+    )
+    ap.add_argument(
         "--extra", action="store_true", help="also the diagnostic variants (MTU, userland-proxy)"
     )
     args = ap.parse_args()
@@ -583,10 +641,12 @@ def main() -> int:
                 todo.append((p, path, {"place": p.name, "key": path.key, "path": path.label}))
     # Round by round over all paths (interleaved): a busy spell of the machine hits every path
     # in one round rather than all runs of one path.
-    for r in range(args.repeat):
-        for p, path, row in todo:
-            measure_once(p, path, ports, clients, args.seconds, row)
-            print(f"round {r + 1}: {json.dumps(row)}", flush=True)
+    with ExitStack() as net:
+        ns = net.enter_context(own_netns()) if args.own_veth else None
+        for r in range(args.repeat):
+            for p, path, row in todo:
+                measure_once(p, path, ports, clients, args.seconds, row, ns)
+                print(f"round {r + 1}: {json.dumps(row)}", flush=True)
     for _, _, row in todo:
         summarize(row, clients)
     result["load"] = f"{load0} at the start, {os.getloadavg()[0]:.1f} at the end"
