@@ -47,6 +47,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from . import throughput
 from .model import (
     ContainerFacts,
     DockerFacts,
@@ -596,7 +597,7 @@ class FixOption:
     network_driver: str  # DOCKERD_ROOTLESS_ROOTLESSKIT_NET
     port_driver: str  # DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER
     userland_proxy: bool | None  # daemon.json "userland-proxy" to write; None: leave as is
-    throughput: str  # upstream iperf3 figure (rootlesskit docs/port.md)
+    throughput: str  # measured here (throughput.py), else upstream's iperf3 figure, marked so
     protocols: str  # which traffic keeps its source IP: "tcp+udp", "tcp", "ipv4"
     cost: str  # one line: what it costs or needs
     privileged_ports: str  # how ports < 1024 work with it
@@ -605,8 +606,14 @@ class FixOption:
     current: bool = False  # what the daemon runs already
 
 
+# rootlesskit docs/port.md: iperf3 from a loopback client to RootlessKit's own child (no Docker);
+# through Docker a real client sees far less (throughput.py, bench/dataplane.py).
+UPSTREAM_IMPLICIT = "≈38 Gbps (upstream: loopback client, no Docker)"
+
+
 def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOption]:
-    """Driver choices that keep source IPs, fastest first (upstream iperf3 figures).
+    """Driver choices that keep source IPs, fastest first (measured through Docker with MTU
+    65520: pasta + implicit ≈ builtin > slirp4netns; throughput.py; upstream for RootlessKit 3).
 
     Every option is listed; ``available`` says whether this host can use it now and ``missing``
     says what it lacks. A fix planner takes the first available one.
@@ -639,9 +646,10 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
             network_driver="pasta",
             port_driver="implicit",
             userland_proxy=None,
-            throughput="≈38 Gbps",
+            throughput=throughput.quote_docker("pasta", "implicit") or UPSTREAM_IMPLICIT,
             protocols="tcp+udp",
-            cost="none measured; needs RootlessKit ≥ 2 and pasta ≥ 2023_12_04",
+            cost="through Docker's bridge at MTU 1500 it is slow (raise the MTU: measured, "
+            "throughput.py); needs RootlessKit ≥ 2 and pasta ≥ 2023_12_04",
             privileged_ports=sysctl_ports,
             available=ok,
             missing=why,
@@ -664,7 +672,7 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
             network_driver=dr.network_driver or "slirp4netns",
             port_driver="builtin",
             userland_proxy=False,
-            throughput="≈30 Gbps",
+            throughput="≈30 Gbps (upstream, RootlessKit 3; not measured here)",
             protocols="tcp",
             cost='TCP only (UDP still loses source IPs); daemon.json "userland-proxy": false; '
             "needs iptables in the RootlessKit netns",
@@ -691,7 +699,7 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
             network_driver="pasta",  # rootlesskit: port driver pesto requires the pasta network
             port_driver="pesto",
             userland_proxy=None,
-            throughput="≈45 Gbps (experimental)",
+            throughput="≈45 Gbps (upstream; experimental, not measured here)",
             protocols="ipv4",
             cost="experimental, IPv4 only; needs RootlessKit ≥ 3.1 and passt ≥ 2026_05_07",
             privileged_ports=sysctl_ports,
@@ -714,9 +722,10 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
             network_driver="slirp4netns",
             port_driver="slirp4netns",
             userland_proxy=None,
-            throughput="≈8 Gbps",
+            throughput=throughput.quote_docker("slirp4netns", "slirp4netns")
+            or "≈8 Gbps (upstream)",
             protocols="tcp+udp",
-            cost="≈4x slower than builtin (upstream iperf3)",
+            cost="about half of builtin with MTU 65520, a tenth without (measured, throughput.py)",
             privileged_ports=sysctl_ports,
             available=ok,
             missing=why,

@@ -90,25 +90,24 @@ def _span(values: list[float]) -> str:
 
 
 def quote_docker(net: str, port_driver: str) -> str | None:
-    """One line for `fix docker`: what this path measured through rootless Docker, as set up by
-    default and with both MTUs raised, with where and when; None when nothing was measured.
+    """A short phrase for `fix docker`: what this path measured through rootless Docker, as
+    dockerd-rootless.sh sets it up and with both MTUs raised, with where and when; None when
+    nothing was measured.
 
-    E.g. "measured 0.4-0.5 Gbit/s as dockerd-rootless.sh sets it up, 7.3-9.6 with MTU 65520 on
-    RootlessKit and Docker's bridge (Debian trixie, sid; 2026-12-03 on a 2-core VM)".
+    E.g. "measured 0.4-0.5 Gbit/s as set up, 7.3-9.6 with MTU 65520 on RootlessKit and Docker's
+    bridge (Debian trixie, sid; 2026-12-03)". The machine is in :func:`table`.
     """
     t = table()
     plain = rows(docker_key(net, port_driver))
     if t is None or not plain:
         return None
     tuned = rows(docker_key(net, port_driver, tuned=True))
-    text = f"measured {_span([r.gbit_s for r in plain])} Gbit/s as dockerd-rootless.sh sets it up"
+    text = f"measured {_span([r.gbit_s for r in plain])} Gbit/s as set up"
     if tuned:
-        text += (
-            f", {_span([r.gbit_s for r in tuned])} with MTU {TUNED_MTU} on RootlessKit and "
-            "Docker's bridge"
-        )
+        text += f", {_span([r.gbit_s for r in tuned])} with MTU {TUNED_MTU} on RootlessKit and "
+        text += "Docker's bridge"
     stacks = sorted({r.stack for r in (*plain, *tuned)}, key=list(t.versions).index)
-    return f"{text} (Debian {', '.join(stacks)}; {t.date.split()[0]}, {t.machine})"
+    return f"{text} (Debian {', '.join(stacks)}; {t.date.split()[0]})"
 
 
 def median_gbit(key: str) -> float | None:

@@ -54,7 +54,7 @@ def test_quote_gives_the_measured_span_and_where() -> None:
     assert quote is not None
     assert f"measured {min(plain):.1f}" in quote and f"{max(plain):.1f} Gbit/s" in quote
     assert f"{min(tuned):.1f}" in quote and f"{max(tuned):.1f} with MTU 65520" in quote
-    assert t.date.split()[0] in quote and t.machine in quote
+    assert t.date.split()[0] in quote
     assert "trixie" in quote and "sid" in quote and "bookworm" not in quote  # no pasta there
     assert tp.quote_docker("pasta", "pesto") is None  # never measured: nothing quoted
 
