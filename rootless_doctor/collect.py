@@ -238,19 +238,36 @@ def _redact_file(path: str, text: str, paths: HostPaths) -> tuple[str, list[str]
     return redact.text(text)
 
 
+def compose_env_files(facts: HostFacts) -> list[str]:
+    """The compose file's ``.env`` and every ``env_file:`` its services name (Compose reads
+    them; so does the check)."""
+    if facts.compose is None:
+        return []
+    files = [str(Path(facts.compose.path).parent / ".env")]
+    files += [ref.path for s in facts.compose.services for ref in s.env_files]
+    return list(dict.fromkeys(files))
+
+
 def file_members(
-    paths: HostPaths, sources: Sequence[str], read: Any, taken: set[str]
+    paths: HostPaths,
+    sources: Sequence[str],
+    read: Any,
+    taken: set[str],
+    env_files: Sequence[str] = (),
 ) -> list[Member]:
     members = []
     home = str(paths.home).rstrip("/") + "/"
-    for src in sources:
+    for src in [*sources, *env_files]:
         if not src.startswith("/") or " " in src:
             continue  # a command or an API call, not a file
         text = read(paths.at(src))
         if text is None:
             continue
         cut = len(text) > MAX_FILE_BYTES
-        text, found = _redact_file(src, text[:MAX_FILE_BYTES], paths)
+        if src in env_files:
+            text, found = redact.env_file_text(text[:MAX_FILE_BYTES])
+        else:
+            text, found = _redact_file(src, text[:MAX_FILE_BYTES], paths)
         shown = "~/" + src[len(home) :] if src.startswith(home) else src
         name = _unique(f"files/{shown.lstrip('/')}", taken)
         what = f"the file {shown}" + (" (cut at 1 MiB)" if cut else "")
@@ -314,7 +331,7 @@ def build(
         ),
         processes_member(procs, paths),
         *command_members(outputs, taken),
-        *file_members(paths, facts.sources, read, taken),
+        *file_members(paths, facts.sources, read, taken, compose_env_files(facts)),
     ]
     redactions = [
         {"file": m.name, "what": what}

@@ -155,3 +155,41 @@ def test_create_private_is_0600_and_never_overwrites(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "link.tar.gz"]
     with pytest.raises(DoctorError, match="no such directory"):
         apply.create_private(tmp_path / "missing" / "x.tar.gz", b"x")
+
+
+def test_archive_holds_the_compose_env_files_redacted(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from rootless_doctor.host.files import read
+    from rootless_doctor.model import EnvFileRef, HostPaths
+
+    compose_file = tmp_path / "compose.yaml"
+    compose_file.write_text("services:\n  mail:\n    image: x\n    env_file: mail.env\n")
+    (tmp_path / "mail.env").write_text("PERMIT_DOCKER=none\nRELAY_PASSWORD=hunter2\nTZ=UTC\n")
+    (tmp_path / ".env").write_text("IMAGE_TAG=15\n")
+    ref = EnvFileRef(written="mail.env", path=str(tmp_path / "mail.env"))
+    facts = HostFacts(
+        user="alice",
+        uid=1000,
+        sources=(str(compose_file),),
+        compose=ComposeFacts(
+            path=str(compose_file), services=(ComposeService(name="mail", env_files=(ref,)),)
+        ),
+    )
+    data, manifest = collect.build(
+        paths=HostPaths(user="alice", uid=1000, home=tmp_path / "home"),
+        facts=facts,
+        outputs=[],
+        procs=[],
+        report_json={},
+        read=read,
+        hostname="h",
+        now=dt.datetime(2026, 12, 3, tzinfo=dt.timezone.utc),
+    )
+    members = collect.members_of(data, "x")
+    env = members[f"files/{str(tmp_path / 'mail.env').lstrip('/')}"].decode()
+    assert env == "PERMIT_DOCKER=none\nRELAY_PASSWORD=%redacted%\nTZ=%redacted%\n"
+    assert members[f"files/{str(tmp_path / '.env').lstrip('/')}"] == b"IMAGE_TAG=%redacted%\n"
+    assert b"hunter2" not in gzip.decompress(data)
+    assert {"file": f"files/{str(tmp_path / 'mail.env').lstrip('/')}",
+            "what": "environment value of RELAY_PASSWORD"} in manifest["redacted"]  # fmt: skip
