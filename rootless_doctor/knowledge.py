@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -1084,6 +1084,9 @@ def _keep_ip_fix(
     if c is not None and rerun is not None:
         extra = with_iface if "NETWORK_INTERFACE" in c.env else ""
         return f"`podman rm -f {shlex.quote(c.name)}`, then `{rerun}`: network_mode {mode}{extra}"
+    managed = podman_managed_fix(c) if c is not None else None
+    if managed is not None:
+        return f"`{managed}`: network_mode {mode}{with_iface}"
     tools_ = f"`{FIX_COMPOSE}`"
     if quadlet_available(p.version) is not False:  # Quadlet: Podman 4.4+
         tools_ += f" / `{FIX_QUADLET}`"
@@ -1094,6 +1097,44 @@ def _keep_ip_fix(
 # (podman-compose: `--label io.podman.compose.project=...`; Quadlet: PODMAN_SYSTEMD_UNIT):
 # its file is what to fix, not the container.
 _MANAGED = ("io.podman.compose.", "com.docker.compose.", "PODMAN_SYSTEMD_UNIT")
+
+
+def _labels(argv: Sequence[str]) -> dict[str, str]:
+    """``--label K=V`` / ``-l K=V`` / ``--label=K=V`` of a create command."""
+    out = {}
+    for i, a in enumerate(argv):
+        value = None
+        if a in ("--label", "-l") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith("--label="):
+            value = a[len("--label=") :]
+        if value is not None:
+            k, _, v = value.partition("=")
+            out[k] = v
+    return out
+
+
+def podman_managed_fix(c: ContainerFacts) -> str | None:
+    """The fix command for a container a compose file or a Quadlet unit made, from the labels
+    in its create command: podman-compose's ``com.docker.compose.project.working_dir``,
+    ``...config_files`` and ``com.docker.compose.service`` (podman-compose ≥ 1.0 sets them);
+    Quadlet's ``PODMAN_SYSTEMD_UNIT`` (name.service from name.container, podman-systemd.unit(5)).
+    None when neither made it."""
+    labels = _labels(c.create_command)
+    service = labels.get("com.docker.compose.service")
+    if service:
+        files = labels.get("com.docker.compose.project.config_files", "").split(",")
+        first = files[0].strip()
+        workdir = labels.get("com.docker.compose.project.working_dir", "")
+        if first and not first.startswith("/") and workdir:
+            first = f"{workdir.rstrip('/')}/{first}"
+        where = f" {shlex.quote(first)}" if first else ""
+        return f"{FIX_COMPOSE}{where} --service {shlex.quote(service)} --restart"
+    unit = labels.get("PODMAN_SYSTEMD_UNIT", "")
+    if unit.endswith(".service") and "@" not in unit:  # podman-compose@proj.service: not Quadlet
+        name = unit[: -len(".service")]
+        return f"{FIX_QUADLET} ~/.config/containers/systemd/{name}.container --restart"
+    return None
 
 
 def podman_rerun(c: ContainerFacts, mode: str) -> str | None:

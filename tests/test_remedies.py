@@ -95,3 +95,34 @@ def test_per_container_results_name_their_engine_and_container() -> None:
     [res] = [r for r in all_checks(HostFacts(podman=podman)) if r.id == "CONTAINER-SOURCE-IP"]
     data = render.check_json(res)
     assert (data["engine"], data["container"]) == ("podman", "web")
+
+
+def test_compose_and_quadlet_containers_get_the_fix_for_their_file() -> None:
+    compose = (
+        "podman", "run", "--name=mail_web_1", "-d",
+        "--label", "io.podman.compose.project=mail",
+        "--label", "PODMAN_SYSTEMD_UNIT=podman-compose@mail.service",
+        "--label", "com.docker.compose.project.working_dir=/srv/mail",
+        "--label", "com.docker.compose.project.config_files=compose.yaml",
+        "--label", "com.docker.compose.service=web",
+        "--net", "mail_default", "nginx",
+    )  # fmt: skip
+    assert kb.podman_managed_fix(_container(compose)) == (
+        "rootless-doctor fix compose /srv/mail/compose.yaml --service web --restart"
+    )
+    quadlet = (
+        "/usr/bin/podman", "run", "--name=systemd-web", "--cidfile=/run/user/1000/web.cid",
+        "--replace", "--rm", "-d", "--label", "PODMAN_SYSTEMD_UNIT=web.service", "nginx",
+    )  # fmt: skip
+    assert kb.podman_managed_fix(_container(quadlet)) == (
+        "rootless-doctor fix quadlet ~/.config/containers/systemd/web.container --restart"
+    )
+    podman = PodmanFacts(
+        cli="/usr/bin/podman", version="5.4.2", rootless=True, containers=(_container(compose),)
+    )
+    [res] = [r for r in all_checks(HostFacts(podman=podman, tools=PASTA))
+             if r.id == "CONTAINER-SOURCE-IP"]  # fmt: skip
+    assert render.commands_of(res) == (
+        "rootless-doctor fix compose /srv/mail/compose.yaml --service web --restart",
+    )
+    assert "network_mode pasta" in res.remedy
