@@ -254,6 +254,12 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
         # "systemctl --user daemon-reload && systemctl --user restart docker"
         with dockerd_as_systemd_would(ru) as d:
             configured = {k: v for k, v in d.env.items() if k.startswith("DOCKERD_ROOTLESS_")}
+            # The probe picks its own port: one every driver forwards (sid: passt 2026-10-02's
+            # automatic forwarding skips the ephemeral range).
+            p = probe_json(ru, "--engine", "docker", env=d.env)
+            assert (p["verdict"], p["observed"]) == ("preserved", SRC), (configured, p)
+            assert p["agrees_with_check"] is True, p
+
             d.run(port)
             seen = stack.ask_from_netns(ns, ns.host_addr, port)
             assert seen == ns.client_addr, configured
@@ -323,4 +329,41 @@ def test_fix_compose(ru: stack.User, ns: stack.Netns) -> None:
             assert cp.returncode == 0, cp.stdout + cp.stderr
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        idle(ru)
+
+
+# --------------------------------------------------------------------------------------------
+# pasta's automatic forwarding (RootlessKit implicit) and the ephemeral port range
+
+
+def test_pasta_ephemeral_port(ru: stack.User, ns: stack.Netns) -> None:
+    """A container published on a port in net.ipv4.ip_local_port_range behind pasta ``auto``:
+    passt 2026-10-02 (sid) never forwards it, passt 2025-05-03 (trixie) does. check says which."""
+    env = {
+        "DOCKERD_ROOTLESS_ROOTLESSKIT_NET": "pasta",
+        "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER": "implicit",
+    }
+    try:
+        with stack.rootless_dockerd(ru, port_driver=None, net=None, extra_env=env) as d:
+            low, high = low_port(), stack.free_port()
+            assert high >= ephemeral_start() > low
+            d.run(low)
+            d.run(high)
+            assert stack.ask_from_netns(ns, ns.host_addr, low) == ns.client_addr
+            try:
+                seen_high = stack.ask_from_netns(ns, ns.host_addr, high, timeout=5)
+            except stack.StackError as e:
+                assert "Connection refused" in str(e), e
+                seen_high = ""
+            report = rdtool.check_json(ru)
+        c = result(report, "PASTA-EPHEMERAL-PORT")
+        if seen_high:
+            assert seen_high == ns.client_addr
+            assert c["status"] != "fail", c
+        else:
+            assert c["status"] == "fail", c
+            assert str(high) in c["detail"] and str(low) not in c["detail"], c
+            assert c["remedy"], c
+        assert (root_of(ru) == "sid") is (seen_high == ""), "passt's behaviour per root changed"
+    finally:
         idle(ru)
