@@ -14,6 +14,9 @@ Each decision is made here once; checks, fixes and parsers call it:
 - the interface a network mode gives (tap0 / the host's / eth0): ``mode_interface``
 - the lowest port a rootless engine binds: ``port_limit`` (``PRIVILEGED_PORT_LIMIT``)
 - is a service docker-mailserver: ``is_mailserver``
+- rootless containerd (nerdctl): its drivers ``containerd_drivers`` (launcher defaults
+  ``containerd_default_drivers``, ``FLAGS`` last-wins ``flag_drivers``), ``containerd_verdict``,
+  variables its launcher ignores ``containerd_ignored_vars``, fix choices ``containerd_fix_options``
 - rootful from `docker version`'s components: ``docker_rootless_from_components``; defaults of a
   rootlesskit command line: ``rootlesskit_cli_drivers``; a Podman container's port handler from
   its mode: ``podman_inspect_port_handler``, ``podman_port_handler``
@@ -49,6 +52,7 @@ from typing import Literal
 
 from . import throughput
 from .model import (
+    ContainerdFacts,
     ContainerFacts,
     DockerFacts,
     PodmanFacts,
@@ -248,6 +252,20 @@ def docker_default_drivers(
     if version_at_least(docker_version, DOCKER_GVISOR_DEFAULT):
         return "gvisor-tap-vsock", "builtin"
     return "vpnkit", "builtin"
+
+
+def running_drivers(rk: RootlessKitFacts | None) -> DockerDrivers | None:
+    """The drivers a running RootlessKit shows (Docker's or containerd's), None if it shows none."""
+    if rk is None or not (rk.port_driver or rk.network_driver):
+        return None
+    return DockerDrivers(
+        network_driver=rk.network_driver,
+        port_driver=_implicit_if_pasta(rk.network_driver, rk.port_driver),
+        rootlesskit_version=rk.version,
+        running=True,
+        origin=f"running, from {rk.source}" if rk.source else "running",
+        transparent_backend=rk.transparent_backend,
+    )
 
 
 def docker_drivers(d: DockerFacts, tools: Mapping[str, Tool] | None = None) -> DockerDrivers:
@@ -1433,3 +1451,132 @@ def launcher_flags_without(
             keep.append(w)
         i += 1
     return " ".join(keep)
+
+
+# --------------------------------------------------------------------------- containerd (nerdctl)
+# nerdctl `extras/rootless/containerd-rootless.sh` and `docs/rootless.md` (docs/facts.md
+# "nerdctl / rootless containerd"): RootlessKit runs containerd with the drivers of these variables;
+# `nerdctl run -p` asks RootlessKit's API for the port (pkg/rootlessutil/port_linux.go) and no
+# userland proxy re-dials it, so the RootlessKit port driver alone decides (rootlesskit PR 565).
+
+RESTART_CONTAINERD = "systemctl --user daemon-reload && systemctl --user restart containerd"
+FIX_CONTAINERD = "rootless-doctor fix containerd"
+CONTAINERD_VAR = "CONTAINERD_ROOTLESS_ROOTLESSKIT_"
+DOCKERD_VAR = "DOCKERD_ROOTLESS_ROOTLESSKIT_"
+# What containerd-rootless.sh reads (nerdctl @ 8da5040; IPV6 from 2.3.x, DETACH_NETNS from 2.0).
+CONTAINERD_LAUNCHER_VARS = frozenset(
+    CONTAINERD_VAR + v
+    for v in (
+        "STATE_DIR", "NET", "MTU", "PORT_DRIVER", "SLIRP4NETNS_SANDBOX", "SLIRP4NETNS_SECCOMP",
+        "DETACH_NETNS", "IPV6", "FLAGS",
+    )
+)  # fmt: skip
+NERDCTL_GVISOR_FALLBACK = "2.3.0"  # nerdctl PR 4827: no slirp4netns/vpnkit → gvisor-tap-vsock
+CONTAINERD_STATE_DIR = "containerd-rootless"  # the launcher's state dir under $XDG_RUNTIME_DIR
+
+
+def flag_drivers(flags: str | None) -> tuple[str | None, str | None]:
+    """``--net``/``--port-driver`` given in a launcher's ``..._FLAGS``: they come after the
+    launcher's own, so the last one of each wins (``launcher_flag``; docs/facts.md)."""
+    return launcher_flag(flags, "net"), launcher_flag(flags, "port-driver")
+
+
+def containerd_ignored_vars(names: Iterable[str]) -> list[str]:
+    """Launcher-looking variables containerd-rootless.sh never reads (``DOCKERD_ROOTLESS_*`` in
+    a containerd drop-in, misspellings): setting them changes nothing."""
+    return sorted(
+        n
+        for n in names
+        if n.startswith((CONTAINERD_VAR, DOCKERD_VAR, "CONTAINERD_ROOTLESS_", "DOCKERD_ROOTLESS_"))
+        and n not in CONTAINERD_LAUNCHER_VARS
+    )
+
+
+def containerd_default_drivers(tools: Mapping[str, Tool] | None = None) -> tuple[str | None, str]:
+    """(net, port driver) containerd-rootless.sh picks with neither variable set: slirp4netns
+    (≥ 0.4) if installed, else vpnkit if installed, else gvisor-tap-vsock (nerdctl ≥ 2.3.0; older
+    launchers refuse to start); port driver builtin (never pasta by default)."""
+    tools = tools or {}
+    slirp, vpnkit = tools.get("slirp4netns"), tools.get("vpnkit")
+    slirp_ok = slirp is not None and bool(slirp.path)
+    if (
+        slirp_ok
+        and version_at_least(slirp.version if slirp else None, SLIRP4NETNS_FOR_DOCKER) is not False
+    ):
+        return "slirp4netns", "builtin"
+    if vpnkit is not None and vpnkit.path:
+        return "vpnkit", "builtin"
+    if slirp is None and vpnkit is None:
+        return "slirp4netns", "builtin"  # nothing known: what nearly every install has
+    return "gvisor-tap-vsock", "builtin"
+
+
+def containerd_configured(c: ContainerdFacts) -> tuple[str | None, str | None]:
+    """The drivers its unit and drop-ins set (NET / PORT_DRIVER, then FLAGS, whose last wins)."""
+    env = c.configured_env
+    net, port = env.get(CONTAINERD_VAR + "NET") or None, env.get(CONTAINERD_VAR + "PORT_DRIVER")
+    fnet, fport = flag_drivers(env.get(CONTAINERD_VAR + "FLAGS"))
+    return fnet or net, fport or port or None
+
+
+def containerd_drivers(
+    c: ContainerdFacts, tools: Mapping[str, Tool] | None = None
+) -> DockerDrivers:
+    """Running RootlessKit first; else the unit/drop-ins, then the launcher's defaults."""
+    rk = c.running
+    if (drivers := running_drivers(rk)) is not None:
+        return drivers
+    net, port = containerd_configured(c)
+    dnet, dport = containerd_default_drivers(tools)
+    configured = net is not None or port is not None
+    return DockerDrivers(
+        network_driver=net or dnet,
+        port_driver=_implicit_if_pasta(net or dnet, port or dport),
+        rootlesskit_version=rk.version if rk else None,
+        running=False,
+        origin="configured; running daemon not read"
+        if configured
+        else "launcher default; running daemon not read",
+    )
+
+
+def containerd_verdict(c: ContainerdFacts, tools: Mapping[str, Tool] | None = None) -> Verdict:
+    """What ``nerdctl run -p`` gets from this containerd."""
+    if c.rootless is False:
+        return Verdict(
+            preserved=True,
+            reason="rootful containerd: nerdctl publishes ports with CNI portmap DNAT, which "
+            "keeps source IPs",
+        )
+    dr = containerd_drivers(c, tools)
+    where = "" if dr.running else f" ({dr.origin})"
+    v = _port_driver_verdict(
+        port=dr.port_driver, net=dr.network_driver, rk_version=dr.rootlesskit_version,
+        docker=False, where=where, transparent_backend=dr.transparent_backend,
+    )  # fmt: skip
+    if where and where not in v.reason:
+        v = replace(v, reason=v.reason + where)
+    if v.preserved is True and dr.port_driver == "builtin":
+        no_proxy = " builtin port driver (containerd has no userland proxy)"
+        v = replace(v, reason=v.reason.replace(" builtin port driver", no_proxy, 1))
+    if v.preserved is False:
+        v = replace(v, fix=f"`{FIX_CONTAINERD}`, then `{RESTART_CONTAINERD}`")
+    elif v.preserved is None and dr.port_driver == "builtin":
+        how = "`nerdctl version` (its rootlesskit component) or `rootlesskit --version`"
+        v = replace(v, reason=v.reason.replace("`rootlesskit --version`", how))
+    return v
+
+
+def containerd_fix_options(c: ContainerdFacts, tools: Mapping[str, Tool]) -> list[FixOption]:
+    """Driver choices that keep source IPs for rootless containerd, fastest first: Docker's list
+    (same RootlessKit, same requirements) where "builtin-transparent" needs nothing but
+    RootlessKit ≥ 3, as containerd has no userland proxy."""
+    dr = containerd_drivers(c, tools)
+    as_docker = DockerFacts(
+        rootless=True,
+        running=c.running,
+        configured_net=dr.network_driver,
+        configured_port_driver=dr.port_driver,
+        userland_proxy=False,
+    )
+    return [replace(o, userland_proxy=None) for o in docker_fix_options(as_docker, tools)]

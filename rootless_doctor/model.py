@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 Status = Literal["ok", "warn", "fail", "skip", "unknown"]
-EngineName = Literal["docker", "podman", "rootlesskit"]
+EngineName = Literal["docker", "podman", "containerd", "rootlesskit"]
 
 
 class DoctorError(Exception):
@@ -215,6 +215,25 @@ class DockerFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContainerdFacts:
+    """Rootless containerd as nerdctl's ``containerd-rootless.sh`` runs it: under RootlessKit, set
+    up by ``CONTAINERD_ROOTLESS_ROOTLESSKIT_*`` in ``containerd.service`` and its drop-ins."""
+
+    rootless: bool | None = None
+    rootless_reason: str = ""  # how rootless-ness was decided
+    version: str | None = None  # containerd's
+    nerdctl_version: str | None = None
+    running: RootlessKitFacts | None = None  # the RootlessKit containerd runs under
+    configured_env: dict[str, str] = field(default_factory=dict)  # CONTAINERD_ROOTLESS_* set
+    unit_files: tuple[str, ...] = ()  # unit + drop-ins read, in systemd order
+    ignored_unit_lines: tuple[str, ...] = ()  # "FILE: Key=value" before any [Section]
+    # "FILE: VAR": variables in its unit/drop-ins that the launcher never reads
+    ignored_vars: tuple[str, ...] = ()
+    published: tuple[PublishedPort, ...] = ()  # ports forwarded by its RootlessKit (nerdctl -p)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class PodmanFacts:
     """Podman as found: version, defaults, merged containers.conf, containers."""
 
@@ -289,6 +308,7 @@ class HostFacts:
     offline: bool = False  # built from --from files, not from this host
     sources: tuple[str, ...] = ()  # files and commands the facts came from
     docker: DockerFacts | None = None  # None: no trace of Docker at all
+    containerd: ContainerdFacts | None = None  # rootless containerd (nerdctl); None: no trace
     podman: PodmanFacts | None = None
     rootlesskits: tuple[RootlessKitFacts, ...] = ()  # standalone ones (not Docker's)
     tools: dict[str, Tool] = field(default_factory=dict)  # newuidmap, slirp4netns, pasta, ...

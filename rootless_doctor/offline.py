@@ -15,9 +15,10 @@ from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import knowledge, parse
+from . import knowledge, parse, parse_containerd, parse_pastes
 from .model import (
     ComposeFacts,
+    ContainerdFacts,
     ContainerFacts,
     DockerFacts,
     DoctorError,
@@ -44,6 +45,9 @@ KINDS = (
     "daemon-json",
     "compose",
     "env-file",
+    "nerdctl-version",
+    "nerdctl-info",
+    "pstree",
     "rootlesskit-info",
 )
 
@@ -96,6 +100,8 @@ def _json_kind(v: Any) -> str:
     low = {k.lower() for k in keys if isinstance(k, str)}
     if "host" in low and ("version" in low or "store" in low or "client" in low):
         return "podman-info"
+    if parse_containerd.is_nerdctl_version_json(v):
+        return "nerdctl-version"
     if ("Server" in keys or "Client" in keys) and not low & {"serverversion", "securityoptions"}:
         return "docker-version"
     if keys & {"ServerVersion", "SecurityOptions", "ClientInfo", "ServerErrors", "KernelVersion"}:
@@ -169,10 +175,14 @@ def recognise(text: str) -> str:
         t = "\n".join(line[:_RECOGNISE_LINE] for line in t.splitlines())
     if re.search(r"(?m)^host:[ \t]*$", t) and re.search(r"(?m)^(version|store|Client):[ \t]*$", t):
         return "podman-info"
+    if parse_containerd.is_nerdctl_info_text(t):
+        return "nerdctl-info"
     if re.search(r"(?m)^ *(Server Version|Storage Driver|Security Options):", t):
         return "docker-info"
     if re.search(r"(?m)^(Client|Server)\b.*:", t) and re.search(r"(?m)^[ \t]+API version:", t):
         return "docker-version"
+    if parse_containerd.is_nerdctl_version_text(t):
+        return "nerdctl-version"
     if re.search(r"(?m)^- (Network Driver|Port Driver|REST API version|State Directory):", t):
         return "rootlesskit-info"
     if re.search(r"(?m)^CONTAINER ID\s+IMAGE", t):
@@ -206,6 +216,8 @@ def recognise(text: str) -> str:
             return "processes"
     if _env_file(t):
         return "env-file"
+    if parse_pastes.pstree_names(t):
+        return "pstree"  # plain pstree: names only
     raise ParseError(
         "not a recognised output; expected podman info, docker version/info, ps, journal, "
         "podman/docker inspect, containers.conf, a systemd unit, daemon.json, a compose file "
@@ -290,18 +302,7 @@ def _systemctl_show(text: str) -> bool:
 
 def _runs_dockerd(procs: Sequence[Proc], pid: int) -> bool:
     """A dockerd below ``pid`` in the listing (when it shows parents, as pstree and ps -ef do)."""
-    if not pid:
-        return False
-    below, grew = {pid}, True
-    while grew:
-        grew = False
-        for p in procs:
-            if p.ppid in below and p.pid not in below:
-                if p.exe_name in ("dockerd", "dockerd-rootless.sh"):
-                    return True
-                below.add(p.pid)
-                grew = True
-    return False
+    return parse_containerd.runs_below(pid, procs, parse_containerd.DOCKERD_NAMES)
 
 
 def _is_docker_child(child: str | None) -> bool:
@@ -322,6 +323,7 @@ class _Acc:
 
     def __init__(self) -> None:
         self.docker: DockerFacts | None = None
+        self.containerd: ContainerdFacts | None = None
         self.podman: PodmanFacts | None = None
         self.kits: list[RootlessKitFacts] = []
         self.api_kits: list[tuple[str, RootlessKitFacts]] = []
@@ -339,6 +341,9 @@ class _Acc:
 
     def add_podman(self, p: PodmanFacts) -> None:
         self.podman = merge(self.podman, p) if self.podman else p
+
+    def add_containerd(self, c: ContainerdFacts) -> None:
+        self.containerd = merge(self.containerd, c) if self.containerd else c
 
 
 def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
@@ -387,6 +392,38 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
         acc.env_files[name] = text
     elif kind == "rootlesskit-info":
         acc.api_kits.append((name, parse.rootlesskit_api_info(text)))
+    elif kind == "nerdctl-version":
+        acc.add_containerd(parse_containerd.nerdctl_version(text))
+    elif kind == "nerdctl-info":
+        acc.add_containerd(parse_containerd.nerdctl_info(text))
+    elif kind == "pstree":
+        _from_pstree(acc, name, parse_pastes.pstree_names(text) or [])
+
+
+def _from_pstree(acc: _Acc, name: str, names: list[str]) -> None:
+    """A plain pstree shows which daemons run under a RootlessKit, not its drivers."""
+    if "rootlesskit" not in names:
+        acc.notes.append(f"{name}: pstree without a rootlesskit process")
+        return
+    how = "pstree without -a shows no arguments, so no drivers: paste `ps -eo pid,ppid,args`"
+    if "dockerd" in names:
+        acc.add_docker(
+            DockerFacts(
+                rootless=True,
+                rootless_reason="pstree: dockerd under rootlesskit",
+                notes=(f"{name}: {how}",),
+            )
+        )
+    elif "containerd" in names:
+        acc.add_containerd(
+            ContainerdFacts(
+                rootless=True,
+                rootless_reason="pstree: containerd under rootlesskit, no dockerd",
+                notes=(f"{name}: {how} or `systemctl --user status containerd`",),
+            )
+        )
+    else:
+        acc.notes.append(f"{name}: pstree shows rootlesskit without its arguments ({how})")
 
 
 def _from_units(acc: _Acc) -> None:
@@ -396,23 +433,54 @@ def _from_units(acc: _Acc) -> None:
     mains = [u for u in acc.units if parse.unit_exec_start(u[1])]
     drops = sorted((u for u in acc.units if u not in mains), key=lambda u: Path(u[0]).name)
     ordered = mains + drops
-    docker_related = [
-        u
-        for u in ordered
-        if "DOCKERD_ROOTLESS" in u[1] or "dockerd" in (parse.unit_exec_start(u[1]) or "")
-    ]
+    containerd_related = [u for u in ordered if _unit_owner(*u) == "containerd"]
+    docker_related = [u for u in ordered if _unit_owner(*u) == "docker"]
     ignored = tuple(
-        f"{name}: {line}" for name, text in ordered for line in parse.unit_outside_section(text)
+        f"{name}: {line}"
+        for name, text in docker_related
+        for line in parse.unit_outside_section(text)
     )
-    others = [u for u in ordered if u not in docker_related]
+    others = [u for u in ordered if u not in docker_related and u not in containerd_related]
     for name, _ in others:
-        acc.notes.append(f"{name}: a systemd unit without dockerd or DOCKERD_ROOTLESS_* (ignored)")
+        acc.notes.append(
+            f"{name}: a systemd unit without dockerd, containerd-rootless.sh or their "
+            "*_ROOTLESS_* variables (ignored)"
+        )
+    if containerd_related:
+        _containerd_units(acc, containerd_related)
     if docker_related:
         env = parse.unit_environment(docker_related)
         d = _docker_rootless_env(env)
         acc.add_docker(
             replace(d, unit_files=tuple(n for n, _ in docker_related), ignored_unit_lines=ignored)
         )
+
+
+def _unit_owner(name: str, text: str) -> str | None:
+    """Whose unit or drop-in this is: the ``X.service.d`` directory it sits in says; else its
+    ExecStart or the launcher variables it sets."""
+    parts = Path(name).parts
+    for d in reversed(parts[:-1]):
+        if d.endswith(".service.d"):
+            unit = d[: -len(".service.d")]
+            return "containerd" if unit == "containerd" else "docker" if unit == "docker" else None
+    if Path(name).name in ("containerd.service", "docker.service"):
+        return Path(name).name.split(".")[0]
+    exec_start = parse.unit_exec_start(text) or ""
+    if "containerd-rootless" in exec_start or "CONTAINERD_ROOTLESS" in text:
+        return "containerd"
+    if "DOCKERD_ROOTLESS" in text or "dockerd" in exec_start:
+        return "docker"
+    return None
+
+
+def _containerd_units(acc: _Acc, units: list[tuple[str, str]]) -> None:
+    facts, per_file = parse_containerd.unit_facts(units)
+    ignored = [
+        f"{name}: {v}" for name, names in per_file.items()
+        for v in knowledge.containerd_ignored_vars(names)
+    ]  # fmt: skip
+    acc.add_containerd(replace(facts, ignored_vars=tuple(ignored)))
 
 
 def _from_procs(acc: _Acc) -> None:
@@ -427,7 +495,18 @@ def _from_procs(acc: _Acc) -> None:
         if p.exe_name != "rootlesskit":
             continue
         kit = replace(parse.rootlesskit_argv(p.cmdline), pid=p.pid or None)
-        if _is_docker_child(kit.child) or _runs_dockerd(procs, p.pid):
+        owner = parse_containerd.kit_owner(kit)
+        if owner == "containerd" or (
+            owner is None and parse_containerd.runs_containerd(p.pid, procs)
+        ):
+            acc.add_containerd(
+                ContainerdFacts(
+                    running=kit,
+                    rootless=True,
+                    rootless_reason=f"rootlesskit runs {kit.child or 'containerd'}",
+                )
+            )
+        elif owner == "docker" or _is_docker_child(kit.child) or _runs_dockerd(procs, p.pid):
             acc.add_docker(
                 DockerFacts(
                     running=kit,
@@ -466,6 +545,9 @@ def _from_procs(acc: _Acc) -> None:
 
 def _from_api(acc: _Acc) -> None:
     for _name, kit in acc.api_kits:
+        if parse_containerd.kit_owner(kit) == "containerd":
+            acc.add_containerd(ContainerdFacts(running=kit, rootless=True))
+            continue
         running = acc.docker.running if acc.docker else None
         docker_state = "dockerd-rootless" in (kit.state_dir or "")
         same_dir = running is not None and running.state_dir in (None, kit.state_dir)
@@ -546,7 +628,8 @@ def from_texts(
     malformed text raises a one-line DoctorError naming it (exit code 2)."""
     acc = _Acc()
     for name, raw in texts:
-        text = strip_paste_noise(raw)
+        text, cut = parse_pastes.clean(strip_paste_noise(raw))
+        acc.notes.extend(f"{name}: {n}" for n in cut)
         try:
             kind = recognise(text)
         except ParseError as e:
@@ -587,6 +670,7 @@ def from_texts(
         offline=True,
         sources=tuple(name for name, _ in texts),
         docker=acc.docker,
+        containerd=acc.containerd,
         podman=podman,
         rootlesskits=tuple(acc.kits),
         compose=acc.compose,

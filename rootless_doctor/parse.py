@@ -295,6 +295,19 @@ def _kit_from_component(details: Mapping[str, Any], version: str | None) -> Root
     )
 
 
+def _kit_from_text(fields: Mapping[str, str]) -> RootlessKitFacts:
+    """The ``rootlesskit:`` component of a text ``docker version``/``nerdctl version`` (keys
+    lower-cased): Version, NetworkDriver, PortDriver, StateDir."""
+    return _kit_from_component(
+        {
+            "NetworkDriver": fields.get("networkdriver"),
+            "PortDriver": fields.get("portdriver"),
+            "StateDir": fields.get("statedir"),
+        },
+        _str(fields.get("version")),
+    )
+
+
 def _answered_version(engine_version: str | None, kit: RootlessKitFacts | None) -> DockerFacts:
     """A daemon that answered `docker version`: its Engine version and RootlessKit component."""
     rootless, why = knowledge.docker_rootless_from_components(engine_version, kit is not None)
@@ -372,17 +385,7 @@ def docker_version(text: str) -> DockerFacts:
             notes=("docker version: no Server section",),
         )
     engine_version = _str(comps.get("engine", {}).get("version"))
-    kit = None
-    if "rootlesskit" in comps:
-        c = comps["rootlesskit"]
-        kit = _kit_from_component(
-            {
-                "NetworkDriver": c.get("networkdriver"),
-                "PortDriver": c.get("portdriver"),
-                "StateDir": c.get("statedir"),
-            },
-            _str(c.get("version")),
-        )
+    kit = _kit_from_text(comps["rootlesskit"]) if "rootlesskit" in comps else None
     return _answered_version(engine_version, kit)
 
 

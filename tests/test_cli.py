@@ -55,7 +55,7 @@ def assert_schema(data: dict[str, Any]) -> None:
             "seen_address",
             "containers",
         }
-        assert e["engine"] in ("docker", "podman", "rootlesskit")
+        assert e["engine"] in ("docker", "podman", "containerd", "rootlesskit")
         assert e["source_ip_preserved"] in (True, False, None)
         assert isinstance(e["reason"], str) and e["reason"]
         # A verdict that is known names what the server sees; unknown ones may leave it empty.

@@ -15,23 +15,12 @@ from typing import Any
 
 import pytest
 from conftest import DATA
-from test_cli import assert_schema, rd
+from fromcheck import check
+from test_cli import rd
 
 DMS = DATA / "compose/dms-upstream-c9b015d"
 LOST = DATA / "docker-version/docker-28.1.1-rootless-rootlesskit-2.3.4-slirp4netns-builtin.txt"
 PODMAN4 = DATA / "podman-info/podman-4.3.1-rootless-debian12.json"
-
-
-def check(*files: Path) -> tuple[int, dict[str, Any]]:
-    args: list[str] = []
-    for f in files:
-        args += ["--from", str(f)]
-    cp = rd("check", "--json", *args)
-    assert cp.returncode in (0, 1), cp.stderr
-    assert "Traceback" not in cp.stderr
-    data: dict[str, Any] = json.loads(cp.stdout)
-    assert_schema(data)
-    return cp.returncode, data
 
 
 def by_id(data: dict[str, Any], cid: str) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """Checks: pure functions of ``HostFacts`` → ``CheckResult``s, and ``diagnose`` → ``Report``.
 
 One module per concern, each exporting ``checks(facts) -> list[CheckResult]``:
-engine (engines and their source-IP verdicts), prereqs (host prerequisites), compose (a compose
-file), interfaces (a running container's interfaces vs NETWORK_INTERFACE).
+engine (engines and their source-IP verdicts), containerd (nerdctl's rootless containerd),
+prereqs (host prerequisites), compose (a compose file), interfaces (a running container's
+interfaces vs NETWORK_INTERFACE).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import replace
 from .. import knowledge as kb
 from ..model import (
     CheckResult,
+    ContainerdFacts,
     ContainerReport,
     DockerFacts,
     EngineName,
@@ -21,9 +23,9 @@ from ..model import (
     Report,
     RootlessKitFacts,
 )
-from . import compose, docker_rk3, engine, interfaces, prereqs, registry
+from . import compose, containerd, docker_rk3, engine, interfaces, prereqs, registry
 
-MODULES = (engine, docker_rk3, prereqs, compose, interfaces)
+MODULES = (engine, docker_rk3, containerd, prereqs, compose, interfaces)
 
 
 def all_checks(facts: HostFacts) -> list[CheckResult]:
@@ -118,6 +120,21 @@ def podman_report(p: PodmanFacts) -> EngineReport:
     )
 
 
+def containerd_report(facts: HostFacts, c: ContainerdFacts) -> EngineReport:
+    v = kb.containerd_verdict(c, facts.tools)
+    dr = kb.containerd_drivers(c, facts.tools) if c.rootless is not False else None
+    return EngineReport(
+        engine="containerd",
+        rootless=c.rootless,
+        version=c.version,
+        rootlesskit_version=dr.rootlesskit_version if dr else None,
+        network_driver=dr.network_driver if dr else None,
+        port_driver=dr.port_driver if dr else None,
+        source_ip_preserved=v.preserved,
+        reason=v.reason,
+    )
+
+
 def rootlesskit_report(rk: RootlessKitFacts) -> EngineReport:
     v = kb.rootlesskit_verdict(rk)
     return EngineReport(
@@ -140,6 +157,8 @@ def diagnose(facts: HostFacts) -> Report:
         engines.append(docker_report(facts, facts.docker))
     if facts.podman is not None:
         engines.append(podman_report(facts.podman))
+    if facts.containerd is not None:
+        engines.append(containerd_report(facts, facts.containerd))
     engines += [rootlesskit_report(rk) for rk in facts.rootlesskits]
     return Report(
         engines=tuple(engines),

@@ -118,6 +118,10 @@ def engines_check(facts: HostFacts) -> CheckResult:
         found.append(docker_label(facts.docker))
     if facts.podman is not None:
         found.append(podman_label(facts.podman))
+    if facts.containerd is not None:
+        c = facts.containerd
+        how = "rootless" if c.rootless else "rootful" if c.rootless is False else "rootless?"
+        found.append(f"containerd {c.version or ''}".rstrip() + f" ({how}, nerdctl)")
     if facts.rootlesskits:
         found.append(f"{len(facts.rootlesskits)} standalone RootlessKit instance(s)")
     if not found:

@@ -25,6 +25,7 @@ Need = Literal[
     "an engine",
     "docker",
     "podman",
+    "containerd",
     "rootlesskit",
     "rootless-engine",
     "running containers",
@@ -64,6 +65,18 @@ CHECKS: tuple[CheckSpec, ...] = (
     _c("PODMAN-SOURCE-IP", "whether `podman run -p` with defaults keeps client IPs", "podman"),
     _c("PODMAN6-SLIRP4NETNS", "Podman 6: slirp4netns leftovers will not start", "podman"),
     _c("ROOTLESSKIT-SOURCE-IP", "each standalone RootlessKit", "rootlesskit"),
+    # checks/containerd.py
+    _c("CONTAINERD-SOURCE-IP", "whether `nerdctl run -p` keeps client IPs", "containerd"),
+    _c(
+        "CONTAINERD-DRIVER-DRIFT",
+        "containerd: configured drivers differ from running",
+        "containerd",
+    ),
+    _c(
+        "CONTAINERD-UNIT-IGNORED",
+        "containerd unit settings systemd or the launcher ignore",
+        "containerd",
+    ),
     _c("CONTAINER-SOURCE-IP", "each running container that publishes ports", "running containers"),
     # checks/prereqs.py
     _c("NEWUIDMAP", "newuidmap/newgidmap installed and privileged", "rootless-engine"),
@@ -149,6 +162,8 @@ def rootless_in_use(facts: HostFacts) -> bool | None:
         flags.append(docker_rootless(facts.docker))
     if facts.podman is not None:
         flags.append(facts.podman.rootless)
+    if facts.containerd is not None:
+        flags.append(facts.containerd.rootless)
     if facts.rootlesskits:
         flags.append(True)
     if not flags:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..model import CmdOutput, ContainerFacts, HostFacts, HostPaths, RootlessKitFacts
+from .containerd import containerd_facts
 from .containers import fill_interfaces, ps_inspect
 from .docker import docker_facts, docker_target, missing_docker_socket, unit_files
 from .identity import SBIN_DIRS, engine_env, locate, runtime_path
@@ -201,6 +202,17 @@ def gather(
         rootlesskits: tuple[RootlessKitFacts, ...] = ()
         if "rootlesskit" in want:
             rootlesskits = standalone_rootlesskits(paths, procs, notes, sources)
+        containerd = None
+        if full:
+            nerdctl = locate(paths, "nerdctl")
+
+            def nerdctl_version() -> CmdOutput | None:
+                # only when containerd left a trace: a Go CLI start costs a core for ~60 ms
+                if not nerdctl:
+                    return None
+                return cmds.cmd([nerdctl[1].as_posix(), "version"], env).result()
+
+            containerd = containerd_facts(paths, procs, nerdctl_version, notes, sources)
 
         if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
             owner = paths.uid
@@ -213,6 +225,7 @@ def gather(
     return replace(
         host,
         docker=docker,
+        containerd=containerd,
         podman=podman,
         rootlesskits=rootlesskits,
         tools=tools,

@@ -39,11 +39,15 @@ def top_rootlesskits(paths: HostPaths, procs: Sequence[Proc]) -> list[Proc]:
 def standalone_rootlesskits(
     paths: HostPaths, procs: Sequence[Proc], notes: list[str], sources: list[str]
 ) -> tuple[RootlessKitFacts, ...]:
-    """This user's rootlesskit instances that do not run dockerd."""
+    """This user's rootlesskit instances that run neither dockerd nor containerd (nerdctl's)."""
+    from ..parse_containerd import kit_owner, runs_containerd
+
     found = []
     for p in top_rootlesskits(paths, procs):
         argv = rootlesskit_from_proc(p, notes)
-        if argv is None or "dockerd" in (argv.child or ""):
+        if argv is None or "dockerd" in (argv.child or "") or kit_owner(argv) is not None:
+            continue
+        if runs_containerd(p.pid, procs):
             continue
         facts = rootlesskit_facts(paths, p, procs, notes, sources)
         if facts is not None:
