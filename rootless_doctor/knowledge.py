@@ -1547,6 +1547,7 @@ def containerd_verdict(c: ContainerdFacts, tools: Mapping[str, Tool] | None = No
             preserved=True,
             reason="rootful containerd: nerdctl publishes ports with CNI portmap DNAT, which "
             "keeps source IPs",
+            seen=SEEN_CLIENT,
         )
     dr = containerd_drivers(c, tools)
     where = "" if dr.running else f" ({dr.origin})"

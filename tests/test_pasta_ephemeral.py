@@ -24,7 +24,10 @@ from rootless_doctor.model import (
     PublishedPort,
 )
 
-ISSUE591 = DATA / "journal/rootlesskit-issue591-docker-29.5.0-rootlesskit-3.0.0-pasta-implicit-detach-netns.log"  # noqa: E501
+ISSUE591 = (
+    DATA
+    / "journal/rootlesskit-issue591-docker-29.5.0-rootlesskit-3.0.0-pasta-implicit-detach-netns.log"
+)  # noqa: E501
 
 
 def fake_root(tmp: Path, release: str, port_range: str | None = None) -> HostPaths:

@@ -132,6 +132,7 @@ def containerd_report(facts: HostFacts, c: ContainerdFacts) -> EngineReport:
         port_driver=dr.port_driver if dr else None,
         source_ip_preserved=v.preserved,
         reason=v.reason,
+        seen_address=v.seen,
     )
 
 
