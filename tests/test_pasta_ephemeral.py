@@ -27,7 +27,7 @@ from rootless_doctor.model import (
 ISSUE591 = (
     DATA
     / "journal/rootlesskit-issue591-docker-29.5.0-rootlesskit-3.0.0-pasta-implicit-detach-netns.log"
-)  # noqa: E501
+)
 
 
 def fake_root(tmp: Path, release: str, port_range: str | None = None) -> HostPaths:

@@ -197,7 +197,7 @@ def test_check_json_from_a_capture_names_the_gateway() -> None:
             DATA
             / "docker-version"
             / "docker-28.1.1-rootless-rootlesskit-2.3.4-slirp4netns-builtin.txt"
-        ),  # noqa: E501
+        ),
     )
     data = json.loads(cp.stdout)
     (eng,) = data["engines"]
