@@ -1037,7 +1037,7 @@ def podman_container_verdict(
     fix = _keep_ip_fix(p, tools, c)
     if m is not None and m >= 6:
         fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
-    seen = rootlessport_seen(net)
+    seen = rootlessport_seen(net, c.networks)
     return Verdict(
         preserved=False,
         reason=f"{pv} rootless {net} network: rootlessport forwards ports and the server sees "
@@ -1047,11 +1047,13 @@ def podman_container_verdict(
     )
 
 
-def rootlessport_seen(network: str) -> str:
+def rootlessport_seen(network: str, joined: Iterable[str] = ()) -> str:
     """What a server behind Podman's rootlessport sees: an address of the rootless network's
     own subnet (netavark defaults: 10.88.0.0/16 for "podman", 10.89.N.0/24 for user networks;
-    measured: 10.89.0.x on Debian 12, trixie and sid)."""
-    return "10.88.x.y" if network in ("bridge", "podman") else "10.89.x.y"
+    measured: 10.89.0.x / 10.89.1.x on Debian 12, trixie and sid). `podman inspect` says
+    NetworkMode "bridge" for a user-defined network too: the networks joined tell."""
+    names = {network, *joined} - {"bridge", "podman", ""}
+    return "10.89.x.y" if names else "10.88.x.y"
 
 
 def _recreate(fix: str) -> str:

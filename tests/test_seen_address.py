@@ -119,6 +119,14 @@ def test_podman_seen() -> None:
         engine="podman", name="b", network_mode="rdnet", port_handler="rootlessport"
     )
     assert kb.podman_container_verdict(p5, net).seen == "10.89.x.y"
+    # podman inspect shows NetworkMode "bridge" for a user-defined network (trixie/sid roots).
+    joined = ContainerFacts(
+        engine="podman", name="b", network_mode="bridge", networks=("rdnet",),
+        port_handler="rootlessport",
+    )  # fmt: skip
+    assert kb.podman_container_verdict(p5, joined).seen == "10.89.x.y"
+    default = ContainerFacts(engine="podman", name="d", network_mode="bridge", networks=("podman",))
+    assert kb.podman_container_verdict(p5, default).seen == "10.88.x.y"
     handler = ContainerFacts(
         engine="podman", name="s", network_mode="slirp4netns:port_handler=slirp4netns"
     )
