@@ -259,14 +259,24 @@ def _atomic_write(path: Path, data: bytes, mode: int, uid: int | None, gid: int 
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            if uid is not None and gid is not None and os.geteuid() == 0:
-                os.fchown(f.fileno(), uid, gid)
+            if uid is not None and gid is not None and (uid, gid) != _ids(f.fileno()):
+                try:
+                    os.fchown(f.fileno(), uid, gid)
+                except PermissionError:
+                    if os.geteuid() == 0:
+                        raise
+                    # a user keeps the group only where they are in it: as before, theirs
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _ids(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_uid, st.st_gid
 
 
 def create_private(path: Path, data: bytes) -> None:
@@ -370,18 +380,29 @@ class _Manifest:
         self.entries = entries
 
     def save(self) -> None:
-        self.make_backups()
         data = json.dumps({"version": 2, "files": self.entries}, indent=2, sort_keys=True) + "\n"
-        _atomic_write(self.file, data.encode(), 0o600, self.owner.uid, self.owner.gid)
+        with _as_user(self.owner):
+            self.make_backups()
+            _atomic_write(self.file, data.encode(), 0o600, self.owner.uid, self.owner.gid)
 
     def make_backups(self) -> None:
         """``backups/`` (and the state directory) exist and are 0700: an older version or
-        another tool may have made them 0755."""
-        _makedirs(self.backups, self.owner, mode=0o700)
-        for d in (self.dir, self.backups):
-            st = d.lstat()
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
-                os.chmod(d, 0o700)
+        another tool may have made them 0755. As the state's owner (:func:`_as_user`)."""
+        with _as_user(self.owner):
+            _makedirs(self.backups, self.owner, mode=0o700)
+            for d in (self.dir, self.backups):
+                st = d.lstat()
+                if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                    os.chmod(d, 0o700)
+
+    def keep(self, key: str, data: bytes) -> Path:
+        """A new backup of ``key``'s ``data`` (0600, the state owner's)."""
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{_sha(key.encode())[:12]}-{Path(key).name}"
+        backup = self.backups / name
+        with _as_user(self.owner):
+            self.make_backups()
+            _atomic_write(backup, data, 0o600, self.owner.uid, self.owner.gid)
+        return backup
 
 
 @contextlib.contextmanager
@@ -394,25 +415,26 @@ def _locked(owners: Iterable[Owner]) -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         for o in sorted(set(owners), key=lambda o: str(o.state_dir)):
-            _makedirs(o.state_dir, o, mode=0o700)
             lock_file = o.state_dir / LOCK
             lock = FileLock(str(lock_file), timeout=LOCK_TIMEOUT)
             try:
-                stack.enter_context(lock)
+                with _as_user(o):  # the lock file is the owner's, made by them
+                    _makedirs(o.state_dir, o, mode=0o700)
+                    stack.enter_context(lock)
             except Timeout:
                 raise DoctorError(
                     f"another rootless-doctor fix holds {lock_file} for more than "
                     f"{LOCK_TIMEOUT:g} s; wait for it to finish and run again"
                 ) from None
-            if os.geteuid() == 0 and o.uid != 0:
-                os.chown(lock_file, o.uid, o.gid, follow_symlinks=False)
         yield
 
 
 @contextlib.contextmanager
 def _as_user(o: Owner) -> Iterator[None]:
-    """As root, act with ``o``'s uid, gid and groups (effective ids only, restored after): what
-    an untrusted manifest asks for is then only what its user could do themselves."""
+    """As root, act with ``o``'s uid, gid and groups (effective ids only, restored after): in
+    the owner's state directory and home under sudo, and for an untrusted manifest, the kernel
+    then allows only what the owner could do themselves (a directory swapped for a symlink
+    after it was checked leads nowhere they cannot write)."""
     if os.geteuid() != 0 or o.uid == 0:
         yield
         return
@@ -532,8 +554,8 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
             uid, gid = owner.uid, owner.gid
         else:
             uid, gid = os.geteuid(), os.getegid()
-    _makedirs(path.parent, owner)
     entry = manifest.entries.get(key)
+    old_entry = dict(entry) if entry is not None else None
     backup: Path | None = None
     made: Path | None = None
     if entry is None:
@@ -547,10 +569,7 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
         if state != owner:
             entry["for"] = owner.name
         if current is not None:
-            name = f"{time.strftime('%Y%m%dT%H%M%S')}-{_sha(key.encode())[:12]}-{path.name}"
-            backup = made = manifest.backups / name
-            manifest.make_backups()
-            _atomic_write(backup, current, 0o600, state.uid, state.gid)
+            backup = made = manifest.keep(key, current)
             entry["backup"] = str(backup)
     elif isinstance(entry.get("backup"), str):
         backup = Path(str(entry["backup"]))
@@ -564,7 +583,22 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
             made.unlink(missing_ok=True)
         raise
     # (a signal during the save may come after its rename: the backup then stays, as it must)
-    _atomic_write(path, new, mode, uid, gid)
+    # Under sudo, the owner's own files in their home are written with their rights.
+    mine = owner.via_sudo and state == owner and _is_under(path, owner.home)
+    try:
+        with _as_user(owner) if mine else contextlib.nullcontext():
+            _makedirs(path.parent, owner)
+            _atomic_write(path, new, mode, uid, gid)
+    except OSError:  # the target is untouched: its entry goes back to what it was
+        if old_entry is None:
+            del manifest.entries[key]
+        else:
+            manifest.entries[key] = old_entry
+        with contextlib.suppress(OSError):
+            manifest.save()
+            if made is not None:
+                made.unlink(missing_ok=True)
+        raise
     return Written(path=path, created=current is None, backup=backup)
 
 

@@ -605,12 +605,55 @@ def test_a_new_last_line_without_newline_stays_so_in_diff_and_write(tmp_path: Pa
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_sudo_write_gives_files_to_the_user(tmp_path: Path) -> None:
-    o = apply.Owner(name="u", uid=4242, gid=4243, home=tmp_path / "home", via_sudo=True)
-    f = o.home / ".config/docker/daemon.json"
-    apply.write(FilePlan(path=f, before=None, after="{}\n", what="w"), o)
-    for p in (f, f.parent, f.parent.parent, o.state_dir / "manifest.json"):
-        assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4243), p
+def test_sudo_write_gives_files_to_the_user() -> None:
+    """A home of uid 4242 the way a real one is: its own, reachable (under sudo the writes in
+    it are made with the owner's rights)."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="rd-s11-sudo-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        o = apply.Owner(name="u", uid=4242, gid=4243, home=base / "home", via_sudo=True)
+        o.home.mkdir()
+        os.chown(o.home, 4242, 4243)
+        f = o.home / ".config/docker/daemon.json"
+        apply.write(FilePlan(path=f, before=None, after="{}\n", what="w"), o)
+        for p in (f, f.parent, f.parent.parent, o.state_dir / "manifest.json", o.state_dir):
+            assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4243), p
+        assert stat.S_IMODE(o.state_dir.stat().st_mode) == 0o700
+        assert apply.undo(o)[0].action.startswith("removed") and not f.exists()
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acts as another uid: needs root")
+def test_sudo_write_in_the_home_is_made_with_the_owners_rights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second layer under the symlink checks: a ~/.config swapped for a link to a root-owned
+    directory after the check (here: the check switched off) still leads nowhere, because the
+    write in the owner's home is made with the owner's uid."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="rd-s11-race-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        o = apply.Owner(name="u", uid=4242, gid=4243, home=base / "home", via_sudo=True)
+        o.home.mkdir()
+        os.chown(o.home, 4242, 4243)
+        rootdir = base / "root-owned"
+        rootdir.mkdir()
+        (o.home / ".config").symlink_to(rootdir)
+        monkeypatch.setattr(apply, "check_owner_dirs", lambda d, owner: None)
+        f = o.home / ".config/x.conf"
+        with pytest.raises(DoctorError, match="permission denied"):
+            apply.write(FilePlan(path=f, before=None, after="x\n", what="w"), o)
+        assert list(rootdir.iterdir()) == []
+        assert apply.undo(o) == []  # the refused write left no manifest entry
+    finally:
+        shutil.rmtree(base)
 
 
 # ------------------------------------------------------------------------------------ CLI
