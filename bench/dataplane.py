@@ -121,6 +121,7 @@ class Place:
             return stack._as_user_argv(
                 u, cmd, stack.user_env(u, DOCKER_HOST=self.docker_host, **env)
             )
+        env = {"DOCKER_HOST": self.docker_host, **env}  # roots.sh user sets none
         return [
             "bash", str(ROOTS_SH), "user", self.root, self.user,
             *(f"{k}={v}" for k, v in env.items()), *cmd,
