@@ -9,7 +9,9 @@ import importlib.resources
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import DATA
@@ -604,56 +606,81 @@ def test_a_new_last_line_without_newline_stays_so_in_diff_and_write(tmp_path: Pa
     assert f.read_bytes() == b"a=1\nlast"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_sudo_write_gives_files_to_the_user() -> None:
-    """A home of uid 4242 the way a real one is: its own, reachable (under sudo the writes in
-    it are made with the owner's rights)."""
+@pytest.fixture
+def sudo_owner() -> Iterator[apply.Owner]:
+    """SUDO_USER uid 4242 with a home the way a real one is: its own, reachable (under sudo the
+    writes in it are made with the owner's rights)."""
     import shutil
     import tempfile
 
+    if os.geteuid() != 0:
+        pytest.skip("acts as another uid: needs root")
     base = Path(tempfile.mkdtemp(prefix="rd-s11-sudo-", dir="/tmp"))
     try:
         base.chmod(0o755)
         o = apply.Owner(name="u", uid=4242, gid=4243, home=base / "home", via_sudo=True)
         o.home.mkdir()
         os.chown(o.home, 4242, 4243)
-        f = o.home / ".config/docker/daemon.json"
-        apply.write(FilePlan(path=f, before=None, after="{}\n", what="w"), o)
-        for p in (f, f.parent, f.parent.parent, o.state_dir / "manifest.json", o.state_dir):
-            assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4243), p
-        assert stat.S_IMODE(o.state_dir.stat().st_mode) == 0o700
-        assert apply.undo(o)[0].action.startswith("removed") and not f.exists()
+        yield o
     finally:
         shutil.rmtree(base)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="acts as another uid: needs root")
+def test_sudo_write_gives_files_to_the_user(sudo_owner: apply.Owner) -> None:
+    o = sudo_owner
+    f = o.home / ".config/docker/daemon.json"
+    apply.write(FilePlan(path=f, before=None, after="{}\n", what="w"), o)
+    for p in (f, f.parent, f.parent.parent, o.state_dir / "manifest.json", o.state_dir):
+        assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4243), p
+    assert stat.S_IMODE(o.state_dir.stat().st_mode) == 0o700
+    assert apply.undo(o)[0].action.startswith("removed") and not f.exists()
+
+
 def test_sudo_write_in_the_home_is_made_with_the_owners_rights(
-    monkeypatch: pytest.MonkeyPatch,
+    sudo_owner: apply.Owner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The second layer under the symlink checks: a ~/.config swapped for a link to a root-owned
     directory after the check (here: the check switched off) still leads nowhere, because the
     write in the owner's home is made with the owner's uid."""
-    import shutil
-    import tempfile
+    o = sudo_owner
+    rootdir = o.home.parent / "root-owned"
+    rootdir.mkdir()
+    (o.home / ".config").symlink_to(rootdir)
+    monkeypatch.setattr(apply, "check_owner_dirs", lambda d, owner: None)
+    f = o.home / ".config/x.conf"
+    with pytest.raises(DoctorError, match="permission denied"):
+        apply.write(FilePlan(path=f, before=None, after="x\n", what="w"), o)
+    assert list(rootdir.iterdir()) == []
+    assert apply.undo(o) == []  # the refused write left no manifest entry
 
-    base = Path(tempfile.mkdtemp(prefix="rd-s11-race-", dir="/tmp"))
-    try:
-        base.chmod(0o755)
-        o = apply.Owner(name="u", uid=4242, gid=4243, home=base / "home", via_sudo=True)
-        o.home.mkdir()
-        os.chown(o.home, 4242, 4243)
-        rootdir = base / "root-owned"
-        rootdir.mkdir()
-        (o.home / ".config").symlink_to(rootdir)
-        monkeypatch.setattr(apply, "check_owner_dirs", lambda d, owner: None)
-        f = o.home / ".config/x.conf"
-        with pytest.raises(DoctorError, match="permission denied"):
-            apply.write(FilePlan(path=f, before=None, after="x\n", what="w"), o)
-        assert list(rootdir.iterdir()) == []
-        assert apply.undo(o) == []  # the refused write left no manifest entry
-    finally:
-        shutil.rmtree(base)
+
+def test_a_failed_second_write_names_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every target is checked first; a write that still fails (here: b.conf's file system is
+    full) names what was already written, b.conf keeps no entry, and undo restores a.conf."""
+    import errno
+
+    o = me(tmp_path)
+    a, b = o.home / "a.conf", o.home / "b.conf"
+    a.parent.mkdir(parents=True)
+    a.write_text("a\n")
+    real = apply._atomic_write
+
+    def full_for_b(path: Path, *args: Any) -> None:
+        if path == b:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, *args)
+
+    monkeypatch.setattr(apply, "_atomic_write", full_for_b)
+    plans = [
+        FilePlan(path=a, before="a\n", after="A\n", what="w"),
+        FilePlan(path=b, before=None, after="b\n", what="w"),
+    ]
+    with pytest.raises(DoctorError, match=f"No space .*already written: {a} .*fix --undo"):
+        apply.write_all(plans, o)
+    assert a.read_text() == "A\n" and not b.exists()
+    assert [u.action for u in apply.undo(o)] == ["restored"] and a.read_text() == "a\n"
 
 
 # ------------------------------------------------------------------------------------ CLI
