@@ -9,6 +9,7 @@ the hang bound; unreadable or oversized input is exit 2 and one line naming the 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,23 @@ def test_a_podman_that_prints_without_end_is_cut(
     assert o.seconds < 5 + 1 + 20, o.describe()  # engine timeout + 1 s; 20 s for a busy machine
     assert "truncated" in o.stdout, o.stdout[-3000:]  # said in the report, where it is used
     assert status["PODMAN-SOURCE-IP"] == "unknown", status
+
+
+@pytest.mark.realstack
+def test_config_files_that_are_fifos_or_devices_are_not_read(
+    u: stack.User, engine_env: tuple[Path, dict[str, str]]
+) -> None:
+    """The user's own config files are read as they are found: a drop-in linked to /dev/zero,
+    daemon.json linked to /dev/urandom, containers.conf a FIFO: never read (not regular files),
+    the check answers within its bounds and says what it could not read."""
+    _, env = engine_env
+    cfg = Path(env["XDG_CONFIG_HOME"])
+    for d in ("systemd/user/docker.service.d", "docker", "containers"):
+        (cfg / d).mkdir(parents=True, exist_ok=True)
+    (cfg / "systemd/user/docker.service.d/override.conf").symlink_to("/dev/zero")
+    (cfg / "docker/daemon.json").symlink_to("/dev/urandom")
+    os.mkfifo(cfg / "containers/containers.conf")
+    for p in (cfg, *cfg.rglob("*")):
+        os.lchown(p, u.uid, u.gid)
+    o, _ = hostile.live_check(u, env)
+    assert "override.conf" in o.stdout, "the unreadable drop-in is not named in the report"

@@ -16,11 +16,18 @@ from ..model import DoctorError
 T = TypeVar("T")
 
 
+# The largest host file read whole (/var/lib/dpkg/status is a few MiB on a big system).
+MAX_HOST_FILE = 16 << 20
+
+
 def read(path: Path) -> str | None:
+    """The text of a host file, or None: missing, unreadable, not a regular file (a config
+    file that is a FIFO or a link to /dev/zero would block or never end) or over the cap."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        data = read_regular(path, MAX_HOST_FILE)
+    except (OSError, NotRegular, TooLarge):
         return None
+    return data.decode("utf-8", errors="replace")
 
 
 def read_all(files: Iterable[Path], notes: list[str]) -> list[tuple[str, str]]:
