@@ -285,6 +285,14 @@ def test_fix_compose(u: stack.User, ns: stack.Netns, home: Path) -> None:
             seen = ipaddress.ip_address(stack.ask_from_netns(ns, ns.host_addr, port))
             # The project network is a podman bridge (10.89.x) behind rootlessport: lost.
             assert seen in ipaddress.ip_network("10.89.0.0/16"), seen
+            # The container's remedy is the fix of its compose file and service (podman-compose
+            # labels its containers with both), not a `podman run` to retype.
+            live = rdtool.check_json(u)
+            [peer] = [c for c in live["checks"]
+                      if c["id"] == "CONTAINER-SOURCE-IP" and c["status"] == "fail"]  # fmt: skip
+            assert peer["commands"] == [
+                f"rootless-doctor fix compose {f} --service peer --restart"
+            ], peer
 
             out = tool_ok(u, "fix", "compose", str(f))
             fixed = original.replace(

@@ -11,6 +11,7 @@ skips without it, fails in CI.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -55,6 +56,9 @@ def test_fix_docker_restart_by_hand_keeps_client_ips(u: stack.User, ns: stack.Ne
     env = stack.user_env(u)  # PATH has dockerd-rootless.sh's contrib dir, as a user would set
     dropin = Path(u.home, ".config/systemd/user/docker.service.d/override.conf")
     assert not dropin.exists()
+    state = Path(u.home, ".local/state/rootless-doctor")
+    # What the fix creates and undo leaves (directories): removed again if the test made them.
+    made = [p for p in (state, *dropin.parents) if not p.exists() and u.home in str(p.parent)]
     started: list[int] = []
     try:
         with stack.rootless_dockerd(u, port_driver="builtin") as d:
@@ -98,6 +102,8 @@ def test_fix_docker_restart_by_hand_keeps_client_ips(u: stack.User, ns: stack.Ne
         for pid in started:
             _stop(pid)
         rdtool.run(u, "fix", "--undo")
-        Path(u.home, ".local/state/rootless-doctor/dockerd.log").unlink(missing_ok=True)
+        (state / "dockerd.log").unlink(missing_ok=True)
+        for d in made:  # the fix's backups, the daemon's log, the drop-in's directories
+            shutil.rmtree(d, ignore_errors=True)
         stack.podman_reset(u)
     assert not dropin.exists()
