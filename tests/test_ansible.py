@@ -23,6 +23,8 @@ import pytest
 import rdtool
 import stack
 
+import rootless_doctor
+
 pytestmark = pytest.mark.realstack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -233,6 +235,7 @@ def test_fleet_reports_summary_and_gates(
         assert run_as["status"] == "ok" and u.name in run_as["detail"], run_as
         assert sorted(c["id"] for c in report["checks"] if c["status"] == "fail") == live_fail
         assert row["exit_code"] == 1 and row["error"] == ""
+        assert row["tool_version"] == report["tool_version"] == rootless_doctor.__version__
         assert sorted(row["failing_checks"]) == live_fail
         assert row["warning_checks"] == [c["id"] for c in report["checks"] if c["status"] == "warn"]
         podman = next(e for e in report["engines"] if e["engine"] == "podman")
