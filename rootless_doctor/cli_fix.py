@@ -336,6 +336,58 @@ def _default_compose(cwd: Path) -> Path:
     return found
 
 
+@fix_app.command("containerd")
+def containerd_command(
+    driver: Annotated[
+        str | None,
+        typer.Option(
+            "--driver",
+            help="pasta-implicit | pesto | slirp4netns (default: the fastest that keeps source "
+            "IPs here).",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    restart: Restart = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Rootless containerd (nerdctl): a systemd user drop-in with RootlessKit's drivers.
+
+    Writes ~/.config/systemd/user/containerd.service.d/override.conf
+    (CONTAINERD_ROOTLESS_ROOTLESSKIT_NET and _PORT_DRIVER: the fastest pair that keeps client IPs
+    with the versions found, or --driver). On RootlessKit ≥ 3 the default builtin driver keeps TCP
+    client IPs already (containerd has no userland proxy): nothing to write. Next:
+    `systemctl --user daemon-reload && systemctl --user restart containerd`.
+    """
+    from . import apply, knowledge
+    from .fixes import containerd
+
+    o, paths, facts = _host()
+    if facts.containerd is not None and not driver:
+        v = knowledge.containerd_verdict(facts.containerd, facts.tools)
+        if v.preserved is True:
+            typer.echo(f"nothing to do: {v.reason}")
+            raise typer.Exit(0)
+    choice = containerd.choose(facts, driver)
+    opt = choice.option
+    fp = containerd.plan(
+        opt,
+        config_dir=paths.config_dir,
+        dropin_text=apply.read_text(containerd.dropin_path(paths.config_dir)),
+        flags=facts.containerd.configured_env.get(containerd.FLAGS) if facts.containerd else None,
+    )
+    if fp is None:
+        typer.echo(f"nothing to write: {opt.key} needs no setting here ({opt.cost})")
+        raise typer.Exit(0)
+    header = (
+        f"driver: {opt.key} (net {opt.network_driver}, port driver {opt.port_driver}): "
+        f"{choice.why}\n  cost: {opt.cost}\n  privileged ports: {opt.privileged_ports}"
+    )
+    _emit(
+        [fp], o, dry_run=dry_run, restart=restart, json_out=json_out, notes=[],
+        header="" if json_out else header,
+    )  # fmt: skip
+
+
 @fix_app.command("compose")
 def compose_command(
     file: Annotated[
