@@ -654,12 +654,20 @@ def _undo_state(state: Owner, owner: Owner, wanted: set[str], force: bool) -> li
             for k in sorted(manifest.entries)
             if (not wanted or k in wanted) and _whose(manifest.entries[k], state, owner)
         ]
+        refused: dict[str, str] = {}
         for key in keys:
             try:
                 _validate(key, manifest.entries[key], manifest, owner, untrusted)
             except OSError as e:  # as the user: a path they cannot even look at
-                raise _bad(manifest, key, f"cannot be checked ({e.strerror or e})") from None
+                refused[key] = str(_bad(manifest, key, f"cannot be checked ({e.strerror or e})"))
+            except DoctorError as e:
+                refused[key] = str(e)
+            if refused and untrusted:  # root on a user's manifest: one bad entry, no undo
+                raise DoctorError(refused[key])
         for key in keys:
+            if key in refused:  # the user's own manifest: that file is left as it is
+                results.append(Undone(path=Path(key), action=f"skipped: {refused[key]}"))
+                continue
             done = _undo_one(key, manifest, force)
             results.append(done)
             if done.action.startswith("skipped"):
@@ -677,10 +685,12 @@ def _whose(entry: Mapping[str, object], state: Owner, owner: Owner) -> bool:
 
 
 def _bad(manifest: _Manifest, key: str, why: str) -> DoctorError:
-    return DoctorError(
-        f"{manifest.file}: the entry for {key} {why}; nothing was undone (move the manifest "
-        "away if you did not write it)"
-    )
+    if os.geteuid() == 0 and manifest.owner.uid != 0:
+        return DoctorError(
+            f"{manifest.file}: the entry for {key} {why}; nothing was undone (move the "
+            "manifest away if you did not write it)"
+        )
+    return DoctorError(f"the entry for it in {manifest.file} {why}")
 
 
 def _validate(

@@ -532,6 +532,25 @@ def test_undo_skips_files_edited_since(tmp_path: Path) -> None:
     assert u.action == "restored" and f.read_text() == "a\n"
 
 
+def test_undo_of_own_manifest_skips_a_target_now_a_symlink(tmp_path: Path) -> None:
+    """One's own manifest: a file replaced by a symlink since is skipped (never written
+    through), the others are restored."""
+    o = me(tmp_path)
+    a, b = o.home / "a.conf", o.home / "b.conf"
+    a.parent.mkdir(parents=True)
+    for f in (a, b):
+        f.write_text("orig\n")
+        apply.write(FilePlan(path=f, before="orig\n", after="new\n", what="w"), o)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("new\n")
+    a.unlink()
+    a.symlink_to(elsewhere)
+    done = {u.path: u.action for u in apply.undo(o)}
+    assert done[a].startswith("skipped: ") and "symlink" in done[a]
+    assert done[b] == "restored" and b.read_text() == "orig\n"
+    assert elsewhere.read_text() == "new\n"
+
+
 def test_refuses_symlink_and_other_home(tmp_path: Path) -> None:
     o = me(tmp_path)
     real = tmp_path / "real.conf"
