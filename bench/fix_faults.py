@@ -115,14 +115,7 @@ def full_disk(u: stack.User) -> str:
         try:
             sb.state.mkdir(mode=0o700)
             os.chown(sb.state, u.uid, u.gid)
-            fd = os.open(sb.state / "fill", os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            hostile.fill(sb.state)
             o = sb.fix("docker", "--driver", "slirp4netns")
             written = target.exists()
             undone = sb.fix("--undo")

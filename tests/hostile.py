@@ -429,3 +429,15 @@ def sandbox(u: stack.User) -> Iterator[Sandbox]:
         yield s
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def fill(d: Path) -> None:
+    """Fill the file system of ``d`` to the last block (a file ``fill`` in it)."""
+    fd = os.open(d / "fill", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -480,18 +480,6 @@ def test_a_signal_at_any_rename_leaves_an_undoable_state(sb: Sandbox, signum: in
         pytest.fail("the fix never finished: more renames than expected?")
 
 
-def _fill(d: Path) -> None:
-    """Fill the file system of ``d`` to the last block."""
-    fd = os.open(d / "fill", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def test_full_state_dir_writes_nothing_and_undo_works(sb: Sandbox) -> None:
     """State dir full: the target was created, then the manifest could not be written → exit 2
     "cannot write" though the file changed, and `fix --undo` crashed (exit 3). A tmpfs of this
@@ -508,7 +496,7 @@ def test_full_state_dir_writes_nothing_and_undo_works(sb: Sandbox) -> None:
     try:
         (sb.state).mkdir(mode=0o700)
         os.chown(sb.state, sb.u.uid, sb.u.gid)
-        _fill(sb.state)
+        hostile.fill(sb.state)
         o = sb.fix("docker", "--driver", "slirp4netns")
         hostile.assert_bounded(o)
         assert o.code == 2, o.describe()
