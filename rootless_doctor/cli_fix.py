@@ -243,6 +243,16 @@ def docker_command(
     )
     others = [f"{o2.key}: {o2.throughput}" for o2 in choice.options if o2.available and o2 != opt]
     notes = [f"also usable here: {', '.join(others)} (--driver)"] if others else []
+    units = facts.docker.unit_files if facts.docker else ()
+    dropin = any(p.path.parent.name == "docker.service.d" for p in plans)
+    if not by_hand and dropin and not any(Path(u).name == "docker.service" for u in units):
+        # systemd reads a drop-in only beside a unit: without docker.service it changes nothing.
+        notes.insert(
+            0,
+            "no docker.service user unit here (~/.config/systemd/user/, /usr/lib/systemd/user/): "
+            "the drop-in takes effect once one exists; `dockerd-rootless-setuptool.sh install` "
+            "creates it",
+        )
     if not by_hand:
         _emit(
             plans,

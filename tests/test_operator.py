@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rootless_doctor.checks import all_checks
 from rootless_doctor.model import CheckResult, DockerFacts, HostFacts, PodmanFacts
 
@@ -68,3 +70,92 @@ def test_host_reads_engine_owners_and_whether_systemd_runs(tmp_path) -> None:  #
     assert systemd_booted(root) is False
     (tmp_path / "run/systemd/system").mkdir(parents=True)
     assert systemd_booted(root) is True
+
+
+def _proc_root(tmp_path, procs) -> object:  # type: ignore[no-untyped-def]
+    """A fake root whose /proc holds ``procs`` (pid, ppid, uid, argv, environ) and a PATH dir
+    with dockerd-rootless.sh."""
+    from rootless_doctor.model import HostPaths
+
+    for pid, ppid, uid, argv, environ in procs:
+        d = tmp_path / "proc" / str(pid)
+        d.mkdir(parents=True)
+        (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+        (d / "status").write_text(f"Name:\tx\nPPid:\t{ppid}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
+        (d / "environ").write_bytes(b"\0".join(e.encode() for e in environ) + b"\0")
+    bin_dir = tmp_path / "usr/share/docker.io/contrib"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "dockerd-rootless.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    return HostPaths(root=tmp_path, uid=1000, user="alice", env=(("PATH", "/usr/bin"),))
+
+
+SCRIPT = "/usr/share/docker.io/contrib/dockerd-rootless.sh"
+RK = ("rootlesskit", "--net=slirp4netns", "--port-driver=builtin", SCRIPT)
+
+
+def test_the_running_daemon_found_for_a_restart_by_hand(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rootless_doctor.host.daemon import docker_launch
+
+    env = ("HOME=/home/alice", "DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=1500", "SECRET=x")
+    paths = _proc_root(tmp_path, [(500, 1, 1000, RK, env), (501, 500, 1000,
+                                  ("/proc/self/exe", *RK[1:]), ())])  # fmt: skip
+    launch = docker_launch(paths)  # type: ignore[arg-type]
+    assert (launch.pid, launch.script, launch.problem) == (500, SCRIPT, "")
+    assert launch.env == {"DOCKERD_ROOTLESS_ROOTLESSKIT_MTU": "1500"}  # only its own settings
+
+
+@pytest.mark.parametrize(
+    ("procs", "problem"),
+    [
+        ([(500, 1, 1000, RK, ()), (600, 1, 1000, RK, ())], "2 rootless dockerd instances"),
+        ([(400, 1, 1000, ("/lib/systemd/systemd", "--user"), ()), (500, 400, 1000, RK, ())],
+         "run by /lib/systemd/systemd --user (PID 400)"),
+    ],
+)  # fmt: skip
+def test_a_restart_by_hand_is_refused_with_the_reason(tmp_path, procs, problem) -> None:  # type: ignore[no-untyped-def]
+    from rootless_doctor import apply
+    from rootless_doctor.host.daemon import docker_launch
+    from rootless_doctor.model import DoctorError, Owner
+
+    launch = docker_launch(_proc_root(tmp_path, procs))  # type: ignore[arg-type]
+    assert problem in launch.problem
+    owner = Owner(name="alice", uid=1000, gid=1000, home=tmp_path / "home")
+    said: list[str] = []
+    with pytest.raises(DoctorError, match="cannot restart rootless Docker by hand"):
+        apply.restart_docker_by_hand(launch, {}, owner, said.append)
+    assert said == []  # nothing stopped, nothing started
+
+
+def _fix_docker(tmp_path, monkeypatch, facts, *args):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from rootless_doctor import cli_fix
+    from rootless_doctor.model import HostPaths, Owner
+
+    o = Owner(name="alice", uid=4242, gid=4242, home=tmp_path / "home")
+    monkeypatch.setattr(cli_fix, "owner", lambda: o)
+    monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid))
+    monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: facts)
+    r = CliRunner().invoke(cli_fix.fix_app, ["docker", "--driver", "slirp4netns", *args])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_fix_docker_says_when_no_unit_reads_the_dropin(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rootless_doctor.model import RootlessKitFacts, Tool
+
+    docker = DockerFacts(cli="/usr/bin/docker", rootless=True, version="20.10.24",
+                         running=RootlessKitFacts(version="1.1.0", network_driver="slirp4netns",
+                                                  port_driver="builtin"))  # fmt: skip
+    tools = {"slirp4netns": Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2.0")}
+    with_manager = HostFacts(user="alice", uid=4242, systemd_user=True, docker=docker, tools=tools)
+    out = _fix_docker(tmp_path, monkeypatch, with_manager, "--dry-run")
+    assert "no docker.service user unit here" in out
+    assert "next: systemctl --user daemon-reload && systemctl --user restart docker" in out
+    no_manager = HostFacts(user="alice", uid=4242, systemd_user=False, docker=docker, tools=tools)
+    out = _fix_docker(tmp_path, monkeypatch, no_manager, "--dry-run")
+    assert "no systemd user manager here: nothing reads the drop-in by itself" in out
+    assert "systemctl" not in out
+    assert "DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns" in out and "dockerd-rootless.sh" in out
