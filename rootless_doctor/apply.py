@@ -359,6 +359,7 @@ class _Manifest:
         self.file = self.dir / MANIFEST
         self.backups = self.dir / "backups"
         self.entries: dict[str, dict[str, object]] = {}
+        self.untrusted = False  # read by root for its user (set by undo, which reads it so)
         check_owner_dirs(self.dir, owner)
         try:
             data = _read_own(self.file, owner.uid, MAX_MANIFEST)
@@ -649,6 +650,7 @@ def _undo_state(state: Owner, owner: Owner, wanted: set[str], force: bool) -> li
     results: list[Undone] = []
     with _as_user(state) if untrusted else contextlib.nullcontext(), _locked([state]):
         manifest = _Manifest(state)
+        manifest.untrusted = untrusted
         keys = [
             k
             for k in sorted(manifest.entries)
@@ -685,12 +687,12 @@ def _whose(entry: Mapping[str, object], state: Owner, owner: Owner) -> bool:
 
 
 def _bad(manifest: _Manifest, key: str, why: str) -> DoctorError:
-    if os.geteuid() == 0 and manifest.owner.uid != 0:
+    if manifest.untrusted:
         return DoctorError(
             f"{manifest.file}: the entry for {key} {why}; nothing was undone (move the "
             "manifest away if you did not write it)"
         )
-    return DoctorError(f"the entry for it in {manifest.file} {why}")
+    return DoctorError(f"its entry in {manifest.file} {why}")
 
 
 def _validate(
