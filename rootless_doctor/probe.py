@@ -324,7 +324,7 @@ UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 # How long a published port may refuse connections while the listener's container runs before
 # the path counts as closed: pasta's automatic forwarding picks a new port up within a second
 # (passt(1): "derived (every second)"); the others listen before `run` returns.
-REFUSED_GRACE = 5.0
+REFUSED_GRACE = 3.0
 
 
 def _ask(
