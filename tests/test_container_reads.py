@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,3 +267,37 @@ def test_exe_name_is_the_program_name_of_every_live_process() -> None:
     procs = [p for p in processes(HostPaths(uid=os.geteuid())) if p.cmdline]
     assert len(procs) > 10
     assert [p.exe_name for p in procs] == [PurePosixPath(p.cmdline[0]).name for p in procs]
+
+
+def _read_as(u: stack.User, pids: list[int]) -> dict[str, Any]:
+    """host.containers.read_interfaces(pids) run as ``u`` with the tool under test's Python."""
+    prefix, extra = rdtool.argv(u)
+    python = str(Path(prefix[0]).with_name("python")) if len(prefix) == 1 else prefix[0]
+    script = (
+        "import json, sys\n"
+        "from rootless_doctor.host.containers import read_interfaces\n"
+        "got = read_interfaces([int(a) for a in sys.argv[1:]])\n"
+        "print(json.dumps({p: [[i.name, list(i.addresses)] for i in v[0]] if v[0] is not None\n"
+        "                  else v[1] for p, v in got.items()}))\n"
+    )
+    cp = stack.run_as(u, [python, "-c", script, *map(str, pids)], env=stack.user_env(u, **extra))
+    assert cp.returncode == 0, cp.stderr
+    answers: dict[str, Any] = json.loads(cp.stdout)
+    return answers
+
+
+@pytest.mark.realstack
+def test_two_user_namespaces_are_both_read(su: stack.User) -> None:
+    """A standalone RootlessKit's child lives in a user namespace of its own, next to Podman's:
+    the first helper answers one, a second helper the other; both equal nsenter + ip."""
+    with (
+        _containers(su, [("rdreads-two", [], "eth0")]),
+        stack.rootlesskit(su) as rk,
+    ):
+        podman_pid = int(
+            stack._check(stack.podman(su, "inspect", "-f", "{{.State.Pid}}", "rdreads-two"), "")
+        )
+        child = int(su.host_path(f"{rk.state_dir}/child_pid").read_text().strip())
+        got = _read_as(su, [podman_pid, child])
+        for pid in (podman_pid, child):
+            assert [tuple(x) for x in got[str(pid)]] == _reference(su, pid), got

@@ -119,37 +119,72 @@ def interfaces() -> list[dict[str, object]]:
     return list(links.values())
 
 
+def _fd_budget() -> int:
+    """How many namespace files may be held open at once (the soft limit, raised to the hard
+    one where allowed); PIDs beyond it are left for the next run."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError):
+            pass
+    limit = soft if soft != resource.RLIM_INFINITY else 1 << 16
+    return max(16, min(limit, 1 << 16) - 32)
+
+
+def _failed(pid: int, step: str, e: OSError) -> dict[str, str]:
+    return {"error": f"pid {pid}: cannot {step}: {e.strerror or e}"}
+
+
 def main(pids: list[int]) -> dict[str, object]:
+    """Every namespace file is opened first, in this process's own user namespace: once inside
+    the containers' user namespace, /proc of a process in a sibling one is refused (EACCES)."""
     out: dict[str, object] = {}
     root = os.geteuid() == 0
-    my_userns = os.stat("/proc/self/ns/user").st_ino
-    entered = False
-    for pid in pids:
-        step = "open its user namespace"
-        try:
-            if not root:
-                ufd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    ino = os.fstat(ufd).st_ino
-                    if ino != my_userns:
-                        if entered:
-                            out[str(pid)] = {"error": OTHER_USERNS}
-                            continue
-                        step = "enter its user namespace"
-                        _setns(ufd, CLONE_NEWUSER)
-                        entered, my_userns = True, ino
-                finally:
-                    os.close(ufd)
-            step = "enter its network namespace"
-            nfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    own = os.stat("/proc/self/ns/user").st_ino
+    target: int | None = None  # the one other user namespace this run enters
+    target_fd: int | None = None
+    opened: dict[int, int] = {}  # pid -> its network namespace, open
+    budget = _fd_budget()
+    try:
+        for pid in pids:
             try:
-                _setns(nfd, CLONE_NEWNET)
-            finally:
-                os.close(nfd)
-            step = "read its interfaces"
-            out[str(pid)] = interfaces()
-        except OSError as e:
-            out[str(pid)] = {"error": f"pid {pid}: cannot {step}: {e.strerror or e}"}
+                userns = own if root else os.stat(f"/proc/{pid}/ns/user").st_ino
+                if userns != own:
+                    if target is None:
+                        target_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+                        target = userns
+                    elif userns != target:
+                        out[str(pid)] = {"error": OTHER_USERNS}  # the next run enters that one
+                        continue
+            except OSError as e:
+                out[str(pid)] = _failed(pid, "open its user namespace", e)
+                continue
+            if len(opened) >= budget:
+                out[str(pid)] = {"error": OTHER_USERNS}  # no file left: the next run
+                continue
+            try:
+                opened[pid] = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                out[str(pid)] = _failed(pid, "open its network namespace", e)
+        if target_fd is not None:
+            try:
+                _setns(target_fd, CLONE_NEWUSER)
+            except OSError as e:
+                out.update((str(p), _failed(p, "enter its user namespace", e)) for p in opened)
+                return out
+        for pid, fd in opened.items():
+            try:
+                _setns(fd, CLONE_NEWNET)
+                out[str(pid)] = interfaces()
+            except OSError as e:
+                out[str(pid)] = _failed(pid, "read its network namespace", e)
+    finally:
+        for fd in (*opened.values(), *([target_fd] if target_fd is not None else [])):
+            os.close(fd)
     return out
 
 
