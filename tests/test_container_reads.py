@@ -53,12 +53,22 @@ def _as_tuples(ifaces: tuple[Interface, ...] | None) -> list[tuple[str, list[str
 @pytest.mark.skipif(os.geteuid() != 0, reason="reads another process's netns: runs as root")
 def test_helper_reads_this_hosts_namespace_like_ip() -> None:
     """As root the helper enters no user namespace: this process's netns is the host's; it must
-    list what `ip -j addr show` lists (names, addresses, prefixes, order)."""
-    ref = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, check=True)
-    got = hc.read_interfaces([os.getpid()])
-    ifaces, why = got[os.getpid()]
-    assert why == ""
-    assert _as_tuples(ifaces) == _ip_json(ref.stdout)
+    list what `ip -j addr show` lists (names, addresses, prefixes, order). Other tests add and
+    remove veths on this host: compare only when `ip` saw the same before and after."""
+
+    def ip() -> list[tuple[str, list[str]]]:
+        cp = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True)
+        assert cp.returncode == 0, cp.stderr
+        return _ip_json(cp.stdout)
+
+    for _ in range(20):
+        before = ip()
+        ifaces, why = hc.read_interfaces([os.getpid()])[os.getpid()]
+        if ip() == before:
+            assert why == ""
+            assert _as_tuples(ifaces) == before
+            return
+    pytest.fail("the host's interfaces kept changing: nothing to compare")
 
 
 def test_exited_pid_gives_a_reason_not_an_exception() -> None:
