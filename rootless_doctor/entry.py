@@ -42,17 +42,20 @@ def end_head_start() -> None:
 
 
 def main() -> None:
-    gc.disable()
-    head_start(sys.argv[1:])
-    from .cli import main as cli_main
-
-    gc.freeze()
-    gc.enable()
     code: object = 0
     try:
+        gc.disable()
+        head_start(sys.argv[1:])
+        from .cli import main as cli_main
+
+        gc.freeze()
+        gc.enable()
         cli_main()
     except SystemExit as done:
         code = done.code
+    except KeyboardInterrupt:  # Ctrl-C while the modules load (cli.main handles it later)
+        print("rootless-doctor: interrupted", file=sys.stderr)
+        code = 130
     _exit(code)
 
 

@@ -480,6 +480,32 @@ def test_a_signal_at_any_rename_leaves_an_undoable_state(sb: Sandbox, signum: in
         pytest.fail("the fix never finished: more renames than expected?")
 
 
+def test_ctrl_c_while_the_modules_load_is_one_line(sb: Sandbox) -> None:
+    """Ctrl-C in the first second (the modules still loading; bench/fix_faults.py found 4 of 60
+    random signals there) printed Python's traceback. strace sends SIGINT when the tool first
+    touches rootless_doctor/cli.py, i.e. while it is being imported."""
+    where = str(hostile.REPO / "rootless_doctor")  # the checkout, unless RD_TOOL is installed
+    script = Path(hostile.tool(sb.u)[0][0])
+    head = script.read_bytes()[:200] if script.is_file() else b""
+    if head.startswith(b"#!/"):  # a console script: ask its interpreter where the package is
+        code = "import rootless_doctor, os; print(os.path.dirname(rootless_doctor.__file__))"
+        interp = head[2:].split(b"\n")[0].split()[0].decode()
+        cp = subprocess.run([interp, "-c", code], capture_output=True, text=True, check=True)
+        where = cp.stdout.strip()
+    f = sb.put("work/compose.yaml", COMPOSE.read_bytes())
+    o = hostile.run(
+        ["fix", "compose", str(f), "--engine", "podman"],
+        u=sb.u,
+        env=sb.env(),
+        wrap=["strace", "-qq", "-f", "-o", "/dev/null", "-P", f"{where}/cli.py",
+              "-e", "trace=%file", "-e", "inject=%file:signal=INT:when=1"],
+    )  # fmt: skip
+    assert o.code == 130, o.describe()
+    lines = [ln for ln in o.stderr.splitlines() if ln.strip()]
+    assert lines == ["rootless-doctor: interrupted"], o.describe()
+    assert f.read_bytes() == COMPOSE.read_bytes()
+
+
 def test_full_state_dir_writes_nothing_and_undo_works(sb: Sandbox) -> None:
     """State dir full: the target was created, then the manifest could not be written → exit 2
     "cannot write" though the file changed, and `fix --undo` crashed (exit 3). A tmpfs of this
