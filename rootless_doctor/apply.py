@@ -138,9 +138,13 @@ def check_owner_dirs(d: Path, owner: Owner) -> None:
                 f"symlink in {owner.name}'s home: run it as {owner.name} without sudo, or make "
                 "it a real directory"
             )
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (owner.uid, 0):
+        if not stat.S_ISDIR(st.st_mode):
+            raise DoctorError(f"{p} is not a directory; not writing there")
+        if st.st_uid != owner.uid:  # the write is made with their rights: say so now
             raise DoctorError(
-                f"{p} is not a directory of {owner.name}'s; not writing there as root"
+                f"{p} belongs to uid {st.st_uid}, not {owner.name}; under sudo rootless-doctor "
+                f"writes in {owner.name}'s home with their rights: `sudo chown {owner.name}: {p}`"
+                f" or run it as {owner.name}"
             )
 
 
@@ -512,10 +516,12 @@ def write_all(plans: Sequence[FilePlan], owner: Owner) -> list[Written]:
             for p in plans:
                 done.append(_write_one(p, owner, manifests[states[p.path]]))
     except PermissionError as e:
-        raise _partial(done, DoctorError(
-            f"{e.filename or '?'}: permission denied; "
-            + ("run with sudo" if not owner.is_root else "check the file's owner")
-        )) from None  # fmt: skip
+        hint = "run with sudo" if not owner.is_root else "check the file's owner"
+        if owner.via_sudo:
+            hint = f"{owner.name} may not write there (their files are written with their rights)"
+        raise _partial(
+            done, DoctorError(f"{e.filename or '?'}: permission denied; {hint}")
+        ) from None
     except OSError as e:
         raise _partial(
             done, DoctorError(f"{e.filename or '?'}: cannot write: {e.strerror or e}")

@@ -673,6 +673,17 @@ def test_sudo_write_in_the_home_is_made_with_the_owners_rights(
     assert apply.undo(o) == []  # the refused write left no manifest entry
 
 
+def test_sudo_refuses_a_root_owned_dir_in_the_home(sudo_owner: apply.Owner) -> None:
+    """~/.config left root's (an old `sudo` run of some tool): the write, made with the owner's
+    rights, would fail half-way; it is refused up front with the command that mends it."""
+    o = sudo_owner
+    (o.home / ".config").mkdir()
+    f = o.home / ".config/x.conf"
+    with pytest.raises(DoctorError, match=r"\.config belongs to uid 0.*sudo chown u:"):
+        apply.write(FilePlan(path=f, before=None, after="x\n", what="w"), o)
+    assert not f.exists() and not o.state_dir.exists()
+
+
 def test_a_failed_second_write_names_the_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
