@@ -210,3 +210,42 @@ def test_check_json_from_a_capture_names_the_gateway() -> None:
     data = json.loads(cp.stdout)
     (eng,) = data["engines"]
     assert eng["source_ip_preserved"] is False and eng["seen_address"] == "172.17.0.1"
+
+
+# --------------------------------------------------------------------------- Podman 6 captures
+
+
+def test_podman_6_captures_seen() -> None:
+    """Podman 6.1.1 `podman info` (remote, podman machine) + the 6.0.0-rc1 containers.conf: pasta
+    by default (seen: the client, 169.254.1.2 from this host); with the experimental
+    `rootless_port_forwarder = "pasta"` a bridge container keeps the client too."""
+    from rootless_doctor.checks import diagnose
+    from rootless_doctor.offline import from_texts
+
+    info = (DATA / "podman-info/podman-6.1.1-remote-macos-machine-rootless.yaml").read_text()
+    conf = (DATA / "containers-conf" / "containers.conf-common-v0.68.0-podman-6.0.0-rc1.conf").read_text()  # noqa: E501
+    facts = from_texts([("info.yaml", info), ("containers.conf", conf)])
+    (eng,) = [e for e in diagnose(facts).engines if e.engine == "podman"]
+    assert eng.source_ip_preserved is True and eng.seen_address == kb.SEEN_PODMAN_PASTA
+    p = facts.podman
+    assert p is not None
+    bridge = ContainerFacts(
+        engine="podman", name="web", network_mode="bridge", networks=("front",),
+        port_handler="rootlessport",
+    )  # fmt: skip
+    lost = kb.podman_container_verdict(p, bridge)
+    assert (lost.preserved, lost.seen) == (False, "10.89.x.y")
+    # `podman info` reports the forwarder Podman resolved (it wins over a pasted file): a host
+    # whose conf chain sets the experimental pasta forwarder.
+    from dataclasses import replace
+
+    from rootless_doctor import parse
+
+    text = conf.replace("#rootless_port_forwarder = ", "rootless_port_forwarder = ").replace(
+        'rootless_port_forwarder = "rootlessport"', 'rootless_port_forwarder = "pasta"'
+    )
+    pasta_fwd = replace(
+        p, rootless_port_forwarder=None, conf=parse.containers_conf([("containers.conf", text)])
+    )
+    kept = kb.podman_container_verdict(pasta_fwd, bridge)
+    assert (kept.preserved, kept.seen) == (True, "the client")
