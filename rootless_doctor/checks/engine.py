@@ -292,10 +292,9 @@ def pasta_ephemeral_port(facts: HostFacts, d: DockerFacts) -> CheckResult:
     if highest + 1 < last:
         conf = "/etc/sysctl.d/90-ip-local-port-range.conf"
         remedy += (
-            ", or move the ephemeral range above it: "
-            f"`echo 'net.ipv4.ip_local_port_range = {highest + 1} {last}' | sudo tee {conf}`, "
-            "`sudo sysctl --system`, then "
-            f"`{kb.RESTART_DOCKER}` (pasta reads the range when it starts)"
+            "; or move the ephemeral range above it and restart the daemon (pasta reads the "
+            f"range when it starts): `echo 'net.ipv4.ip_local_port_range = {highest + 1} {last}' "
+            f"| sudo tee {conf}` `sudo sysctl --system` `{kb.RESTART_DOCKER}`"
         )
     if skips is True:
         return res(
