@@ -74,7 +74,7 @@ def test_a_broken_or_missing_file_quotes_nothing(
         assert tp.quote_docker("pasta", "implicit") is None
 
 
-def test_the_shipped_file_is_the_latest_bench_result() -> None:
+def test_the_shipped_file_is_a_bench_result_unedited() -> None:
     """dataplane.json is a copy of one bench/results file (measured, not edited by hand)."""
     shipped = tp.DATA.read_text()
     assert any(shipped == f.read_text() for f in (REPO / "bench/results").glob("*.json"))
