@@ -299,6 +299,16 @@ class ComposeFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QuadletFacts:
+    """A Quadlet ``.container`` unit: its ``Network=`` (None: Podman's default) and ports."""
+
+    name: str
+    network: str | None = None  # the last Network= line, as podman run --network takes it
+    ports: tuple[PublishedPort, ...] = ()
+    image: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class HostFacts:
     """Everything the checks need, read once. ``None`` always means "not known"."""
 
@@ -331,6 +341,7 @@ class HostFacts:
     xdg_runtime_dir: str | None = None
     firewall: str | None = None  # "nftables", "iptables-nft", "iptables-legacy"
     compose: ComposeFacts | None = None
+    quadlets: tuple[QuadletFacts, ...] = ()  # Quadlet .container units given with --from
     notes: tuple[str, ...] = ()
 
 

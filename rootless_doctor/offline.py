@@ -25,6 +25,7 @@ from .model import (
     HostFacts,
     PodmanFacts,
     Proc,
+    QuadletFacts,
     RootlessKitFacts,
 )
 from .parse import ParseError
@@ -48,6 +49,10 @@ KINDS = (
     "nerdctl-version",
     "nerdctl-info",
     "pstree",
+    "quadlet",
+    "rootlesskit-component",
+    "dockerd-error",
+    "processes-nopid",
     "rootlesskit-info",
 )
 
@@ -126,6 +131,8 @@ def _ini_kind(text: str) -> str | None:
             return "unit"
         return None
     keys = re.findall(r"(?m)^[ \t]*([A-Za-z_][\w.-]*)[ \t]*=", text)
+    if any(sec.strip() == "Container" for sec in sections):
+        return "quadlet"  # a Quadlet .container unit (podman-systemd.unit(5))
     conf_tables = [s for s in sections if s.strip().split(".")[0].lower() in _CONF_TABLES]
     snake = sum(1 for k in keys if k == k.lower())
     camel = sum(1 for k in keys if k[:1].isupper())
@@ -207,6 +214,12 @@ def recognise(text: str) -> str:
         return "journal"
     if re.search(r"(?m)^[ \t]*\++[ \t]+exec[ \t]+\S", t):
         return "journal"  # dockerd-rootless.sh's `set -x` trace as the journal shows it
+    if parse_pastes.lone_rootlesskit_block(t):
+        return "rootlesskit-component"  # cut out of docker/nerdctl version
+    if parse_pastes.dockerd_fatal(t):
+        return "dockerd-error"
+    if parse_pastes.ps_without_pid(t):
+        return "processes-nopid"  # ps -o user,args and other layouts without a PID column
     if re.search(r"(?m)^[ \t]*(?:\S+[ \t]+)?\d+[ \t]", t) and re.search(_PROC_NAMES, t):
         try:
             parse.process_listing(t)
@@ -324,6 +337,7 @@ class _Acc:
     def __init__(self) -> None:
         self.docker: DockerFacts | None = None
         self.containerd: ContainerdFacts | None = None
+        self.quadlets: list[QuadletFacts] = []
         self.podman: PodmanFacts | None = None
         self.kits: list[RootlessKitFacts] = []
         self.api_kits: list[tuple[str, RootlessKitFacts]] = []
@@ -373,6 +387,7 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
         parse.containers_conf([(name, text)])  # fail on this file, naming it
         acc.confs.append((name, text))
     elif kind == "unit":
+        text = _unit_only(acc, name, text)
         if _systemctl_show(text):
             # `systemctl --user show docker [-p Environment]`: the service's merged settings,
             # printed without a section header; they are the [Service] section.
@@ -396,8 +411,49 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
         acc.add_containerd(parse_containerd.nerdctl_version(text))
     elif kind == "nerdctl-info":
         acc.add_containerd(parse_containerd.nerdctl_info(text))
+    elif kind == "processes-nopid":
+        procs = parse_pastes.ps_without_pid(text) or []
+        if re.search(r"[ \t](?:\.\.\.|…)(?:[ \t]|$)", text, re.M):
+            acc.notes.append(
+                f"{name}: command lines cut with '...' by the author: the flags shown are read, "
+                "the ones cut away are unknown (not taken as defaults)"
+            )
+        acc.procs.extend(procs)
+    elif kind == "rootlesskit-component":
+        _from_component(acc, name, text)
+    elif kind == "dockerd-error":
+        line = parse_pastes.dockerd_fatal(text) or ""
+        acc.add_docker(
+            DockerFacts(
+                notes=(f"{name}: dockerd did not start: {line.strip()}",),
+                br_netfilter=False if "bridge-nf-call-iptables: no such file" in line else None,
+                userland_proxy=False if "without the userland proxy" in line else None,
+            )
+        )
+    elif kind == "quadlet":
+        acc.quadlets.append(parse_pastes.quadlet(name, text))
     elif kind == "pstree":
         _from_pstree(acc, name, parse_pastes.pstree_names(text) or [])
+
+
+def _from_component(acc: _Acc, name: str, text: str) -> None:
+    """A lone ``rootlesskit:`` block: Docker's (spaces) or nerdctl's (tabs), unless its state dir
+    says whose it is."""
+    found = parse_pastes.lone_rootlesskit_block(text)
+    if found is None:
+        return
+    kit, tabs = found
+    owner = parse_containerd.kit_owner(kit) or ("containerd" if tabs else "docker")
+    cli = "docker" if owner == "docker" else "nerdctl"
+    why = f"{name}: a rootlesskit component (cut out of `{cli} version`)"
+    if owner == "containerd":
+        acc.add_containerd(
+            ContainerdFacts(
+                running=replace(kit, source="nerdctl version"), rootless=True, rootless_reason=why
+            )
+        )
+    else:
+        acc.add_docker(DockerFacts(running=kit, rootless=True, rootless_reason=why))
 
 
 def _from_pstree(acc: _Acc, name: str, names: list[str]) -> None:
@@ -456,6 +512,24 @@ def _from_units(acc: _Acc) -> None:
         )
 
 
+_UNIT_LINE = re.compile(r"[ \t]*(?:$|[#;]|\[[^\]\n]{1,64}\][ \t]*$|[A-Za-z][\w.-]{0,64}[ \t]*=)")
+
+
+def _unit_only(acc: _Acc, name: str, text: str) -> str:
+    """A pasted unit without the lines around it that are no unit lines (a command's error
+    output after `cat`): they are skipped and listed in the notes."""
+    kept: list[str] = []
+    cut: list[str] = []
+    for line in text.splitlines(keepends=True):
+        (kept if _UNIT_LINE.match(line) else cut).append(line)
+    if cut and kept:
+        acc.notes.append(
+            f"{name}: skipped {len(cut)} line(s) that are not unit lines: {cut[0].strip()[:80]!r}"
+        )
+        return "".join(kept)
+    return text
+
+
 def _unit_owner(name: str, text: str) -> str | None:
     """Whose unit or drop-in this is: the ``X.service.d`` directory it sits in says; else its
     ExecStart or the launcher variables it sets."""
@@ -494,7 +568,7 @@ def _from_procs(acc: _Acc) -> None:
     for p in procs:
         if p.exe_name != "rootlesskit":
             continue
-        kit = replace(parse.rootlesskit_argv(p.cmdline), pid=p.pid or None)
+        kit = replace(parse.rootlesskit_argv(p.cmdline), pid=p.pid if p.pid > 0 else None)
         owner = parse_containerd.kit_owner(kit)
         if owner == "containerd" or (
             owner is None and parse_containerd.runs_containerd(p.pid, procs)
@@ -581,6 +655,23 @@ def strip_paste_noise(text: str) -> str:
     return out if out.strip() else text
 
 
+# containers.conf keys that exist only from a Podman major version on (containers/common
+# pkg/config/containers.conf per release; docs/facts.md "Podman"): with no `podman info` given,
+# the config tells the version line. Only the major is claimed.
+_CONF_KEY_SINCE = {"network.rootless_port_forwarder": "6"}
+
+
+def _version_from_conf(acc: _Acc, p: PodmanFacts) -> PodmanFacts:
+    for key, major in _CONF_KEY_SINCE.items():
+        if key in p.conf:
+            acc.notes.append(
+                f"containers.conf sets {key.split('.')[1]}, a Podman {major}.x key: read as "
+                f"Podman {major}.x (no `podman info` given)"
+            )
+            return replace(p, version=major)
+    return p
+
+
 def compose_texts(texts: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """The ``(name, text)`` pairs that are compose files: the host reads their ``.env`` and
     env files (host.compose_env) before :func:`from_texts`."""
@@ -655,6 +746,8 @@ def from_texts(
             podman or PodmanFacts(),
             PodmanFacts(conf=conf, conf_files=tuple(n for n, _ in acc.confs)),
         )
+    if podman is not None and podman.version is None:
+        podman = _version_from_conf(acc, podman)
     if podman is not None:
         podman = knowledge.podman_effective(podman)
         if acc.proc_handlers:
@@ -674,5 +767,6 @@ def from_texts(
         podman=podman,
         rootlesskits=tuple(acc.kits),
         compose=acc.compose,
+        quadlets=tuple(acc.quadlets),
         notes=tuple(acc.notes),
     )

@@ -23,9 +23,9 @@ from ..model import (
     Report,
     RootlessKitFacts,
 )
-from . import compose, containerd, docker_rk3, engine, interfaces, prereqs, registry
+from . import compose, containerd, docker_rk3, engine, interfaces, prereqs, quadlet, registry
 
-MODULES = (engine, docker_rk3, containerd, prereqs, compose, interfaces)
+MODULES = (engine, docker_rk3, containerd, prereqs, compose, quadlet, interfaces)
 
 
 def all_checks(facts: HostFacts) -> list[CheckResult]:

@@ -30,6 +30,7 @@ Need = Literal[
     "rootless-engine",
     "running containers",
     "compose file",
+    "quadlet unit",
     "--probe",
 ]
 
@@ -99,6 +100,12 @@ CHECKS: tuple[CheckSpec, ...] = (
     _c("COMPOSE-NET-ADMIN", "Fail2Ban services have NET_ADMIN", "compose file"),
     _c("COMPOSE-NETWORK-INTERFACE", "NETWORK_INTERFACE fits the network mode", "compose file"),
     _c("COMPOSE-PERMIT-DOCKER", "PERMIT_DOCKER with the source IPs seen", "compose file"),
+    # checks/quadlet.py
+    _c(
+        "QUADLET-NETWORK",
+        "a Quadlet unit's Network= keeps client IPs, per Podman version",
+        "quadlet unit",
+    ),
     # checks/interfaces.py
     _c(
         "CONTAINER-NETWORK-INTERFACE",
