@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from . import collect as collect_mod
 from .cli_fix import fix_app
 from .cli_probe import probe_command
 from .model import DoctorError
@@ -150,6 +149,8 @@ def check(
             raise DoctorError(
                 "--from ARCHIVE reads a collect archive alone: give no other --from or --compose"
             )
+        from . import collect as collect_mod
+
         label = str((from_files or [Path()])[0])
         facts, manifest = collect_mod.load(archive, label)
         header = (
@@ -235,6 +236,7 @@ def collect_command(
     import socket
 
     from . import apply, host, render
+    from . import collect as collect_mod
     from .checks import diagnose
     from .host.files import read
     from .host.system import processes
