@@ -160,6 +160,7 @@ def test_podman_user_defined_network(ru: stack.User, ns: stack.Netns) -> None:
         mine = container(engine(report, "podman"), "rdroot-bridge")
         assert mine["port_handler"] == "rootlessport", mine
         assert mine["source_ip_preserved"] is (seen == ns.client_addr) is False, mine
+        assert_seen(mine, seen, ns)
     finally:
         stack.podman(ru, "network", "rm", "-f", PODMAN_NET)
         idle(ru)
@@ -303,6 +304,7 @@ def test_fix_compose(ru: stack.User, ns: stack.Netns) -> None:
             assert result(before, "COMPOSE-NETWORK-MODE")["status"] == "fail"
             peer = container(engine(before, "podman"), "rdfix-peer")
             assert peer["source_ip_preserved"] is False, peer
+            assert_seen(peer, seen, ns)
 
             out = tool_ok(ru, "fix", "compose", f)
             fixed = (tmp / "compose.yaml").read_text()
@@ -322,6 +324,7 @@ def test_fix_compose(ru: stack.User, ns: stack.Netns) -> None:
             assert result(after, "COMPOSE-NETWORK-MODE")["status"] == "ok"
             peer = container(engine(after, "podman"), "rdfix-peer")
             assert peer["source_ip_preserved"] is True, peer
+            assert_seen(peer, seen, ns)
 
             tool_ok(ru, "fix", "undo", f)
             assert (tmp / "compose.yaml").read_text() == original
