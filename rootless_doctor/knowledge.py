@@ -1483,15 +1483,30 @@ def flag_drivers(flags: str | None) -> tuple[str | None, str | None]:
     return launcher_flag(flags, "net"), launcher_flag(flags, "port-driver")
 
 
+# What dockerd-rootless.sh reads (moby contrib/dockerd-rootless.sh; DETACH_NETNS from 29.5).
+DOCKERD_LAUNCHER_VARS = frozenset(
+    DOCKERD_VAR + v
+    for v in (
+        "STATE_DIR", "NET", "MTU", "PORT_DRIVER", "SLIRP4NETNS_SANDBOX", "SLIRP4NETNS_SECCOMP",
+        "DISABLE_HOST_LOOPBACK", "DETACH_NETNS", "FLAGS",
+    )
+)  # fmt: skip
+
+
+def _ignored_vars(names: Iterable[str], reads: frozenset[str]) -> list[str]:
+    prefixes = (CONTAINERD_VAR, DOCKERD_VAR, "CONTAINERD_ROOTLESS_", "DOCKERD_ROOTLESS_")
+    return sorted(n for n in names if n.startswith(prefixes) and n not in reads)
+
+
 def containerd_ignored_vars(names: Iterable[str]) -> list[str]:
     """Launcher-looking variables containerd-rootless.sh never reads (``DOCKERD_ROOTLESS_*`` in
     a containerd drop-in, misspellings): setting them changes nothing."""
-    return sorted(
-        n
-        for n in names
-        if n.startswith((CONTAINERD_VAR, DOCKERD_VAR, "CONTAINERD_ROOTLESS_", "DOCKERD_ROOTLESS_"))
-        and n not in CONTAINERD_LAUNCHER_VARS
-    )
+    return _ignored_vars(names, CONTAINERD_LAUNCHER_VARS)
+
+
+def docker_ignored_vars(names: Iterable[str]) -> list[str]:
+    """The same for dockerd-rootless.sh (``CONTAINERD_ROOTLESS_*`` in a docker drop-in, ...)."""
+    return _ignored_vars(names, DOCKERD_LAUNCHER_VARS)
 
 
 def containerd_default_drivers(tools: Mapping[str, Tool] | None = None) -> tuple[str | None, str]:

@@ -504,6 +504,9 @@ def _from_units(acc: _Acc) -> None:
         )
     if containerd_related:
         _containerd_units(acc, containerd_related)
+    for uname, utext in docker_related:
+        for var in knowledge.docker_ignored_vars(parse.unit_environment([(uname, utext)])):
+            acc.notes.append(f"{uname}: {var} is ignored: dockerd-rootless.sh never reads it")
     if docker_related:
         env = parse.unit_environment(docker_related)
         d = _docker_rootless_env(env)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from . import parse
-from .model import ContainerdFacts, Proc, RootlessKitFacts
+from .model import ContainerdFacts, Proc, PublishedPort, RootlessKitFacts
 from .parse import ParseError, _get, _json, _kit_from_component, _kit_from_text, _str
 
 Owner = Literal["docker", "containerd"]
@@ -149,6 +149,28 @@ def unit_facts(units: Sequence[tuple[str, str]]) -> tuple[ContainerdFacts, dict[
         ),
     )
     return facts, per_file
+
+
+def rootlesskit_ports(text: str) -> tuple[PublishedPort, ...]:
+    """RootlessKit's ``GET /v1/ports`` (rootlesskit pkg/api/openapi.yaml PortStatus: ``id`` and
+    ``spec`` with proto, parentIP, parentPort, childPort): the ports nerdctl published."""
+    data = _json(text)
+    if not isinstance(data, list):
+        raise ParseError("not a list of ports")
+    out = []
+    for item in data[:1000]:
+        spec = _get(item, "spec")
+        parent, child = _get(spec, "parentPort"), _get(spec, "childPort")
+        if isinstance(parent, int) and isinstance(child, int):
+            out.append(
+                PublishedPort(
+                    host_port=parent,
+                    container_port=child,
+                    protocol=_str(_get(spec, "proto")) or "tcp",
+                    host_ip=_str(_get(spec, "parentIP")) or "",
+                )
+            )
+    return tuple(out)
 
 
 def kit_owner(kit: RootlessKitFacts) -> Owner | None:

@@ -87,3 +87,14 @@ def test_fix_options_need_nothing_on_rootlesskit_3_builtin() -> None:
     assert all(o.userland_proxy is None for o in opts)
     old = kb.containerd_fix_options(running("1.1.0", "builtin"), SLIRP)
     assert [o.key for o in old if o.available] == ["slirp4netns"]
+
+
+def test_rootlesskit_ports_api_answer_is_read() -> None:
+    # rootlesskit pkg/api/openapi.yaml PortStatus (the shape rootlessctl list-ports prints from)
+    from rootless_doctor.parse_containerd import rootlesskit_ports
+
+    body = (
+        '[{"id":1,"spec":{"proto":"tcp","parentIP":"0.0.0.0","parentPort":8080,"childPort":8080}}]'
+    )
+    (p,) = rootlesskit_ports(body)
+    assert (p.host_port, p.container_port, p.protocol, p.host_ip) == (8080, 8080, "tcp", "0.0.0.0")

@@ -37,6 +37,10 @@ def test_rootless_containerd_verdict_matches_the_wire(
     assert e["rootlesskit_version"] == "1.1.0"
     assert (e["network_driver"], e["port_driver"]) == ("slirp4netns", port_driver)
     assert e["source_ip_preserved"] is kept
+    # the port nerdctl would publish, as RootlessKit's API lists it (GET /v1/ports)
+    (src,) = [x for x in report["checks"] if x["id"] == "CONTAINERD-SOURCE-IP"]
+    assert str(c.host_port) in src["detail"]
+    assert src["status"] == ("ok" if kept else "fail")
     # the RootlessKit is containerd's: not a standalone one, and not Docker's (the docker CLI is
     # installed here, so a Docker with no daemon may be listed, but not as running rootless)
     assert not [x for x in report["engines"] if x["engine"] == "rootlesskit"]

@@ -189,3 +189,18 @@ def test_bare_dockerd_error_line_is_read_not_refused() -> None:
     data = json.loads(cp.stdout)
     said = " ".join(data["notes"]) + " ".join(c["detail"] for c in data["checks"])
     assert "br_netfilter" in said or "bridge-nf-call-iptables" in said
+
+
+def test_containerd_variable_in_a_docker_dropin_is_ignored(tmp_path: Path) -> None:
+    # The docker-mailserver docs' drop-in with the other launcher's variable name.
+    d = tmp_path / "docker.service.d"
+    d.mkdir()
+    src = DATA / "systemd/docker-mailserver-docs-fail2ban-docker-rootless-override.conf"
+    (d / "override.conf").write_text(
+        src.read_text().replace("DOCKERD_ROOTLESS_", "CONTAINERD_ROOTLESS_")
+    )
+    _, data = check(d / "override.conf")
+    assert engine(data, "docker")["port_driver"] != "slirp4netns"
+    assert any(
+        "ignored" in n and "CONTAINERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER" in n for n in data["notes"]
+    )

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from .. import knowledge, parse_containerd
-from ..model import CmdOutput, ContainerdFacts, HostPaths, Proc
+from ..model import CmdOutput, ContainerdFacts, HostPaths, Proc, PublishedPort
 from .docker import unit_files
-from .files import is_dir, parsed, read_all
+from .files import is_dir, is_socket, parsed, read_all
 from .identity import runtime_path
-from .rootlesskit import rootlesskit_facts, rootlesskit_from_proc, top_rootlesskits
+from .rootlesskit import api_request, rootlesskit_facts, rootlesskit_from_proc, top_rootlesskits
 
 UNIT = "containerd.service"
 
@@ -80,6 +80,18 @@ def containerd_facts(
             paths, proc, procs, notes, sources, state_dir_hint=state_dir,
             extra=[from_nerdctl.running],
         )  # fmt: skip
+    published: tuple[PublishedPort, ...] = ()
+    api = paths.at(state_dir) / "api.sock" if state_dir and proc is not None else None
+    if api is not None and is_socket(api):
+        status, body, err = api_request(api, "GET", "/v1/ports")
+        if status == 200:
+            sources.append(f"{api} GET /v1/ports")
+            published = (
+                parsed(lambda: parse_containerd.rootlesskit_ports(body), f"{api} /v1/ports", notes)
+                or ()
+            )
+        elif err:
+            notes.append(f"RootlessKit ports not read: {err}")
     if len(kits) > 1:
         notes.append(f"{len(kits)} rootless containerd RootlessKits running; read the first")
     stopped = proc is None and state_there
@@ -90,6 +102,7 @@ def containerd_facts(
         version=from_nerdctl.version,
         nerdctl_version=from_nerdctl.nerdctl_version,
         running=running,
+        published=published,
         ignored_vars=tuple(ignored),
         notes=(f"{state_dir} exists but no rootlesskit runs containerd (stopped?)",)
         if stopped
