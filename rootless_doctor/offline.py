@@ -178,8 +178,9 @@ def recognise(text: str) -> str:
                 parse._loads(t)
             except parse._JsonError as e:
                 raise ParseError(f"looks like JSON but does not parse ({e})") from None
-    if any(len(line) > _RECOGNISE_LINE for line in t.splitlines()):
-        t = "\n".join(line[:_RECOGNISE_LINE] for line in t.splitlines())
+    lines = t.splitlines()
+    if max(map(len, lines)) > _RECOGNISE_LINE:
+        t = "\n".join(line[:_RECOGNISE_LINE] for line in lines)
     if re.search(r"(?m)^host:[ \t]*$", t) and re.search(r"(?m)^(version|store|Client):[ \t]*$", t):
         return "podman-info"
     if parse_containerd.is_nerdctl_info_text(t):
@@ -680,6 +681,8 @@ def compose_texts(texts: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     env files (host.compose_env) before :func:`from_texts`."""
     out = []
     for name, raw in texts:
+        if "services" not in raw:
+            continue  # no compose file: not worth a second full recognition of a long paste
         text = strip_paste_noise(raw)
         try:
             if recognise(text) == "compose":

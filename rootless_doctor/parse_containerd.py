@@ -62,6 +62,10 @@ def _components(text: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
 
 
 def is_nerdctl_version_text(text: str) -> bool:
+    # The text form has a `Server:` line and a ` containerd:` component line: found in one pass
+    # before the per-line reader runs (it cost seconds on MiBs of pasted lines that hold neither).
+    if not (re.search(r"(?m)^Server:", text) and re.search(r"(?m)^[ \t]containerd:", text)):
+        return False
     comps, _ = _components(text)
     return "containerd" in comps and "engine" not in comps and "version" in comps["containerd"]
 
