@@ -85,8 +85,9 @@ def pair_two_files(u: stack.User) -> bool:
         return any(f.read_bytes() != COMPOSE.read_bytes() for f in fs)
 
 
-def signalled(u: stack.User, signum: int, delay: float) -> tuple[bool, bool, bool, int | None]:
-    """(temp files left, traceback, undo did not restore, exit code)"""
+def signalled(u: stack.User, signum: int, delay: float) -> tuple[bool, str, bool, int | None]:
+    """(temp files left, where a traceback came from ("" without), undo did not restore, exit
+    code)"""
     with hostile.sandbox(u) as sb:
         f = sb.put("work/compose.yaml", COMPOSE.read_bytes())
         o = hostile.run(
@@ -95,9 +96,12 @@ def signalled(u: stack.User, signum: int, delay: float) -> tuple[bool, bool, boo
         )  # fmt: skip
         temps = [p for p in sb.base.rglob("*") if "rdtmp" in p.name]
         undone = sb.fix("--undo")
+        err = o.stderr + undone.stderr
+        frames = [ln.strip() for ln in err.splitlines() if ln.strip().startswith("File ")]
+        where = (frames[-1] if frames else "?") if "Traceback" in err else ""
         return (
             bool(temps),
-            "Traceback" in o.stderr + undone.stderr,
+            where,
             f.read_bytes() != COMPOSE.read_bytes(),
             o.code,
         )
@@ -163,21 +167,26 @@ def main() -> None:
     entries = sum(pair_two_files(u) for _ in range(args.pairs))
     print(f"| two fixes of two files: undo left a file modified | {args.pairs} | {entries} |")
     span = statistics.median(durations)
-    temps = tracebacks = not_restored = 0
+    temps = not_restored = 0
+    tracebacks: list[str] = []
     codes: dict[str, int] = {}
     for i in range(args.signals):
         signum = (signal.SIGTERM, signal.SIGINT)[i % 2]
-        t, tb, nr, code = signalled(u, signum, rng.uniform(0, span))
+        delay = rng.uniform(0, span)
+        t, tb, nr, code = signalled(u, signum, delay)
         temps += t
-        tracebacks += tb
+        if tb:
+            tracebacks.append(f"{signal.Signals(signum).name} at {delay:.2f} s: {tb}")
         not_restored += nr
         codes[str(code)] = codes.get(str(code), 0) + 1
     n = args.signals
     print(f"| signal at a random moment (0-{span:.2f} s): temp files left | {n} | {temps} |")
-    print(f"| signal at a random moment: traceback | {n} | {tracebacks} |")
+    print(f"| signal at a random moment: traceback | {n} | {len(tracebacks)} |")
     print(f"| signal at a random moment: undo did not restore | {n} | {not_restored} |")
     print(f"| (signal runs by exit code: {dict(sorted(codes.items()))}) | | |")
     print(f"| full state dir (64 KiB tmpfs) | 1 | {full_disk(u)} |")
+    for t in tracebacks:
+        print(f"traceback: {t}")
     stack.podman_reset(u)
 
 
