@@ -263,6 +263,18 @@ def docker_command(
             notes=notes,
             header="" if json_out else header,
         )
+        if restart and not dry_run and not any(p.changed for p in plans) and _drifted(facts):
+            # The drop-in was written before, the daemon never restarted: restart it now.
+            drift_steps = list(dict.fromkeys(st for p in plans for st in p.next_steps))
+
+            def run_say(argv: list[str]) -> None:
+                if not json_out:
+                    typer.echo(f"running: {shlex.join(argv)}")
+
+            if not json_out:
+                typer.echo("the daemon runs other drivers than its drop-in's: restarting it")
+            apply.restart(drift_steps, o, on_run=run_say)
+            _recheck(o, quiet=json_out)
         return
     # No systemd user manager (WSL, a container, OpenRC, a `su` session): nothing reads the
     # drop-in by itself. Say so, give the restart that works, and do it on --restart.

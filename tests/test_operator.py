@@ -129,12 +129,16 @@ def test_a_restart_by_hand_is_refused_with_the_reason(tmp_path, procs, problem) 
 
 
 def _fix_docker(tmp_path, monkeypatch, facts, *args):  # type: ignore[no-untyped-def]
+    import os
+    import pwd
+
     from typer.testing import CliRunner
 
     from rootless_doctor import cli_fix
     from rootless_doctor.model import HostPaths, Owner
 
-    o = Owner(name="alice", uid=4242, gid=4242, home=tmp_path / "home")
+    me = pwd.getpwuid(os.getuid())  # the owner is whoever runs the test: it owns tmp_path
+    o = Owner(name=me.pw_name, uid=me.pw_uid, gid=me.pw_gid, home=tmp_path / "home")
     monkeypatch.setattr(cli_fix, "owner", lambda: o)
     monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid))
     monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: facts)
@@ -159,3 +163,37 @@ def test_fix_docker_says_when_no_unit_reads_the_dropin(tmp_path, monkeypatch) ->
     assert "no systemd user manager here: nothing reads the drop-in by itself" in out
     assert "systemctl" not in out
     assert "DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns" in out and "dockerd-rootless.sh" in out
+
+
+def test_fix_docker_restart_after_drift_restarts(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Drop-in written earlier, daemon never restarted: --restart runs the restart (a recording
+    systemctl on PATH: this machine has no systemd), not "nothing to do"."""
+    from rootless_doctor import cli_fix
+    from rootless_doctor.fixes import docker as fix_docker
+    from rootless_doctor.model import RootlessKitFacts, Tool
+
+    log = tmp_path / "systemctl.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    rechecked: list[bool] = []
+    monkeypatch.setattr(cli_fix, "_recheck", lambda o, quiet: rechecked.append(quiet))
+    tools = {"slirp4netns": Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2.0")}
+    drifted = DockerFacts(
+        cli="/usr/bin/docker", rootless=True, version="20.10.24",
+        running=RootlessKitFacts(version="1.1.0", network_driver="slirp4netns",
+                                 port_driver="builtin"),
+        configured_net="slirp4netns", configured_port_driver="slirp4netns",
+    )  # fmt: skip
+    facts = HostFacts(user="alice", uid=4242, systemd_user=True, docker=drifted, tools=tools)
+    home = tmp_path / "home"
+    dropin = fix_docker.dropin_path(home / ".config")
+    dropin.parent.mkdir(parents=True)
+    first = _fix_docker(tmp_path, monkeypatch, facts)  # writes the drop-in, restarts nothing
+    assert "wrote" in first and dropin.exists() and not log.exists()
+    out = _fix_docker(tmp_path, monkeypatch, facts, "--restart")
+    assert "nothing to do" in out and "restarting it" in out
+    assert log.read_text() == "--user daemon-reload\n--user restart docker\n"
+    assert rechecked == [False]
