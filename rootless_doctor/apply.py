@@ -561,6 +561,9 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
             uid, gid = owner.uid, owner.gid
         else:
             uid, gid = os.geteuid(), os.getegid()
+    # Under sudo, the owner's own files in their home or in a directory of theirs are written
+    # with their rights: a directory they own can be swapped for a symlink after the checks.
+    mine = owner.via_sudo and state == owner and _theirs(path.parent, owner)
     entry = manifest.entries.get(key)
     old_entry = dict(entry) if entry is not None else None
     backup: Path | None = None
@@ -590,8 +593,6 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
             made.unlink(missing_ok=True)
         raise
     # (a signal during the save may come after its rename: the backup then stays, as it must)
-    # Under sudo, the owner's own files in their home are written with their rights.
-    mine = owner.via_sudo and state == owner and _is_under(path, owner.home)
     try:
         with _as_user(owner) if mine else contextlib.nullcontext():
             _makedirs(path.parent, owner)
@@ -607,6 +608,16 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
                 made.unlink(missing_ok=True)
         raise
     return Written(path=path, created=current is None, backup=backup)
+
+
+def _theirs(d: Path, owner: Owner) -> bool:
+    """Is ``d`` in the owner's home, or an existing directory of theirs?"""
+    if _is_under(d, owner.home):
+        return True
+    try:
+        return d.lstat().st_uid == owner.uid
+    except OSError:
+        return False
 
 
 def _written(entry: Mapping[str, object]) -> list[str]:

@@ -684,6 +684,39 @@ def test_sudo_refuses_a_root_owned_dir_in_the_home(sudo_owner: apply.Owner) -> N
     assert not f.exists() and not o.state_dir.exists()
 
 
+def test_sudo_write_in_a_dir_of_the_owners_swapped_after_the_checks(
+    sudo_owner: apply.Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owner's compose file outside their home, in a directory of theirs: they swap the
+    directory for a link to a root-owned one between the checks and the write (here: right
+    after the manifest is saved). The write is made with their rights: it fails there, and
+    root's directory is untouched."""
+    o = sudo_owner
+    work = o.home.parent / "work"
+    work.mkdir()
+    f = work / "compose.yaml"
+    f.write_text("a: 1\n")
+    for p in (work, f):
+        os.chown(p, 4242, 4243)
+    rootdir = o.home.parent / "root-owned"
+    rootdir.mkdir()
+    (rootdir / "compose.yaml").write_text("root's\n")
+    save = apply._Manifest.save
+
+    def save_then_swap(self: Any) -> None:
+        save(self)
+        if work.is_dir() and not work.is_symlink():
+            work.rename(o.home.parent / "work.moved")
+            work.symlink_to(rootdir)
+            os.lchown(work, 4242, 4243)  # the owner's link
+
+    monkeypatch.setattr(apply._Manifest, "save", save_then_swap)
+    with pytest.raises(DoctorError, match="permission denied"):
+        apply.write(FilePlan(path=f, before="a: 1\n", after="a: 2\n", what="w"), o)
+    assert (rootdir / "compose.yaml").read_text() == "root's\n"
+    assert [p.name for p in rootdir.iterdir()] == ["compose.yaml"]
+
+
 def test_a_failed_second_write_names_the_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
