@@ -21,6 +21,9 @@ caller, or ``SUDO_USER`` under sudo) is resolved in host/identity.py. A write:
 - writes a temp file in the same directory with the original mode (and owner), fsyncs it and
   ``os.replace``s it over the target (never a truncate-then-write, never through a symlink); the
   bytes are the planner's: a last line without a newline keeps having none;
+- under sudo, SUDO_USER's state directory, its lock and their own files in their home or in a
+  directory of theirs are written with their uid and groups (:func:`_as_user`): a directory
+  swapped for a symlink after the checks leads nowhere they could not write themselves;
 - SIGTERM and SIGHUP while writing end the run as Ctrl-C does (temp files removed).
 
 ``undo`` puts the original bytes back exactly (same way), or removes a file the fix created, and
