@@ -13,6 +13,7 @@ below are the captured RootlessKit 1.1.0 `/v1/info` with that key (and the versi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +243,9 @@ def fix_on(
 
     from rootless_doctor import apply
 
-    o = apply.Owner(name="t", uid=fake.paths.uid, gid=0, home=fake.home, via_sudo=False)
+    # The test runs as itself (root in CI): the fix writes with the owner's rights, so the owner
+    # is this process, as in tests/test_fixes.py.
+    o = apply.Owner(name="t", uid=os.geteuid(), gid=os.getegid(), home=fake.home, via_sudo=False)
     monkeypatch.setattr(cli_fix, "owner", lambda: o)
     monkeypatch.setattr(cli_fix, "host_paths", lambda _o: fake.paths)
     monkeypatch.setattr(
