@@ -56,6 +56,7 @@ from .model import (
     ContainerFacts,
     DockerFacts,
     PodmanFacts,
+    PublishedPort,
     RootlessKitFacts,
     Tool,
     Verdict,
@@ -336,6 +337,94 @@ def pasta_auto_skips_ephemeral(pasta_version: str | None) -> bool | None:
     return version_at_least(pasta_version, PASTA_AUTO_SKIPS_EPHEMERAL)
 
 
+# What a client gets from a host port pasta does not forward: nothing listens there.
+SEEN_REFUSED = "nothing: connection refused"
+
+
+def ephemeral_span(read: tuple[int, int] | None) -> tuple[int, int, str]:
+    """The range read from net.ipv4.ip_local_port_range (else Linux's default) and its label."""
+    first, last = read or LINUX_EPHEMERAL
+    return first, last, f"{first}-{last}" + ("" if read else " (Linux default; not read)")
+
+
+def in_ephemeral(
+    ports: Iterable[PublishedPort], read: tuple[int, int] | None
+) -> list[PublishedPort]:
+    """Published ports whose host port is in the ephemeral range (0: the engine picks one there)."""
+    first, last, _ = ephemeral_span(read)
+    return [p for p in ports if p.host_port == 0 or first <= p.host_port <= last]
+
+
+def docker_pasta_skips_ephemeral(
+    d: DockerFacts, tools: Mapping[str, Tool] | None
+) -> tuple[bool | None, str]:
+    """Does this rootless daemon's pasta (RootlessKit implicit: `--tcp-ports=auto`) leave
+    ephemeral-range host ports unforwarded? False for rootful Docker and every other driver pair;
+    None when the passt version is unknown. With the passt label ("passt 2026_10_02.cba3570")."""
+    pasta = (tools or {}).get("pasta")
+    version = pasta.version if pasta else None
+    label = f"passt {version}" if version else "passt (version unknown)"
+    if d.rootless is False:
+        return False, label
+    dr = docker_drivers(d, tools)
+    if not pasta_auto_forwarding(dr.network_driver, dr.port_driver):
+        return False, label
+    return pasta_auto_skips_ephemeral(version), label
+
+
+def ephemeral_remedy(read: tuple[int, int] | None, highest: int) -> str:
+    """Publish below the range, or (when there is room) move the range above ``highest``."""
+    first, last, _ = ephemeral_span(read)
+    remedy = f"publish on a host port below {first}"
+    if highest > 0 and highest + 1 < last:
+        conf = "/etc/sysctl.d/90-ip-local-port-range.conf"
+        remedy += (
+            "; or move the ephemeral range above it and restart the daemon (pasta reads the "
+            f"range when it starts): `echo 'net.ipv4.ip_local_port_range = {highest + 1} {last}' "
+            f"| sudo tee {conf}` `sudo sysctl --system` `{RESTART_DOCKER}`"
+        )
+    return remedy
+
+
+def _port_label(p: PublishedPort) -> str:
+    return f"{p.host_port or 'an ephemeral port'}->{p.container_port}"
+
+
+def _pasta_refuses(
+    v: Verdict,
+    d: DockerFacts,
+    c: ContainerFacts,
+    tools: Mapping[str, Tool] | None,
+    ephemeral: tuple[int, int] | None,
+) -> Verdict:
+    """A container's verdict with the host ports pasta does not forward (PASTA-EPHEMERAL-PORT):
+    a client connecting there is refused, so nothing arrives, neither its address nor another."""
+    bad = in_ephemeral(c.ports, ephemeral)
+    if not bad:
+        return v
+    skips, passt = docker_pasta_skips_ephemeral(d, tools)
+    if skips is not True:
+        return v
+    _, _, span = ephemeral_span(ephemeral)
+    listed = ", ".join(_port_label(p) for p in bad)
+    reason = (
+        f"{passt} with RootlessKit's implicit port driver does not forward host ports in the "
+        f"ephemeral range {span} (passt commit 4e09ddf0344): {listed} not forwarded, "
+        "connections refused"
+    )
+    good = [p for p in c.ports if p not in bad]
+    fix = ephemeral_remedy(ephemeral, max(p.host_port for p in bad))
+    if not good:
+        return Verdict(preserved=False, reason=reason, fix=fix, seen=SEEN_REFUSED)
+    others = ", ".join(_port_label(p) for p in good)
+    return Verdict(
+        preserved=False,
+        reason=f"{reason}; {others}: {v.reason}",
+        fix=fix,
+        seen=f"{SEEN_REFUSED} on {listed}; {v.seen or 'unknown'} on {others}",
+    )
+
+
 def _rk_label(version: str | None) -> str:
     return f"RootlessKit {version}" if version else "RootlessKit (version unknown)"
 
@@ -556,9 +645,14 @@ def _port_driver_verdict(
 
 
 def docker_container_verdict(
-    d: DockerFacts, c: ContainerFacts, tools: Mapping[str, Tool] | None = None
+    d: DockerFacts,
+    c: ContainerFacts,
+    tools: Mapping[str, Tool] | None = None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> Verdict:
-    """What one Docker container gets: host network keeps, none has no ports, else the daemon's."""
+    """What one Docker container gets: host network keeps, none has no ports, else the daemon's;
+    a host port pasta does not forward (in the ``ephemeral`` range read, else Linux's) is
+    refused."""
     base, _ = split_network_mode(c.network_mode)
     if base == "host":
         if d.rootless is False:
@@ -578,7 +672,7 @@ def docker_container_verdict(
     if base == "container":
         other = _find_container(d.containers, c.network_mode)
         if other is not None and other is not c:
-            v = docker_container_verdict(d, other, tools)
+            v = docker_container_verdict(d, other, tools, ephemeral)
             return Verdict(
                 preserved=v.preserved,
                 reason=f"shares {other.name}'s network: {v.reason}",
@@ -589,8 +683,8 @@ def docker_container_verdict(
     if v.seen == SEEN_DOCKER_GATEWAY and base not in (None, "bridge", "default"):
         # A user-defined network has its own bridge: its gateway (172.18.0.1 for the first one;
         # getalfredo/alfredo docker-modes-test, Docker 29.8.2) is what the server sees.
-        return replace(v, seen=f"172.x.0.1 (the gateway of network {base})")
-    return v
+        v = replace(v, seen=f"172.x.0.1 (the gateway of network {base})")
+    return _pasta_refuses(v, d, c, tools, ephemeral)
 
 
 def _find_container(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from conftest import DATA
 
 from rootless_doctor import knowledge as kb
 from rootless_doctor import parse
-from rootless_doctor.checks import engine
+from rootless_doctor.checks import docker_report, engine
 from rootless_doctor.host import system
 from rootless_doctor.model import (
     CmdOutput,
@@ -150,3 +151,57 @@ def test_the_check_is_in_the_report(tmp_path: Path) -> None:
     facts = host_facts(paths, "sid", docker_on_pasta(55377))
     ids = {c.id: c.status for c in engine.checks(facts)}
     assert ids["PASTA-EPHEMERAL-PORT"] == "fail"
+
+
+def _report_rows(facts: HostFacts) -> dict[str, tuple[bool | None, str, str]]:
+    assert facts.docker is not None
+    rows = docker_report(facts, facts.docker).containers
+    return {r.name: (r.source_ip_preserved, r.seen_address, r.reason) for r in rows}
+
+
+def test_container_on_an_unforwarded_port_is_not_kept(tmp_path: Path) -> None:
+    # sid's passt 2026_10_02: 55377 is refused, 29149 keeps the client; the per-container verdict,
+    # the CONTAINER-SOURCE-IP result and PASTA-EPHEMERAL-PORT agree.
+    paths = fake_root(tmp_path, "sid")
+    facts = host_facts(paths, "sid", docker_on_pasta(29149, 55377))
+    rows = _report_rows(facts)
+    preserved, seen, reason = rows["web55377"]
+    assert (preserved, seen) == (False, kb.SEEN_REFUSED), reason
+    assert "55377->8080 not forwarded" in reason and "32768-60999" in reason
+    assert rows["web29149"][:2] == (True, kb.SEEN_CLIENT)
+    by_name = {r.container: r for r in engine.checks(facts) if r.id == "CONTAINER-SOURCE-IP"}
+    assert by_name["web55377"].status == "fail"
+    assert "below 32768" in by_name["web55377"].remedy
+    assert by_name["web29149"].status == "ok"
+
+
+def test_container_verdict_follows_the_range_and_the_passt_version(tmp_path: Path) -> None:
+    # The same port, forwarded: above a moved range, and with trixie's passt 2025_05 (still
+    # scanning every port). The engine check agrees each time.
+    moved = fake_root(tmp_path, "sid", port_range="60000\t61000\n")
+    facts = host_facts(moved, "sid", docker_on_pasta(55377))
+    assert _report_rows(facts)["web55377"][:2] == (True, kb.SEEN_CLIENT)
+    assert engine.pasta_ephemeral_port(facts, facts.docker).status == "ok"  # type: ignore[arg-type]
+    trixie = fake_root(tmp_path, "trixie")
+    facts = host_facts(trixie, "trixie", docker_on_pasta(48089))
+    assert _report_rows(facts)["web48089"][:2] == (True, kb.SEEN_CLIENT)
+    assert engine.pasta_ephemeral_port(facts, facts.docker).status == "warn"  # type: ignore[arg-type]
+
+
+def test_mixed_ports_name_both(tmp_path: Path) -> None:
+    paths = fake_root(tmp_path, "sid")
+    d = docker_on_pasta()
+    c = ContainerFacts(
+        engine="docker",
+        name="both",
+        network_mode="bridge",
+        ports=(
+            PublishedPort(host_port=8080, container_port=80),
+            PublishedPort(host_port=40000, container_port=443),
+        ),
+    )
+    facts = host_facts(paths, "sid", replace(d, containers=(c,)))
+    v = kb.docker_container_verdict(facts.docker, c, facts.tools, facts.ephemeral_ports)  # type: ignore[arg-type]
+    assert v.preserved is False
+    assert v.seen == f"{kb.SEEN_REFUSED} on 40000->443; {kb.SEEN_CLIENT} on 8080->80"
+    assert "move the ephemeral range above it" in v.fix and "40001 60999" in v.fix

@@ -56,7 +56,7 @@ def docker_report(facts: HostFacts, d: DockerFacts) -> EngineReport:
         net, port, rk_version = dr.network_driver, dr.port_driver, dr.rootlesskit_version
     containers = []
     for c in d.containers:
-        cv = kb.docker_container_verdict(d, c, facts.tools)
+        cv = kb.docker_container_verdict(d, c, facts.tools, facts.ephemeral_ports)
         containers.append(
             ContainerReport(
                 name=c.name,

@@ -124,7 +124,7 @@ def service_verdict(engine: ComposeEngine, s: ComposeService, facts: HostFacts) 
                 reason=f"network_mode {s.network_mode!r} is Podman syntax; Docker rejects it",
                 fix=f"`{kb.FIX_COMPOSE}` (remove it; Docker's port driver decides)",
             )
-        return kb.docker_container_verdict(engine.docker, c, facts.tools)
+        return kb.docker_container_verdict(engine.docker, c, facts.tools, facts.ephemeral_ports)
     if base == "slirp4netns" and s.networks:
         mode = kb.keep_ip_mode(engine.podman, facts.tools)
         return Verdict(

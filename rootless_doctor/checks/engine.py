@@ -265,13 +265,9 @@ def pasta_ephemeral_port(facts: HostFacts, d: DockerFacts) -> CheckResult:
             f"network {dr.network_driver or '?'}, port driver {dr.port_driver or '?'}: each "
             "published port is forwarded by itself (no pasta automatic forwarding)",
         )
-    first, last = facts.ephemeral_ports or kb.LINUX_EPHEMERAL
-    span = f"{first}-{last}" + ("" if facts.ephemeral_ports else " (Linux default; not read)")
-    pasta = facts.tools.get("pasta")
-    version = pasta.version if pasta else None
-    skips = kb.pasta_auto_skips_ephemeral(version)
-    passt = f"passt {version}" if version else "passt (version unknown)"
-    inside = [(c, p) for c in d.containers for p in c.ports if first <= p.host_port <= last]
+    _, _, span = kb.ephemeral_span(facts.ephemeral_ports)
+    skips, passt = kb.docker_pasta_skips_ephemeral(d, facts.tools)
+    inside = [(c, p) for c in d.containers for p in kb.in_ephemeral(c.ports, facts.ephemeral_ports)]
     dynamic = f"`-p 0:PORT` and `-P` pick host ports from {span} too"
     if not inside:
         later = (
@@ -287,15 +283,7 @@ def pasta_ephemeral_port(facts: HostFacts, d: DockerFacts) -> CheckResult:
     listed = ", ".join(f"{c.name} {p.host_port}->{p.container_port}" for c, p in inside[:8])
     if len(inside) > 8:
         listed += f" (+{len(inside) - 8} more)"
-    highest = max(p.host_port for _, p in inside)
-    remedy = f"publish on a host port below {first}"
-    if highest + 1 < last:
-        conf = "/etc/sysctl.d/90-ip-local-port-range.conf"
-        remedy += (
-            "; or move the ephemeral range above it and restart the daemon (pasta reads the "
-            f"range when it starts): `echo 'net.ipv4.ip_local_port_range = {highest + 1} {last}' "
-            f"| sudo tee {conf}` `sudo sysctl --system` `{kb.RESTART_DOCKER}`"
-        )
+    remedy = kb.ephemeral_remedy(facts.ephemeral_ports, max(p.host_port for _, p in inside))
     if skips is True:
         return res(
             "fail",
@@ -379,7 +367,7 @@ def podman6_slirp4netns(p: PodmanFacts) -> CheckResult:
 
 def container_verdict(facts: HostFacts, c: ContainerFacts) -> Verdict:
     if c.engine == "docker" and facts.docker is not None:
-        return kb.docker_container_verdict(facts.docker, c, facts.tools)
+        return kb.docker_container_verdict(facts.docker, c, facts.tools, facts.ephemeral_ports)
     if c.engine == "podman" and facts.podman is not None:
         return kb.podman_container_verdict(facts.podman, c, facts.tools)
     return Verdict(preserved=None, reason=f"no {c.engine} facts to judge {c.name} by")
