@@ -34,7 +34,7 @@ from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-CI_EXAMPLES = {"from": 60, "writer": 5, "sysctl": 3}
+CI_EXAMPLES = {"from": 60, "combined": 20, "writer": 5, "sysctl": 3}
 _COMMON = {
     "deadline": None,  # whole processes on a shared machine; hangs are caught by hostile.run
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -134,6 +134,29 @@ def test_check_from_any_mutation_is_bounded(case: tuple[Path, bytes], tmp_path: 
     else:
         report = json.loads(o.stdout)
         assert set(report) >= SCHEMA_KEYS, (src.name, sorted(report))
+
+
+@settings(max_examples=examples("combined"))
+@given(cases=st.lists(mutated(), min_size=2, max_size=3), stdin=st.booleans())
+def test_check_from_several_mutated_files_combine_within_bounds(
+    cases: list[Case], stdin: bool, tmp_path: Path
+) -> None:
+    """Several pastes combine into one picture (offline merge): hostile ones too; the first may
+    come on standard input (`--from -`)."""
+    args = ["check", "--json"]
+    names = []
+    for i, (_, data) in enumerate(cases):
+        f = tmp_path / f"paste-{i}.txt"
+        f.write_bytes(data)
+        names.append(str(f))
+        args += ["--from", "-" if stdin and i == 0 else str(f)]
+    o = hostile.run(args, hang_s=30, stdin=cases[0][1] if stdin else None)
+    hostile.assert_bounded(o)
+    if o.code == 2:
+        line = hostile.one_line_error(o)
+        assert any(n in line for n in names[stdin:]) or "stdin" in line or "-:" in line, line
+    else:
+        assert set(json.loads(o.stdout)) >= SCHEMA_KEYS
 
 
 # --------------------------------------------------------------------------- writers
