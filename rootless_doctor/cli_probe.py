@@ -95,6 +95,7 @@ _VERDICT_STYLE = {"preserved": "bold green", "lost": "bold red", "could not run"
 
 
 def _print(results: list[ProbeResult], note: str) -> None:
+    from . import knowledge as kb
     from .checks import probe
     from .render import print_lines
 
@@ -114,7 +115,7 @@ def _print(results: list[ProbeResult], note: str) -> None:
             )
         )
         if r.ran:
-            why = probe.explain(r.observed) if not r.preserved else ""
+            why = kb.explain_seen(r.observed) if not r.preserved else ""
             lines.append(("", f"  connected from {r.source}, the listener saw {r.observed}"))
             if why:
                 lines.append(("", f"  {r.observed}: {why}"))

@@ -14,6 +14,8 @@ Each decision is made here once; checks, fixes and parsers call it:
 - the interface a network mode gives (tap0 / the host's / eth0): ``mode_interface``
 - the lowest port a rootless engine binds: ``port_limit`` (``PRIVILEGED_PORT_LIMIT``)
 - is a service docker-mailserver: ``is_mailserver``
+- which forwarder an address a server saw points at: ``explain_seen``; host ports pasta's
+  automatic forwarding leaves out: ``docker_pasta_skips_ephemeral``, ``in_ephemeral``
 - rootless containerd (nerdctl): its drivers ``containerd_drivers`` (launcher defaults
   ``containerd_default_drivers``, ``FLAGS`` last-wins ``flag_drivers``), ``containerd_verdict``,
   variables its launcher ignores ``containerd_ignored_vars``, fix choices ``containerd_fix_options``
@@ -43,6 +45,7 @@ Upstream sources (facts as of 2026-12; the details with their sources are in doc
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -487,6 +490,34 @@ SEEN_LOOPBACK = "127.0.0.1"  # RootlessKit builtin < 3 dials from the child's lo
 SEEN_DOCKER_GATEWAY = "172.17.0.1"
 SEEN_ROOTLESSPORT_SLIRP = "10.0.2.100"  # Podman rootlessport with slirp4netns
 SEEN_GVISOR = "10.0.2.1"  # gvisor-tap-vsock port driver (rootlesskit issue 573)
+
+# What a lost client address typically turns into, and which forwarder that points at
+# (docs/facts.md "Why source IPs get lost"): for the probe's findings.
+_SEEN_FROM = {
+    SEEN_LOOPBACK: "RootlessKit's builtin port driver reconnects from inside the namespace",
+    SEEN_ROOTLESSPORT_SLIRP: "Podman's rootlessport forwarder (slirp4netns, default port handler)",
+    "10.0.2.2": "slirp4netns gateway: the client was on loopback",
+    SEEN_GVISOR: "RootlessKit's gvisor-tap-vsock port driver (rootlesskit issue 573)",
+    PASTA_MAPPED_HOST: "pasta's --map-guest-addr: a client on this host's own address; "
+    "remote clients keep theirs",
+}
+
+
+def explain_seen(observed: str) -> str:
+    """Which forwarder an address a server saw points at ("" when it is not a known local one)."""
+    if observed in _SEEN_FROM:
+        return _SEEN_FROM[observed]
+    try:
+        ip = ipaddress.ip_address(observed)
+    except ValueError:
+        return ""
+    if ip in ipaddress.ip_network("172.16.0.0/12") and observed.endswith(".0.1"):
+        return "the rootless Docker bridge gateway (docker-proxy reconnects from inside)"
+    if ip in ipaddress.ip_network("10.89.0.0/16"):
+        return "a Podman rootless bridge network (rootlessport)"
+    return ""
+
+
 # rootlesskit PR 596 / issue 592: RootlessKit 3.0.0 builtin drops UDP replies to non-loopback
 # clients (Docker 29.5.0 to 29.5.2); 3.0.1 falls back to the non-transparent path for UDP.
 RK_UDP_FIXED = "3.0.1"

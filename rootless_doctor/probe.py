@@ -59,7 +59,6 @@ from types import FrameType
 from . import host
 from . import knowledge as kb
 from .checks.probe import expected_from
-from .checks.probe import with_probes as with_probes  # for cli/cli_fix until they import it
 from .host import files as host_files
 from .host import system as host_system
 from .model import (

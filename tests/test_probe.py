@@ -25,6 +25,7 @@ import rdtool
 import stack
 
 from rootless_doctor import host, probe
+from rootless_doctor import knowledge as kb
 from rootless_doctor.checks import probe as findings
 from rootless_doctor.model import EngineReport, ProbeResult, Report
 
@@ -107,11 +108,11 @@ def test_as_checks_statuses() -> None:
 
 
 def test_explain_known_addresses() -> None:
-    assert "builtin" in findings.explain("127.0.0.1")
-    assert "rootlessport" in findings.explain("10.0.2.100")
-    assert "Docker bridge gateway" in findings.explain("172.17.0.1")
-    assert "bridge network" in findings.explain("10.89.0.7")
-    assert findings.explain("10.200.0.1") == ""
+    assert "builtin" in kb.explain_seen("127.0.0.1")
+    assert "rootlessport" in kb.explain_seen("10.0.2.100")
+    assert "Docker bridge gateway" in kb.explain_seen("172.17.0.1")
+    assert "bridge network" in kb.explain_seen("10.89.0.7")
+    assert kb.explain_seen("10.200.0.1") == ""
 
 
 def test_expected_from_report_per_rootlesskit_instance() -> None:
@@ -222,7 +223,7 @@ def test_pasta_map_guest_addr_counts_as_kept() -> None:
     r = _r(engine="podman", observed="169.254.1.2", preserved=True, used="podman run")
     (main,) = findings.as_checks(r)
     assert main.status == "ok" and "map-guest-addr" in main.detail
-    assert "gvisor-tap-vsock" in findings.explain("10.0.2.1")
+    assert "gvisor-tap-vsock" in kb.explain_seen("10.0.2.1")
 
 
 def test_static_elf_detection() -> None:

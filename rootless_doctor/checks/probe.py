@@ -5,24 +5,12 @@ and its cleanup are in rootless_doctor/probe.py.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import replace
 
 from .. import knowledge as kb
 from ..model import CheckResult, ProbeResult, Report
 from .registry import PROBE_DISAGREES_ID, PROBE_ID
-
-# What a lost client address typically turns into, and which forwarder that points at
-# (docs/facts.md "Why source IPs get lost").
-_KNOWN_LOCAL = {
-    "127.0.0.1": "RootlessKit's builtin port driver reconnects from inside the namespace",
-    "10.0.2.100": "Podman's rootlessport forwarder (slirp4netns, default port handler)",
-    "10.0.2.2": "slirp4netns gateway: the client was on loopback",
-    "10.0.2.1": "RootlessKit's gvisor-tap-vsock port driver (rootlesskit issue 573)",
-    kb.PASTA_MAPPED_HOST: "pasta's --map-guest-addr: a client on this host's own address; "
-    "remote clients keep theirs",
-}
 
 
 def verdict_word(r: ProbeResult) -> str:
@@ -31,26 +19,10 @@ def verdict_word(r: ProbeResult) -> str:
     return "preserved" if r.preserved else "lost"
 
 
-def explain(observed: str) -> str:
-    """Which forwarder an observed address points at ("" when it is not a known local one)."""
-    if observed in _KNOWN_LOCAL:
-        return _KNOWN_LOCAL[observed]
-    try:
-        ip = ipaddress.ip_address(observed)
-    except ValueError:
-        return ""
-    if ip in ipaddress.ip_network("172.16.0.0/12") and observed.endswith(".0.1"):
-        return "the rootless Docker bridge gateway (docker-proxy reconnects from inside)"
-    if ip in ipaddress.ip_network("10.89.0.0/16"):
-        return "a Podman rootless bridge network (rootlessport)"
-    return ""
-
-
 _RESTART = {
     "docker": (
-        "the running daemon still forwards with the old port driver: "
-        "`systemctl --user daemon-reload && systemctl --user restart docker`, then recreate the "
-        "containers"
+        f"the running daemon still forwards with the old port driver: `{kb.RESTART_DOCKER}`, "
+        "then recreate the containers"
     ),
     "podman": (
         "podman did not apply the configured network options to a new container: check which "
@@ -69,7 +41,7 @@ def disagreement(r: ProbeResult) -> CheckResult | None:
     if not r.ran or r.preserved is None or r.expected is None or r.expected == r.preserved:
         return None
     if r.expected and not r.preserved:
-        why = explain(r.observed)
+        why = kb.explain_seen(r.observed)
         return CheckResult(
             id=PROBE_DISAGREES_ID[r.engine],
             title=f"{r.engine}: configured to keep client IPs, but they are lost",
@@ -108,7 +80,7 @@ def as_checks(r: ProbeResult) -> tuple[CheckResult, ...]:
             engine=r.engine,
         )
     else:
-        why = explain(r.observed) if r.observed != r.source else ""
+        why = kb.explain_seen(r.observed) if r.observed != r.source else ""
         main = CheckResult(
             id=PROBE_ID[r.engine],
             title=f"{r.engine}: client IP {word} (probed)",
