@@ -27,9 +27,14 @@ def ids(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_fix_containerd_then_restart_keeps_the_client(u: stack.User, ns: stack.Netns) -> None:
-    dropin_dir = Path(u.home, ".config/systemd/user/containerd.service.d")
+    h = Path(u.home)
+    dropin_dir = h / ".config/systemd/user/containerd.service.d"
     dropin = dropin_dir / "override.conf"
     assert not dropin.exists()
+    # what the fix (and its backups) may add: gone afterwards, as the other fix tests expect
+    added = [".config/systemd", ".config/systemd/user", ".local/state"]
+    added += [".local/state/rootless-doctor", ".config/systemd/user/containerd.service.d"]
+    absent = [h / p for p in added if not (h / p).exists()]
     try:
         with containerd_stack.rootless_containerd(u, port_driver="builtin") as c:
             lost = stack.ask_from_netns(ns, ns.host_addr, c.host_port)
@@ -56,6 +61,7 @@ def test_fix_containerd_then_restart_keeps_the_client(u: stack.User, ns: stack.N
         assert cp.returncode == 0, cp.stderr + cp.stdout
         assert not dropin.exists()
     finally:
-        shutil.rmtree(dropin_dir, ignore_errors=True)
+        for p in absent:
+            shutil.rmtree(p, ignore_errors=True)
     stack.podman_reset(u)
     assert stack.leftovers(u) == []
