@@ -210,6 +210,19 @@ FLAGS_ENV = "DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS"
 _MAX_FLAG_WORDS = 512
 
 
+def driver_drift(
+    configured: tuple[str | None, str | None], running: tuple[str | None, str | None]
+) -> list[str]:
+    """(net, port driver) configured for a launcher vs the running RootlessKit's: what differs,
+    one phrase each (none where a side is unknown). A drop-in written but the
+    daemon not restarted shows here."""
+    out = []
+    for var, cfg, run in zip(("NET", "PORT_DRIVER"), configured, running, strict=True):
+        if cfg is not None and run and cfg != run:
+            out.append(f"{var}={cfg} configured, {run} running")
+    return out
+
+
 def launcher_flag(flags: str | None, name: str, *, boolean: bool = False) -> str | None:
     """The last value of ``--NAME=V`` / ``--NAME V`` / ``-NAME=V`` in the launcher's FLAGS (a
     ``boolean`` flag takes a value only after ``=``; alone it is "true")."""

@@ -513,3 +513,12 @@ def test_podman_keep_ip_mode(version: str, pasta: bool, mode: str) -> None:
     c = ContainerFacts(engine="podman", name="x", network_mode="bridge")
     v = kb.podman_container_verdict(p, c)
     assert f"network_mode {mode}" in v.fix
+
+
+def test_driver_drift_names_what_differs() -> None:
+    assert kb.driver_drift(("pasta", "implicit"), ("slirp4netns", "builtin")) == [
+        "NET=pasta configured, slirp4netns running",
+        "PORT_DRIVER=implicit configured, builtin running",
+    ]
+    assert kb.driver_drift((None, "implicit"), ("pasta", "implicit")) == []
+    assert kb.driver_drift(("pasta", None), (None, "builtin")) == []  # running net not read

@@ -189,11 +189,7 @@ def docker_driver_drift(facts: HostFacts, d: DockerFacts) -> CheckResult:
             "(launcher defaults)",
         )
     where = d.unit_files[-1] if d.unit_files else "the docker user unit"
-    diffs: list[str] = []
-    if cfg_net is not None and run_net is not None and cfg_net != run_net:
-        diffs.append(f"NET={cfg_net} configured, {run_net} running")
-    if cfg_port is not None and run_port is not None and cfg_port != run_port:
-        diffs.append(f"PORT_DRIVER={cfg_port} configured, {run_port} running")
+    diffs = kb.driver_drift((cfg_net, cfg_port), (run_net, run_port))
     if not diffs:
         return res("ok", f"{running}, as configured in {where}")
     after = kb.docker_verdict(replace(d, running=None), facts.tools)
