@@ -943,12 +943,15 @@ def podman_conf_port_handler(p: PodmanFacts) -> str | None:
 
 
 def podman_default_network(p: PodmanFacts) -> tuple[str | None, str]:
-    """(network command a rootless ``podman run`` uses, where that was learned)."""
+    """(network command a rootless ``podman run`` uses, where that was learned).
+
+    ``podman info`` (5.1+) wins: it reports what Podman resolved from the whole containers.conf
+    chain, while a pasted conf may be one file of several; the conf only when info lacks it."""
+    if p.rootless_network_cmd:
+        return p.rootless_network_cmd, "podman info rootlessNetworkCmd"
     conf = conf_str(p.conf, "network.default_rootless_network_cmd")
     if conf:
         return conf, "containers.conf default_rootless_network_cmd"
-    if p.rootless_network_cmd:
-        return p.rootless_network_cmd, "podman info rootlessNetworkCmd"
     m = major(p.version)
     if m is None:
         return None, "Podman version unknown"
@@ -960,40 +963,6 @@ def podman_port_forwarder(p: PodmanFacts) -> str:
     """What forwards ports of rootless bridge networks: rootlessport, or pasta on Podman 6."""
     value = p.rootless_port_forwarder or conf_str(p.conf, "network.rootless_port_forwarder")
     return value or "rootlessport"
-
-
-def podman_effective(p: PodmanFacts) -> PodmanFacts:
-    """``p`` with Podman's *effective* defaults filled in from what is known.
-
-    The rootless network command: ``podman info`` if it shows one (5.1+), else
-    :func:`podman_default_network`. The port forwarder on Podman 6 (:func:`podman_port_forwarder`).
-    Containers: a slirp4netns container without its own ``port_handler`` takes containers.conf's;
-    a bridge container forwards through pasta when the forwarder is pasta, and through nothing
-    when Podman runs as root.
-    """
-    m = major(p.version)
-    cmd = p.rootless_network_cmd or podman_default_network(p)[0]
-    fwd = p.rootless_port_forwarder
-    if m is not None and m >= 6:
-        fwd = podman_port_forwarder(p)
-    conf_handler = podman_conf_port_handler(p)
-    containers = []
-    for c in p.containers:
-        if (
-            c.network_mode == "slirp4netns"
-            and conf_handler
-            and not any("port_handler=" in a for a in c.create_command)
-        ):
-            c = replace(c, port_handler=conf_handler)
-        if c.port_handler == "rootlessport":
-            if p.rootless is False:
-                c = replace(c, port_handler=None)
-            elif fwd == "pasta":
-                c = replace(c, port_handler="pasta")
-        containers.append(c)
-    return replace(
-        p, rootless_network_cmd=cmd, rootless_port_forwarder=fwd, containers=tuple(containers)
-    )
 
 
 def _bridge_caveat(p: PodmanFacts) -> str:
@@ -1056,16 +1025,21 @@ def podman_engine_verdict(p: PodmanFacts) -> Verdict:
     )
 
 
-def podman_container_handler(c: ContainerFacts) -> str | None:
-    """The slirp4netns port handler of a container, from what was read about it."""
-    if c.port_handler:
-        return "rootlesskit" if c.port_handler == "rootlessport" else c.port_handler
+def podman_container_handler(p: PodmanFacts, c: ContainerFacts) -> str | None:
+    """The slirp4netns port handler of a container: its own option when it has one, else
+    containers.conf ``[engine] network_cmd_options`` (applied when a plain ``slirp4netns``
+    container starts, over the parser's default guess), else what was read about it."""
     _, opts = split_network_mode(c.network_mode)
     if "port_handler" in opts:
         return opts["port_handler"]
     for arg in c.create_command:
         if "port_handler=" in arg:
             return arg.split("port_handler=", 1)[1].split(",", 1)[0]
+    conf = podman_conf_port_handler(p) if c.network_mode == "slirp4netns" else None
+    if conf:
+        return conf
+    if c.port_handler:
+        return "rootlesskit" if c.port_handler == "rootlessport" else c.port_handler
     return None
 
 
@@ -1085,18 +1059,29 @@ def podman_inspect_port_handler(mode: str | None, *, rootful: bool | None) -> st
 
 
 def podman_port_handler(p: PodmanFacts, c: ContainerFacts) -> str | None:
-    """What forwards one container's published ports: its own handler when read, else pasta,
-    the slirp4netns handler, or the bridge-network forwarder; None for host/none/container."""
-    if c.port_handler:
-        return c.port_handler
+    """What forwards one container's published ports: pasta, the slirp4netns handler
+    (:func:`podman_container_handler`), or the bridge-network forwarder (rootlessport, or pasta
+    with Podman 6's ``rootless_port_forwarder``); None for host/none/container, and for rootful
+    bridge networks (netavark DNAT, no rootless port handler). The one derivation for the live
+    and the ``--from`` route: facts hold what was read."""
     base, _ = split_network_mode(c.network_mode)
     if base == "slirp4netns":
-        return podman_container_handler(c) or "rootlesskit"
-    if base == "pasta":
-        return "pasta"
-    if base in (None, "host", "none", "container"):
+        return podman_container_handler(p, c) or "rootlesskit"
+    if c.port_handler and c.port_handler != "rootlessport":
+        return c.port_handler
+    if c.port_handler is None:
+        if base == "pasta":
+            return "pasta"
+        if base in (None, "host", "none", "container"):
+            return None
+    if p.rootless is False:
         return None
-    return podman_port_forwarder(p)
+    m = major(p.version)
+    if c.port_handler is None or (m is not None and m >= 6):
+        fwd = podman_port_forwarder(p)
+    else:  # rootless_port_forwarder is read from Podman 6 on; earlier only info could say
+        fwd = p.rootless_port_forwarder or "rootlessport"
+    return "pasta" if fwd == "pasta" else c.port_handler or fwd
 
 
 def podman_container_verdict(
@@ -1148,7 +1133,7 @@ def podman_container_verdict(
                 reason=f"{pv} removed slirp4netns: this container will not start",
                 fix=f"`{PODMAN_MIGRATE}` (switches it to pasta), then `{FIX_PODMAN}`",
             )
-        handler = podman_container_handler(c) or "rootlesskit"
+        handler = podman_container_handler(p, c) or "rootlesskit"
         if handler == "slirp4netns":
             return Verdict(
                 preserved=True,

@@ -754,16 +754,14 @@ def from_texts(
         )
     if podman is not None and podman.version is None:
         podman = _version_from_conf(acc, podman)
-    if podman is not None:
-        podman = knowledge.podman_effective(podman)
-        if acc.proc_handlers:
-            # processes outrank the defaults, but only for containers the inspect output named
-            seen = []
-            for c in podman.containers:
-                for cid, handler in acc.proc_handlers.items():
-                    if c.id and (c.id.startswith(cid) or cid.startswith(c.id)):
-                        seen.append(replace(c, port_handler=handler))
-            podman = merge(podman, PodmanFacts(containers=tuple(seen)))
+    if podman is not None and acc.proc_handlers:
+        # processes outrank the defaults, but only for containers the inspect output named
+        seen = []
+        for c in podman.containers:
+            for cid, handler in acc.proc_handlers.items():
+                if c.id and (c.id.startswith(cid) or cid.startswith(c.id)):
+                    seen.append(replace(c, port_handler=handler))
+        podman = merge(podman, PodmanFacts(containers=tuple(seen)))
 
     return HostFacts(
         offline=True,

@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import DATA
 
-from rootless_doctor import host
+from rootless_doctor import host, knowledge
 from rootless_doctor.model import ContainerFacts, DoctorError, HostFacts, PodmanFacts
 from rootless_doctor.offline import KINDS, from_texts, merge, recognise
 from rootless_doctor.parse import ParseError
@@ -209,7 +210,8 @@ def test_podman_info_conf_inspect() -> None:
     p = h.podman
     assert p is not None
     assert (p.version, p.rootless, p.slirp4netns_version) == ("4.3.1", True, "1.2.0")
-    assert p.rootless_network_cmd == "slirp4netns"  # 4.x default: not in info, not in conf
+    assert p.rootless_network_cmd is None  # facts hold what was read: not in info, not in conf
+    assert knowledge.podman_default_network(p) == ("slirp4netns", "Podman 4.3.1 default")
     assert p.conf["engine.runtime"] == "runc"
     assert len(p.conf_files) == 1
     handlers = {c.name: c.port_handler for c in p.containers}
@@ -228,7 +230,12 @@ def test_podman_conf_decides_network_cmd_and_handler() -> None:
             DATA / "containers-conf/user-snippet-devcontainer-network-slirp4netns.conf",
         ]
     )
-    assert h.podman is not None and h.podman.rootless_network_cmd == "pasta"  # info wins
+    assert h.podman is not None
+    # podman info reports what Podman resolved from the whole conf chain: it wins over one file
+    assert knowledge.podman_default_network(h.podman) == (
+        "pasta",
+        "podman info rootlessNetworkCmd",
+    )
     h = gather_offline(
         [
             DATA / "containers-conf/user-snippet-devcontainer-network-slirp4netns.conf",
@@ -238,9 +245,15 @@ def test_podman_conf_decides_network_cmd_and_handler() -> None:
         ]
     )
     p = h.podman
-    assert p is not None and p.rootless_network_cmd == "slirp4netns"  # from the conf
+    assert p is not None and p.rootless_network_cmd is None
+    assert knowledge.podman_default_network(p) == (
+        "slirp4netns",
+        "containers.conf default_rootless_network_cmd",
+    )
     [c] = p.containers
-    assert c.port_handler == "slirp4netns"  # engine.network_cmd_options applies at start
+    assert c.port_handler == "rootlesskit"  # what inspect says; the conf applies at start:
+    assert knowledge.podman_port_handler(p, c) == "slirp4netns"
+    assert knowledge.podman_container_handler(p, c) == "slirp4netns"
 
 
 def test_podman_processes_confirm_slirp4netns_handler() -> None:
@@ -268,6 +281,11 @@ def test_root_podman_bridge_has_no_rootlessport() -> None:
     assert h.podman is not None
     [c] = h.podman.containers
     assert c.port_handler is None and h.podman.rootless is False
+    # rootful bridge ports are DNAT'd by netavark: no rootless port handler
+    assert knowledge.podman_port_handler(h.podman, c) is None
+    rootless = replace(h.podman, rootless=True)
+    assert knowledge.podman_port_handler(rootless, c) == "rootlessport"
+    assert knowledge.podman_port_handler(h.podman, replace(c, port_handler="rootlessport")) is None
 
 
 def test_standalone_rootlesskits() -> None:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from conftest import DATA
 
@@ -90,16 +92,20 @@ def test_podman_info_rejects(text: str) -> None:
         parse.podman_info(text)
 
 
-def test_podman_effective_defaults() -> None:
-    p = knowledge.podman_effective(
-        parse.podman_info(read("podman-info/podman-4.3.1-rootless-debian12.json"))
+def test_podman_default_network_and_forwarder() -> None:
+    p = parse.podman_info(read("podman-info/podman-4.3.1-rootless-debian12.json"))
+    assert knowledge.podman_default_network(p)[0] == "slirp4netns"  # Podman < 5 default
+    assert knowledge.podman_default_network(PodmanFacts(version="5.0.0"))[0] == "pasta"
+    assert knowledge.podman_port_forwarder(PodmanFacts(version="6.1.1")) == "rootlessport"
+    assert knowledge.podman_default_network(PodmanFacts())[0] is None
+    info_and_conf = PodmanFacts(
+        version="5.2.3",
+        rootless_network_cmd="pasta",
+        conf={"network.default_rootless_network_cmd": "slirp4netns"},
     )
-    assert p.rootless_network_cmd == "slirp4netns"  # Podman < 5 default
-    p = knowledge.podman_effective(PodmanFacts(version="5.0.0"))
-    assert p.rootless_network_cmd == "pasta"
-    p = knowledge.podman_effective(PodmanFacts(version="6.1.1"))
-    assert p.rootless_port_forwarder == "rootlessport"
-    assert knowledge.podman_effective(PodmanFacts()).rootless_network_cmd is None
+    assert knowledge.podman_default_network(info_and_conf)[0] == "pasta"  # info wins
+    conf_only = replace(info_and_conf, rootless_network_cmd=None)
+    assert knowledge.podman_default_network(conf_only)[0] == "slirp4netns"
 
 
 # --------------------------------------------------------------------------- docker version / info
