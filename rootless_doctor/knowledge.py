@@ -19,7 +19,8 @@ Each decision is made here once; checks, fixes and parsers call it:
 - rootless containerd (nerdctl): its drivers ``containerd_drivers`` (launcher defaults
   ``containerd_default_drivers``, ``FLAGS`` last-wins ``flag_drivers``), ``containerd_verdict``,
   variables its launcher ignores ``containerd_ignored_vars``, fix choices ``containerd_fix_options``
-- rootful from `docker version`'s components: ``docker_rootless_from_components``; defaults of a
+- rootful from `docker version`'s components: ``docker_rootless_from_components``, from all
+  the evidence host/docker.py reads: ``docker_rootless_from_evidence``; defaults of a
   rootlesskit command line: ``rootlesskit_cli_drivers``; a Podman container's port handler from
   its mode: ``podman_inspect_port_handler``, ``podman_port_handler``
 - RootlessKit 3 and the launcher (block at the end): the launcher exits before Docker 29.5
@@ -186,6 +187,49 @@ def docker_rootless_from_components(
     if version_at_least(engine_version, DOCKER_LISTS_ROOTLESSKIT):
         return False, f"docker version (Engine {engine_version}) lists no rootlesskit component"
     return None, ""
+
+
+def docker_rootless_from_evidence(
+    *,
+    info_rootless: bool | None,
+    version_lists_rootlesskit: bool,
+    rootlesskit: str | None,
+    user: str,
+    docker_host: str,
+    runtime_dir: str,
+    context: str | None,
+    context_host: str | None,
+    socket: str | None,
+    target_note: str,
+) -> tuple[bool | None, list[str]]:
+    """Is the daemon the CLI asks rootless, and why: the most direct evidence decides, the
+    weaker hints only fill in an unknown (docker info's security options, then docker version's
+    rootlesskit component, then a rootlesskit (its PID) running dockerd, DOCKER_HOST in the
+    runtime dir, the rootless socket there)."""
+    reasons: list[str] = []
+    rootless: bool | None = None
+    if info_rootless is not None:
+        rootless = info_rootless
+        reasons.append(
+            "docker info: " + ("rootless" if info_rootless else "no rootless") + " security option"
+        )
+    if version_lists_rootlesskit:
+        rootless = True
+        reasons.append("docker version lists a rootlesskit component")
+    if rootlesskit:
+        rootless = True if rootless is None else rootless
+        reasons.append(f"rootlesskit (pid {rootlesskit}) runs dockerd for {user}")
+    if docker_host.startswith(f"unix://{runtime_dir}/"):
+        rootless = True if rootless is None else rootless
+        reasons.append(f"DOCKER_HOST {docker_host} is in XDG_RUNTIME_DIR")
+    if context:
+        reasons.append(f"docker context {context}" + (f" ({context_host})" if context_host else ""))
+    if socket:
+        rootless = True if rootless is None else rootless
+        reasons.append(f"socket {socket} exists")
+    if target_note:
+        reasons.append(target_note)
+    return rootless, reasons
 
 
 def rootlesskit_cli_drivers(

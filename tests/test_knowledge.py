@@ -522,3 +522,26 @@ def test_driver_drift_names_what_differs() -> None:
     ]
     assert kb.driver_drift((None, "implicit"), ("pasta", "implicit")) == []
     assert kb.driver_drift(("pasta", None), (None, "builtin")) == []  # running net not read
+
+
+def test_docker_rootless_evidence_most_direct_decides() -> None:
+    def ev(**kw: object) -> tuple[bool | None, list[str]]:
+        base: dict[str, object] = dict(
+            info_rootless=None, version_lists_rootlesskit=False, rootlesskit=None, user="u",
+            docker_host="", runtime_dir="/run/user/1000", context=None, context_host=None,
+            socket=None, target_note="",
+        )  # fmt: skip
+        base.update(kw)
+        return kb.docker_rootless_from_evidence(**base)  # type: ignore[arg-type]
+
+    assert ev() == (None, [])
+    # docker info says rootful: a socket in the runtime dir does not overrule it
+    assert ev(info_rootless=False, socket="/run/user/1000/docker.sock") == (
+        False,
+        ["docker info: no rootless security option", "socket /run/user/1000/docker.sock exists"],
+    )
+    # a rootlesskit component in docker version does
+    assert ev(info_rootless=False, version_lists_rootlesskit=True)[0] is True
+    assert ev(docker_host="unix:///run/user/1000/docker.sock")[0] is True
+    assert ev(docker_host="unix:///var/run/docker.sock")[0] is None
+    assert ev(rootlesskit="4242") == (True, ["rootlesskit (pid 4242) runs dockerd for u"])

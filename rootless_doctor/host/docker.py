@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .. import parse
+from .. import knowledge, parse
 from ..model import CmdOutput, DockerFacts, HostPaths, Proc
 from .containers import engine_containers
 from .files import exists, is_dir, is_file, parsed, read, read_all
@@ -257,34 +257,18 @@ def _docker_rootless(
     context_host: str | None,
     target_note: str,
 ) -> tuple[bool | None, list[str]]:
-    """Is the daemon the CLI asks rootless, and why: the most direct evidence decides, the
-    weaker hints only fill in an unknown (docker info's security options, then docker version's
-    rootlesskit component, then a rootlesskit running dockerd, DOCKER_HOST, the socket)."""
-    reasons: list[str] = []
-    rootless: bool | None = None
-    if info is not None and info.rootless is not None:
-        rootless = info.rootless
-        reasons.append(
-            "docker info: " + ("rootless" if info.rootless else "no rootless") + " security option"
-        )
-    if version is not None and version.rootless:
-        rootless = True
-        reasons.append("docker version lists a rootlesskit component")
-    if rk_procs:
-        rootless = True if rootless is None else rootless
-        reasons.append(
-            f"rootlesskit (pid {rk_procs[0].pid}) runs dockerd for {paths.user or paths.uid}"
-        )
-    host = paths.getenv("DOCKER_HOST") or context_host or ""
-    if host.startswith(f"unix://{runtime_dir}/"):
-        rootless = True if rootless is None else rootless
-        reasons.append(f"DOCKER_HOST {host} is in XDG_RUNTIME_DIR")
-    if context:
-        reasons.append(f"docker context {context}" + (f" ({context_host})" if context_host else ""))
+    """The evidence of whether the daemon the CLI asks is rootless, as read here; knowledge
+    weighs it (``docker_rootless_from_evidence``)."""
     sock = runtime_dir / "docker.sock"
-    if exists(paths.at(sock)):
-        rootless = True if rootless is None else rootless
-        reasons.append(f"socket {sock} exists")
-    if target_note:
-        reasons.append(target_note)
-    return rootless, reasons
+    return knowledge.docker_rootless_from_evidence(
+        info_rootless=info.rootless if info is not None else None,
+        version_lists_rootlesskit=version is not None and version.rootless is True,
+        rootlesskit=f"{rk_procs[0].pid}" if rk_procs else None,
+        user=str(paths.user or paths.uid),
+        docker_host=paths.getenv("DOCKER_HOST") or context_host or "",
+        runtime_dir=str(runtime_dir),
+        context=context,
+        context_host=context_host,
+        socket=str(sock) if exists(paths.at(sock)) else None,
+        target_note=target_note,
+    )
