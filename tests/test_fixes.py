@@ -10,6 +10,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from conftest import DATA
 from typer.testing import CliRunner
 
-from rootless_doctor import apply, cli_fix, host, knowledge
+from rootless_doctor import apply, cli_fix, host, knowledge, throughput
 from rootless_doctor.fixes import compose, docker, podman, quadlet, sysctl
 from rootless_doctor.model import (
     DockerFacts,
@@ -856,3 +857,152 @@ def test_cli_restart_runs_systemctl_in_order(
     assert out.index("running: systemctl --user daemon-reload") < out.index(
         "running: systemctl --user restart docker"
     )
+
+
+# ------------------------------------------------------------------------------ fix docker --mtu
+
+
+def test_docker_mtu_plans_equal_reference_files(tmp_path: Path) -> None:
+    """--mtu: the drop-in also sets RootlessKit's MTU, daemon.json the bridge's; both files as
+    shipped in systemd/, and a second plan over them changes nothing."""
+    cases = [
+        (docker_facts(), "override-slirp4netns-mtu.conf"),
+        (docker_facts(rk="2.3.4", tools=(SLIRP, PASTA)), "override-pasta-mtu.conf"),
+    ]
+    for facts, dropin_ref in cases:
+        plans = docker.plan(
+            opt(facts), config_dir=tmp_path, dropin_text=None, daemon_json_text=None, mtu=True
+        )
+        assert [p.path for p in plans] == [
+            tmp_path / "systemd/user/docker.service.d/override.conf",
+            tmp_path / "docker/daemon.json",
+        ]
+        assert plans[0].after == ref("ref_systemd", dropin_ref)
+        assert 'Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=65520"\n' in plans[0].after
+        assert plans[1].after == ref("ref_systemd", "daemon-mtu.json")
+        assert json.loads(plans[1].after) == {"mtu": 65520}
+        again = docker.plan(
+            opt(facts),
+            config_dir=tmp_path,
+            dropin_text=plans[0].after,
+            daemon_json_text=plans[1].after,
+            mtu=True,
+        )
+        assert not any(p.changed for p in again)
+        # Without --mtu the default files stay what they were.
+        (plain,) = docker.plan(
+            opt(facts), config_dir=tmp_path, dropin_text=None, daemon_json_text=None
+        )
+        assert "MTU" not in plain.after
+    (dj, dp) = docker.plan(
+        opt(docker_facts(rk="3.0.0")),
+        config_dir=tmp_path,
+        dropin_text=None,
+        daemon_json_text=None,
+        mtu=True,
+    )
+    assert dj.after == ref("ref_systemd", "daemon-userland-proxy-mtu.json")
+    assert json.loads(dj.after) == {"mtu": 65520, "userland-proxy": False}
+    assert dp.after == '[Service]\nEnvironment="DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=65520"\n'
+
+
+def test_docker_mtu_splice_keeps_every_other_key() -> None:
+    for src in sorted((DATA / "daemon-json").iterdir()):
+        text = src.read_text()
+        after = docker.set_key(text, src.name, "mtu", 65520)
+        assert json.loads(after)["mtu"] == 65520
+        assert docker.set_key(after, src.name, "mtu", 65520) == after
+        assert {k: v for k, v in json.loads(after).items() if k != "mtu"} == {
+            k: v for k, v in json.loads(text).items() if k != "mtu"
+        }
+    assert docker.set_key('{\n  "mtu": 1500,\n  "debug": true\n}\n', "d", "mtu", 65520) == (
+        '{\n  "mtu": 65520,\n  "debug": true\n}\n'
+    )
+    # A nested "mtu" first in the text is not the top-level key: refuse, never write it there.
+    nested = '{"default-network-opts": {"bridge": {"mtu": "1400"}}, "mtu": 1500}'
+    with pytest.raises(DoctorError, match='could not set "mtu" safely; edit it by hand'):
+        docker.set_key(nested, "d", "mtu", 65520)
+    with pytest.raises(DoctorError, match=r"^d:1: not valid JSON"):
+        docker.set_key("{", "d", "mtu", 65520)
+
+
+def test_docker_default_output_recommends_mtu_with_measured_numbers(
+    cli_env: dict[str, object],
+) -> None:
+    cli_env["facts"] = docker_facts(rk="2.3.4", tools=(SLIRP, PASTA))
+    code, out = _run("docker", "--dry-run")
+    assert code == 0
+    [line] = [ln for ln in out.splitlines() if "fix docker --mtu" in ln]
+    assert "DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=65520" in line and '"mtu": 65520' in line
+    quoted = throughput.quote_docker("pasta", "implicit")
+    assert quoted and quoted in line  # measured Gbit/s, on which stacks, which day
+    assert "Gbit/s" in quoted and "2026-12-03" in quoted
+    code, out = _run("docker", "--dry-run", "--mtu")
+    assert code == 0 and "fix docker --mtu`" not in out
+    assert (
+        '+  "mtu": 65520' in out and '+Environment="DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=65520"' in out
+    )
+
+
+def _docker_files(cli_env: dict[str, object], daemon_json_text: str) -> tuple[Path, Path]:
+    """(the drop-in path, the daemon.json path) of the cli_env owner; daemon.json written."""
+    o = cli_env["owner"]
+    assert isinstance(o, apply.Owner)
+    daemon_json = o.home / ".config/docker/daemon.json"
+    daemon_json.parent.mkdir(parents=True)
+    daemon_json.write_text(daemon_json_text)
+    return o.home / ".config/systemd/user/docker.service.d/override.conf", daemon_json
+
+
+def test_cli_docker_mtu_writes_both_and_undo_restores_both(cli_env: dict[str, object]) -> None:
+    before = '{\n  "debug": true\n}\n'
+    dropin, daemon_json = _docker_files(cli_env, before)
+    code, out = _run("docker", "--mtu")
+    assert code == 0, out
+    assert f"wrote {dropin}" in out and f"wrote {daemon_json}" in out
+    assert dropin.read_text() == ref("ref_systemd", "override-slirp4netns-mtu.conf")
+    assert daemon_json.read_text() == '{\n  "mtu": 65520,\n  "debug": true\n}\n'
+    code, out = _run("docker", "--mtu")  # the daemon now runs these drivers: only the MTU is left
+    assert code == 0 and "wrote" not in out
+    code, out = _run("--undo")
+    assert code == 0 and not dropin.exists() and daemon_json.read_text() == before
+
+
+def test_cli_docker_mtu_keeps_the_drivers_that_keep_ips(cli_env: dict[str, object]) -> None:
+    """--mtu where the daemon already keeps client IPs: raise the MTU, keep its drivers."""
+    o = cli_env["owner"]
+    assert isinstance(o, apply.Owner)
+    cli_env["facts"] = docker_facts(rk="2.3.4", port="slirp4netns", tools=(SLIRP, PASTA))
+    code, out = _run("docker")
+    assert code == 0 and out.startswith("nothing to do")
+    code, out = _run("docker", "--mtu")
+    assert code == 0, out
+    dropin = o.home / ".config/systemd/user/docker.service.d/override.conf"
+    assert dropin.read_text() == ref("ref_systemd", "override-slirp4netns-mtu.conf")
+
+
+def test_cli_docker_mtu_checks_every_target_before_writing(cli_env: dict[str, object]) -> None:
+    o = cli_env["owner"]
+    assert isinstance(o, apply.Owner)
+    dropin, daemon_json = _docker_files(cli_env, '{"debug": tru')
+    code, out = _run("docker", "--mtu")
+    assert code == 2 and out.startswith(f"{daemon_json}:1: not valid JSON")
+    assert not dropin.exists() and daemon_json.read_text() == '{"debug": tru'
+    daemon_json.unlink()
+    daemon_json.mkdir()  # a directory where the file goes: refused before the drop-in is written
+    code, out = _run("docker", "--mtu")
+    assert code != 0 and str(daemon_json) in out
+    assert not dropin.exists()
+    assert not (o.state_dir / "manifest.json").exists()
+
+
+def test_cli_docker_mtu_does_not_bypass_the_br_netfilter_gate(cli_env: dict[str, object]) -> None:
+    o = cli_env["owner"]
+    assert isinstance(o, apply.Owner)
+    f = docker_facts(rk="3.0.0")
+    assert f.docker is not None
+    cli_env["facts"] = replace(f, docker=replace(f.docker, br_netfilter=False))
+    code, out = _run("docker", "--mtu")
+    assert code != 0 and "nothing written: br_netfilter is not loaded" in out
+    assert not (o.home / ".config/docker").exists()
+    assert not (o.home / ".config/systemd").exists()

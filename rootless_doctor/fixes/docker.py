@@ -8,6 +8,13 @@ docs/facts.md "Decision table"):
   ≥ 2 and pasta ≥ 2023_12_04, else slirp4netns + slirp4netns), as moby's rootless docs show;
 - RootlessKit ≥ 3: ``~/.config/docker/daemon.json`` ``"userland-proxy": false`` (builtin keeps
   TCP source IPs with --source-ip-transparent; docker-proxy would re-dial from the gateway).
+- ``--mtu`` (an explicit option, not the default): also ``DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=65520``
+  in the drop-in and ``"mtu": 65520`` in daemon.json. A non-loopback client's connection is
+  DNATed end to end to the container, so Docker's bridge MTU (1500) bounds its segments and the
+  user-mode stacks (pasta, slirp4netns) run at ~0.5 Gbit/s; with both MTUs raised, 3-10
+  (bench/dataplane.py, rootless_doctor/dataplane.json). The tap MTU alone changes nothing. The
+  daemon.json key covers the default bridge only (compose networks take the network option
+  ``com.docker.network.driver.mtu``).
 
 Pure: facts and the current texts in, :class:`FilePlan` out.
 """
@@ -19,13 +26,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import knowledge
+from .. import knowledge, throughput
 from ..knowledge import FixOption
 from ..model import DockerFacts, DoctorError, FilePlan, HostFacts
 from . import unitfile
 
 NET = "DOCKERD_ROOTLESS_ROOTLESSKIT_NET"
 PORT = "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"
+MTU = "DOCKERD_ROOTLESS_ROOTLESSKIT_MTU"
 RESTART = ("systemctl --user daemon-reload", "systemctl --user restart docker")
 
 # --driver accepts the option keys and these short names.
@@ -129,15 +137,20 @@ def plan(
     dropin_text: str | None,
     daemon_json_text: str | None,
     flags: str | None = None,
+    mtu: bool = False,
 ) -> list[FilePlan]:
     """The file(s) ``option`` needs; unchanged plans mean it is already in place. ``flags``: the
     DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS the unit and drop-ins set (DockerFacts.configured_env):
     its ``--net``/``--port-driver`` (and ``--source-ip-transparent=false``) come after the
-    drivers written here and would win, so the drop-in sets FLAGS without them."""
+    drivers written here and would win, so the drop-in sets FLAGS without them. ``mtu``: also
+    raise RootlessKit's and Docker's bridge MTU (both files, see the module docstring)."""
     dpath = dropin_path(config_dir)
     want_flags = _flags_without_drivers(flags)
+    if mtu:
+        want_flags[MTU] = str(throughput.TUNED_MTU)
+    jpath = daemon_json_path(config_dir)
     if option.key == "builtin-transparent":
-        plans = [plan_daemon_json(daemon_json_path(config_dir), daemon_json_text)]
+        plans = [plan_daemon_json(jpath, daemon_json_text, mtu=mtu)]
         # A drop-in that selects another port driver would keep builtin from running.
         want = {PORT: "builtin"} if dropin_text is not None and PORT in dropin_text else {}
         want.update(want_flags)
@@ -147,7 +160,24 @@ def plan(
                 plans.append(dp)
         return plans
     want = {NET: option.network_driver, PORT: option.port_driver, **want_flags}
-    return [plan_dropin(dpath, dropin_text, want, option)]
+    plans = [plan_dropin(dpath, dropin_text, want, option)]
+    if mtu:
+        plans.append(plan_bridge_mtu(jpath, daemon_json_text))
+    return plans
+
+
+def mtu_advice(option: FixOption) -> str | None:
+    """The default fix's pointer to ``--mtu``, with what was measured where and when; None for
+    the builtin port driver (no user-mode stack carries its connections)."""
+    if option.port_driver == "builtin":
+        return None
+    measured = throughput.quote_docker(option.network_driver, option.port_driver)
+    return (
+        f"faster with `{knowledge.FIX_DOCKER} --mtu`: it also writes {MTU}="
+        f'{throughput.TUNED_MTU} in the drop-in and "mtu": {throughput.TUNED_MTU} in '
+        "~/.config/docker/daemon.json (Docker's bridge; compose networks need the network "
+        "option com.docker.network.driver.mtu)" + (f"; {measured}" if measured else "")
+    )
 
 
 def _flags_without_drivers(flags: str | None) -> dict[str, str]:
@@ -183,11 +213,18 @@ _DROPIN_NOTE = {
 }
 
 
-def fresh_dropin(option: FixOption) -> str:
-    """The whole drop-in for a host without one (== systemd/override-<driver>.conf)."""
+_MTU_NOTE = (
+    "# MTU 65520 on RootlessKit's tap, with \"mtu\": 65520 in daemon.json for Docker's bridge:\n"
+    "# at MTU 1500 the user-mode network stack runs ~10x slower (fix docker --mtu).\n"
+)
+
+
+def fresh_dropin(option: FixOption, *, mtu: bool = False) -> str:
+    """The whole drop-in for a host without one (== systemd/override-<driver>[-mtu].conf)."""
     return (
         "# rootless-doctor: keep client source IPs of published ports.\n"
         + _DROPIN_NOTE.get(option.port_driver, "")
+        + (_MTU_NOTE if mtu else "")
         + "[Service]\n"
         + unitfile.env_line(NET, option.network_driver)
         + unitfile.env_line(PORT, option.port_driver)
@@ -203,7 +240,7 @@ def plan_dropin(
     )
     if before is None or not before.strip():
         after = (
-            fresh_dropin(option)
+            fresh_dropin(option, mtu=MTU in want)
             + "".join(unitfile.env_line(k, want[k]) for k in want if k not in (NET, PORT))
             if {NET, PORT} <= set(want)
             else unitfile.set_environment("", want, str(path))
@@ -222,17 +259,37 @@ def plan_dropin(
 # daemon.json
 
 FRESH_DAEMON_JSON = '{\n  "userland-proxy": false\n}\n'
+BRIDGE_MTU = "mtu"  # daemon.json: the default bridge's MTU (dockerd --mtu)
 
 
-def plan_daemon_json(path: Path, before: str | None) -> FilePlan:
+def plan_daemon_json(path: Path, before: str | None, *, mtu: bool = False) -> FilePlan:
     what = (
         'daemon.json "userland-proxy": false: RootlessKit ≥ 3 builtin port driver hands TCP '
         "connections over with the client's address (UDP still loses it)"
     )
+    after = set_userland_proxy_off(before, str(path))
+    if mtu:
+        after = set_key(after, str(path), BRIDGE_MTU, throughput.TUNED_MTU)
+        what += f'; "mtu": {throughput.TUNED_MTU} for Docker\'s bridge'
     return FilePlan(
         path=path,
         before=before,
-        after=set_userland_proxy_off(before, str(path)),
+        after=after,
+        what=what,
+        next_steps=("systemctl --user restart docker",),
+    )
+
+
+def plan_bridge_mtu(path: Path, before: str | None) -> FilePlan:
+    """daemon.json ``"mtu": 65520``: the default bridge (docker0) and its containers' eth0."""
+    what = (
+        f"daemon.json \"mtu\": {throughput.TUNED_MTU}: Docker's bridge at RootlessKit's MTU, "
+        "so the user-mode network stack carries full-size segments"
+    )
+    return FilePlan(
+        path=path,
+        before=before,
+        after=set_key(before, str(path), BRIDGE_MTU, throughput.TUNED_MTU),
         what=what,
         next_steps=("systemctl --user restart docker",),
     )
@@ -240,34 +297,44 @@ def plan_daemon_json(path: Path, before: str | None) -> FilePlan:
 
 def set_userland_proxy_off(text: str | None, name: str) -> str:
     """Text splice: set ``"userland-proxy": false`` keeping every other byte of the file."""
+    return set_key(text, name, "userland-proxy", False)
+
+
+def set_key(text: str | None, name: str, key: str, value: bool | int) -> str:
+    """Text splice: set the top-level ``key`` of a JSON object to ``value`` keeping every other
+    byte of the file; a missing or empty file becomes ``{ key: value }``."""
+    literal = json.dumps(value)
     if text is None or not text.strip():
-        return FRESH_DAEMON_JSON
+        return f'{{\n  "{key}": {literal}\n}}\n'
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise DoctorError(f"{name}:{e.lineno}: not valid JSON ({e.msg}); fix it first") from None
     if not isinstance(data, dict):
         raise DoctorError(f"{name}: not a JSON object; fix it first")
-    if data.get("userland-proxy") is False:
+    if key in data and data[key] == value and type(data[key]) is type(value):
         return text
-    if "userland-proxy" in data:
+    if key in data:
         new, n = re.subn(
-            r'("userland-proxy"\s*:\s*)(true|null|"[^"]*"|-?\d+)', r"\1false", text, count=1
+            rf'("{re.escape(key)}"\s*:\s*)(true|false|null|"[^"]*"|-?\d+(?:\.\d+)?)',
+            lambda m: m.group(1) + literal,
+            text,
+            count=1,
         )
         if n != 1:
-            raise DoctorError(
-                f'{name}: cannot find the "userland-proxy" value to change; edit it by hand'
-            )
+            raise DoctorError(f'{name}: cannot find the "{key}" value to change; edit it by hand')
     else:
         brace = text.index("{")
         m = re.compile(r'\s*"').match(text, brace + 1)
         if data and m:
             indent = text[brace + 1 : m.end() - 1]
-            new = text[: brace + 1] + indent + '"userland-proxy": false,' + text[brace + 1 :]
+            new = text[: brace + 1] + indent + f'"{key}": {literal},' + text[brace + 1 :]
         else:  # {} or { } — write it out in the fresh layout
             end = text.index("}", brace)
-            new = text[:brace] + '{\n  "userland-proxy": false\n' + text[end:]
+            new = text[:brace] + f'{{\n  "{key}": {literal}\n' + text[end:]
     check = json.loads(new)
-    if check.get("userland-proxy") is not False:  # pragma: no cover - splice bug guard
-        raise DoctorError(f"{name}: could not set userland-proxy; edit it by hand")
+    others = {k: v for k, v in data.items() if k != key}
+    if check.get(key) != value or {k: v for k, v in check.items() if k != key} != others:
+        # the first match was not the top-level key (a nested object holds the same name)
+        raise DoctorError(f'{name}: could not set "{key}" safely; edit it by hand')
     return new
