@@ -127,7 +127,7 @@ def nerdctl_info(text: str) -> ContainerdFacts:
     m = re.search(r"(?m)^ Server Version:[ \t]*(\S+)", text)
     if not m:
         raise ParseError("no Server Version line")
-    opts = re.search(r"(?ms)^ Security Options:\n((?:  .*\n?)*)", text)
+    opts = re.search(r"(?m)^ Security Options:\n((?:  .*\n?)*)", text)
     names = {ln.strip() for ln in opts.group(1).splitlines()} if opts else set()
     rootless = "rootless" in names if opts else None
     return ContainerdFacts(

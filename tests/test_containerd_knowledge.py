@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rootless_doctor import knowledge as kb
 from rootless_doctor.model import ContainerdFacts, RootlessKitFacts, Tool
+from rootless_doctor.parse_containerd import nerdctl_info
 
 SLIRP = {"slirp4netns": Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2.0")}
 NO_SLIRP = Tool(name="slirp4netns")  # looked for, not installed
@@ -98,3 +101,15 @@ def test_rootlesskit_ports_api_answer_is_read() -> None:
     )
     (p,) = rootlesskit_ports(body)
     assert (p.host_port, p.container_port, p.protocol, p.host_ip) == (8080, 8080, "tcp", "0.0.0.0")
+
+
+def test_nerdctl_info_rootless_only_from_the_security_options_block() -> None:
+    data = Path(__file__).parent / "data" / "nerdctl"
+    text = (data / "nerdctl-system-info-rootful-containerd-1.7.2-sudo.txt").read_text()
+    assert nerdctl_info(text).rootless is False
+    # "rootless" later, outside Security Options (a host name, a warning list): still rootful
+    later = text.replace(" Name: demo\n", " Name: demo\n Labels:\n  rootless\n")
+    assert later != text
+    assert nerdctl_info(later).rootless is False
+    named = text.replace("  cgroupns\n", "  cgroupns\n  rootless\n")
+    assert nerdctl_info(named).rootless is True
