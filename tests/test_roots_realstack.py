@@ -31,7 +31,7 @@ import roots
 import stack
 import test_fix_realstack as fixflow  # the unit, compose file and image of the host's fix tests
 
-from rootless_doctor import parse
+from rootless_doctor import knowledge, parse
 
 pytestmark = pytest.mark.realstack
 
@@ -268,7 +268,7 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
             high = stack.free_port()
             assert high >= ephemeral_start() > port
             low_name = d.docker("inspect", "--format", "{{.Name}}", d.run(port)).stdout
-            d.run(high)
+            high_name = d.docker("inspect", "--format", "{{.Name}}", d.run(high)).stdout
             seen = stack.ask_from_netns(ns, ns.host_addr, port)
             assert seen == ns.client_addr, configured
             try:
@@ -283,6 +283,14 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
             assert mine["source_ip_preserved"] is True, mine
             assert_seen(docker, seen, ns)
             assert_seen(mine, seen, ns)
+            # The container on the ephemeral port: its verdict is what its client got.
+            theirs = container(docker, high_name.strip().lstrip("/"))
+            if seen_high:
+                assert theirs["source_ip_preserved"] is True, theirs
+                assert_seen(theirs, seen_high, ns)
+            else:
+                refused = (False, knowledge.SEEN_REFUSED)
+                assert (theirs["source_ip_preserved"], theirs["seen_address"]) == refused, theirs
 
             c = result(report, "PASTA-EPHEMERAL-PORT")
             if seen_high:
