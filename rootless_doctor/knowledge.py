@@ -1765,3 +1765,39 @@ def containerd_fix_options(c: ContainerdFacts, tools: Mapping[str, Tool]) -> lis
         userland_proxy=False,
     )
     return [replace(o, userland_proxy=None) for o in docker_fix_options(as_docker, tools)]
+
+
+def containerd_container_verdict(
+    c: ContainerdFacts,
+    ct: ContainerFacts,
+    tools: Mapping[str, Tool] | None = None,
+    _depth: int = 0,
+) -> Verdict:
+    """What one nerdctl container gets: all containers of one rootless containerd share its
+    RootlessKit port driver, so the engine's verdict applies to its published ports; host
+    network involves no port driver; none has no ports."""
+    base, _ = split_network_mode(ct.network_mode)
+    if base == "host":
+        inside = (
+            ""
+            if c.rootless is False
+            else " (rootless containerd: this is RootlessKit's namespace; nerdctl publishes no "
+            "host ports for it)"
+        )
+        return Verdict(
+            preserved=True,
+            reason=f"host network: no port driver involved, no rewrite{inside}",
+            seen=SEEN_CLIENT,
+        )
+    if base == "none":
+        return Verdict(preserved=None, reason="network none: no ports can be published")
+    if base == "container":
+        other = _find_container(c.containers, ct.network_mode)
+        if other is not None and other is not ct and _depth < 8:  # bounded: A→B→A
+            v = containerd_container_verdict(c, other, tools, _depth + 1)
+            return replace(v, reason=f"shares {other.name}'s network: {v.reason}")
+    v = containerd_verdict(c, tools)
+    if not ct.id and ct.name.startswith("port "):
+        v = replace(v, reason=v.reason + " (container not known: nerdctl not installed; "
+                    "from RootlessKit's port list)")  # fmt: skip
+    return v

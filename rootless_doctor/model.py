@@ -173,7 +173,7 @@ class Interface:
 class ContainerFacts:
     """One running container, as its engine and its processes show it."""
 
-    engine: Literal["docker", "podman"]
+    engine: Literal["docker", "podman", "containerd"]
     name: str
     id: str = ""
     # pasta, slirp4netns[:opts], bridge, host, none, container:ID, or a network name
@@ -230,6 +230,8 @@ class ContainerdFacts:
     # "FILE: VAR": variables in its unit/drop-ins that the launcher never reads
     ignored_vars: tuple[str, ...] = ()
     published: tuple[PublishedPort, ...] = ()  # ports forwarded by its RootlessKit (nerdctl -p)
+    # nerdctl ps/inspect; without nerdctl, one entry per RootlessKit port (name "port N/proto")
+    containers: tuple[ContainerFacts, ...] = ()
     notes: tuple[str, ...] = ()
 
 

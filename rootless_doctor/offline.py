@@ -41,6 +41,8 @@ KINDS = (
     "journal",
     "podman-inspect",
     "docker-inspect",
+    "nerdctl-ps",
+    "nerdctl-inspect",
     "containers-conf",
     "unit",
     "daemon-json",
@@ -90,7 +92,11 @@ def _json_kind(v: Any) -> str:
             raise ParseError("a JSON list without objects")
         first = items[0]
         if "HostConfig" in first or ("State" in first and "Config" in first):
+            if parse_containerd.is_nerdctl_inspect(items):
+                return "nerdctl-inspect"
             return "podman-inspect" if _PODMAN_INSPECT_KEYS & first.keys() else "docker-inspect"
+        if parse_containerd.is_nerdctl_ps_object(first):
+            return "nerdctl-ps"
         if "Names" in first and "Ports" in first:
             raise ParseError(
                 "`podman ps`/`docker ps` output shows no network modes; "
@@ -107,6 +113,8 @@ def _json_kind(v: Any) -> str:
         return "podman-info"
     if parse_containerd.is_nerdctl_version_json(v):
         return "nerdctl-version"
+    if parse_containerd.is_nerdctl_ps_object(v):  # `nerdctl ps` with one container
+        return "nerdctl-ps"
     if ("Server" in keys or "Client" in keys) and not low & {"serverversion", "securityoptions"}:
         return "docker-version"
     if keys & {"ServerVersion", "SecurityOptions", "ClientInfo", "ServerErrors", "KernelVersion"}:
@@ -114,6 +122,8 @@ def _json_kind(v: Any) -> str:
     if low & {"networkdriver", "portdriver", "childpid"} or {"apiVersion", "stateDir"} <= keys:
         return "rootlesskit-info"
     if "HostConfig" in keys or ("State" in keys and "Config" in keys):
+        if parse_containerd.is_nerdctl_inspect(v):
+            return "nerdctl-inspect"
         return "podman-inspect" if _PODMAN_INSPECT_KEYS & keys else "docker-inspect"
     if all(isinstance(k, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", k) for k in keys):
         # daemon.json: dockerd's long option names, lower-case with dashes ("userland-proxy")
@@ -173,6 +183,8 @@ def recognise(text: str) -> str:
         v = parse._json(t)
         if v is not None:
             return _json_kind(v)
+        if parse_containerd.is_nerdctl_ps(t):  # one JSON object a line
+            return "nerdctl-ps"
         if t[0] == "{" or t.startswith("[{") or t.startswith("[\n"):
             try:
                 parse._loads(t)
@@ -410,6 +422,12 @@ def _add(acc: _Acc, kind: str, name: str, text: str) -> None:
         acc.api_kits.append((name, parse.rootlesskit_api_info(text)))
     elif kind == "nerdctl-version":
         acc.add_containerd(parse_containerd.nerdctl_version(text))
+    elif kind == "nerdctl-ps":
+        acc.add_containerd(ContainerdFacts(containers=tuple(parse_containerd.nerdctl_ps(text))))
+    elif kind == "nerdctl-inspect":
+        acc.add_containerd(
+            ContainerdFacts(containers=tuple(parse_containerd.nerdctl_inspect(text)))
+        )
     elif kind == "nerdctl-info":
         acc.add_containerd(parse_containerd.nerdctl_info(text))
     elif kind == "processes-nopid":

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from . import parse
-from .model import ContainerdFacts, Proc, PublishedPort, RootlessKitFacts
+from .model import ContainerdFacts, ContainerFacts, Proc, PublishedPort, RootlessKitFacts
 from .parse import ParseError, _get, _json, _kit_from_component, _kit_from_text, _str
 
 Owner = Literal["docker", "containerd"]
@@ -216,3 +217,149 @@ def runs_containerd(pid: int, procs: Sequence[Proc]) -> bool:
     """A ``containerd`` below ``pid`` that no dockerd started (Docker's containerd is dockerd's
     child; nerdctl's is the RootlessKit child's own exec)."""
     return runs_below(pid, procs, ("containerd",), skip=DOCKERD_NAMES)
+
+
+# --------------------------------------------------------------------------- nerdctl ps / inspect
+# Forms documented in nerdctl docs/command-reference.md: `nerdctl ps --format '{{json .}}'` (one
+# JSON object a line; `--format=json` is its alias) and `nerdctl inspect` (default mode
+# "dockercompat": Docker's container inspect layout, pkg/inspecttypes/dockercompat). nerdctl
+# keeps its own settings as container labels "nerdctl/name", "nerdctl/networks" (a JSON list) and
+# "nerdctl/ports"; its `ps` JSON has "Platform" and "Runtime", which `docker ps` has not.
+
+MAX_CONTAINERS = 1000
+_NERDCTL_LABEL = "nerdctl/"
+_PS_PORT = re.compile(
+    r"(?:\[?(?P<ip>[0-9A-Fa-f.:]*)\]?:)?(?P<host>\d{1,5})(?:-\d{1,5})?->(?P<ctr>\d{1,5})"
+    r"(?:-\d{1,5})?/(?P<proto>[a-z]{1,8})"
+)
+
+
+def _labels(c: Any) -> Mapping[str, Any]:
+    labels = _get(c, "Config", "Labels")
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def is_nerdctl_inspect(data: Any) -> bool:
+    """Container inspect JSON whose containers carry nerdctl's own labels or its state dir."""
+    items = data if isinstance(data, list) else [data]
+    return any(
+        isinstance(c, Mapping)
+        and (
+            any(isinstance(k, str) and k.startswith(_NERDCTL_LABEL) for k in _labels(c))
+            # its state dir (/var/lib/nerdctl/HASH/containers/..., ~/.local/share/nerdctl/...)
+            or "/nerdctl/" in (_str(_get(c, "ResolvConfPath")) or "")
+        )
+        for c in items[:MAX_CONTAINERS]
+    )
+
+
+def _first_network(value: Any) -> str | None:
+    """The first name of a "nerdctl/networks" label (a JSON list as a string)."""
+    nets = _json(value) if isinstance(value, str) else value
+    if isinstance(nets, list) and nets and isinstance(nets[0], str):
+        return nets[0]
+    return None
+
+
+def _mode(mode: str | None) -> str | None:
+    # nerdctl's default network is named "bridge" (command-reference: --network default "bridge")
+    return "bridge" if mode == "default" else mode
+
+
+def nerdctl_inspect(text: str) -> list[ContainerFacts]:
+    """`nerdctl inspect` JSON (dockercompat) → containers: network mode from
+    HostConfig.NetworkMode, else from the "nerdctl/networks" label; ports from
+    NetworkSettings.Ports."""
+    out = []
+    for c in parse._inspect_list(text)[:MAX_CONTAINERS]:
+        mode = _str(_get(c, "HostConfig", "NetworkMode")) or _first_network(
+            _labels(c).get("nerdctl/networks")
+        )
+        base = parse._container(c, "docker", _mode(mode), None)
+        name = base.name or _str(_labels(c).get("nerdctl/name")) or base.id[:12]
+        out.append(replace(base, engine="containerd", name=name))
+    return out
+
+
+def _ps_objects(text: str) -> list[Mapping[str, Any]]:
+    data = _json(text)
+    if isinstance(data, list):
+        return [d for d in data[:MAX_CONTAINERS] if isinstance(d, Mapping)]
+    if isinstance(data, Mapping):
+        return [data]
+    out = []
+    for line in text.splitlines()[:MAX_CONTAINERS]:
+        obj = _json(line)
+        if isinstance(obj, Mapping):
+            out.append(obj)
+    return out
+
+
+def is_nerdctl_ps_object(o: Any) -> bool:
+    """One `nerdctl ps` JSON object: Names, Ports and nerdctl's Platform/Runtime."""
+    return (
+        isinstance(o, Mapping)
+        and {"Names", "Ports"} <= o.keys()
+        and bool({"Platform", "Runtime"} & o.keys())
+        and "RunningFor" not in o
+    )
+
+
+def is_nerdctl_ps(text: str) -> bool:
+    """`nerdctl ps --format '{{json .}}'` output (one object a line, or a JSON list)."""
+    objs = _ps_objects(text) if text.lstrip()[:1] in "{[" else []
+    return bool(objs) and all(is_nerdctl_ps_object(o) for o in objs)
+
+
+def _ps_ports(value: str) -> tuple[PublishedPort, ...]:
+    """nerdctl ps's Ports column, "0.0.0.0:8080->80/tcp, :::8080->80/tcp"."""
+    out = []
+    for m in _PS_PORT.finditer(value[:10000]):
+        if not (0 < int(m["host"]) < 65536 and 0 < int(m["ctr"]) < 65536):
+            continue
+        out.append(
+            PublishedPort(
+                host_port=int(m["host"]),
+                container_port=int(m["ctr"]),
+                protocol=m["proto"],
+                host_ip=m["ip"] or "",
+            )
+        )
+    return tuple(out)
+
+
+def nerdctl_ps(text: str) -> list[ContainerFacts]:
+    """`nerdctl ps --format '{{json .}}'` → containers (name, ID, ports; the network from the
+    "nerdctl/networks" label in its Labels string when shown)."""
+    objs = _ps_objects(text)
+    if not objs:
+        raise ParseError("no JSON objects (expected `nerdctl ps --format '{{json .}}'` output)")
+    out = []
+    for o in objs:
+        labels = _str(o.get("Labels")) or ""
+        m = re.search(r"nerdctl/networks=(\[[^\]]{0,2000}\])", labels)
+        ports = o.get("Ports")
+        out.append(
+            ContainerFacts(
+                engine="containerd",
+                name=(_str(o.get("Names")) or "").split(",")[0].lstrip("/")
+                or (_str(o.get("ID")) or "?")[:12],
+                id=_str(o.get("ID")) or "",
+                network_mode=_mode(_first_network(m.group(1)) if m else None),
+                ports=_ps_ports(ports) if isinstance(ports, str) else (),
+            )
+        )
+    return out
+
+
+def ps_ids(text: str) -> list[str]:
+    """The container IDs of `nerdctl ps --format '{{json .}}'` output (for `nerdctl inspect`)."""
+    return [c.id for c in nerdctl_ps(text) if re.fullmatch(r"[0-9a-zA-Z_.-]{1,128}", c.id)]
+
+
+def port_entries(published: Sequence[PublishedPort]) -> tuple[ContainerFacts, ...]:
+    """Without nerdctl: one entry per port RootlessKit forwards (the container is not known)."""
+    return tuple(
+        ContainerFacts(engine="containerd", name=f"port {p.host_port}/{p.protocol}", ports=(p,))
+        for p in published[:MAX_CONTAINERS]
+    )

@@ -41,6 +41,15 @@ def test_rootless_containerd_verdict_matches_the_wire(
     (src,) = [x for x in report["checks"] if x["id"] == "CONTAINERD-SOURCE-IP"]
     assert str(c.host_port) in src["detail"]
     assert src["status"] == ("ok" if kept else "fail")
+    # no nerdctl here: the container behind the port is unknown; each RootlessKit port stands
+    # for its container, judged by the engine's port driver
+    (ct,) = e["containers"]
+    assert ct["name"] == f"port {c.host_port}/tcp"
+    assert ct["source_ip_preserved"] is kept and ct["port_handler"] == port_driver
+    per_ctr = [x for x in report["checks"] if x["id"] == "CONTAINER-SOURCE-IP"]
+    (per,) = [x for x in per_ctr if x.get("engine") == "containerd"]
+    assert per["container"] == ct["name"]
+    assert per["status"] == src["status"]
     # the RootlessKit is containerd's: not a standalone one, and not Docker's (the docker CLI is
     # installed here, so a Docker with no daemon may be listed, but not as running rootless)
     assert not [x for x in report["engines"] if x["engine"] == "rootlesskit"]

@@ -123,6 +123,20 @@ def podman_report(p: PodmanFacts) -> EngineReport:
 def containerd_report(facts: HostFacts, c: ContainerdFacts) -> EngineReport:
     v = kb.containerd_verdict(c, facts.tools)
     dr = kb.containerd_drivers(c, facts.tools) if c.rootless is not False else None
+    containers = []
+    for ct in c.containers:
+        cv = kb.containerd_container_verdict(c, ct, facts.tools)
+        host = kb.split_network_mode(ct.network_mode)[0] == "host"
+        containers.append(
+            ContainerReport(
+                name=ct.name,
+                network_mode=ct.network_mode,
+                port_handler=None if host or dr is None else dr.port_driver,
+                source_ip_preserved=cv.preserved,
+                reason=cv.reason,
+                seen_address=cv.seen,
+            )
+        )
     return EngineReport(
         engine="containerd",
         rootless=c.rootless,
@@ -133,6 +147,7 @@ def containerd_report(facts: HostFacts, c: ContainerdFacts) -> EngineReport:
         source_ip_preserved=v.preserved,
         reason=v.reason,
         seen_address=v.seen,
+        containers=tuple(containers),
     )
 
 

@@ -1,8 +1,10 @@
 """Rootless containerd (nerdctl) checks: the source-IP verdict, drivers configured but not running,
 and unit settings its launcher never sees.
 
-IDs: CONTAINERD-SOURCE-IP, CONTAINERD-DRIVER-DRIFT, CONTAINERD-UNIT-IGNORED. The decisions are
-knowledge.py's (``containerd_verdict``, ``containerd_drivers``, ``containerd_configured``).
+IDs: CONTAINERD-SOURCE-IP, CONTAINERD-DRIVER-DRIFT, CONTAINERD-UNIT-IGNORED, and
+CONTAINER-SOURCE-IP per nerdctl container. The decisions are knowledge.py's
+(``containerd_verdict``, ``containerd_container_verdict``, ``containerd_drivers``,
+``containerd_configured``).
 """
 
 from __future__ import annotations
@@ -111,8 +113,37 @@ def unit_ignored(c: ContainerdFacts) -> CheckResult:
     )
 
 
+def container_source_ip(facts: HostFacts, c: ContainerdFacts) -> list[CheckResult]:
+    """CONTAINER-SOURCE-IP for each nerdctl container that publishes ports (or, without
+    nerdctl, each port its RootlessKit forwards): the engine's decision on its ports."""
+    out = []
+    for ct in c.containers:
+        if not ct.ports:
+            continue
+        v = kb.containerd_container_verdict(c, ct, facts.tools)
+        none = kb.split_network_mode(ct.network_mode)[0] == "none"
+        out.append(
+            CheckResult(
+                id="CONTAINER-SOURCE-IP",
+                title=f"Container {ct.name} (containerd): client source IPs",
+                status="skip" if none else status_of(v),
+                detail=f"ports {ports_text(ct.ports)}; network {ct.network_mode or '?'}: "
+                f"{v.reason}",
+                remedy=v.fix,
+                engine=ENGINE,
+                container=ct.name,
+            )
+        )
+    return out
+
+
 def checks(facts: HostFacts) -> list[CheckResult]:
     c = facts.containerd
     if c is None:
         return []
-    return [source_ip(facts, c), driver_drift(facts, c), unit_ignored(c)]
+    return [
+        source_ip(facts, c),
+        driver_drift(facts, c),
+        unit_ignored(c),
+        *container_source_ip(facts, c),
+    ]

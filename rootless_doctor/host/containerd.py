@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from .. import knowledge, parse_containerd
-from ..model import CmdOutput, ContainerdFacts, HostPaths, Proc, PublishedPort
+from ..model import CmdOutput, ContainerdFacts, ContainerFacts, HostPaths, Proc, PublishedPort
 from .docker import unit_files
 from .files import is_dir, is_socket, parsed, read_all
 from .identity import runtime_path
@@ -36,12 +36,13 @@ def containerd_kits(paths: HostPaths, procs: Sequence[Proc], notes: list[str]) -
 def containerd_facts(
     paths: HostPaths,
     procs: Sequence[Proc],
-    nerdctl: Callable[[], CmdOutput | None],
+    nerdctl: Callable[[Sequence[str]], CmdOutput | None],
     notes: list[str],
     sources: list[str],
 ) -> ContainerdFacts | None:
-    """Rootless containerd of this user, or None when there is no trace of it. ``nerdctl`` runs
-    ``nerdctl version`` (None: nerdctl not installed); it is called only when a trace exists."""
+    """Rootless containerd of this user, or None when there is no trace of it. ``nerdctl(args)``
+    runs ``nerdctl ARGS`` through the host's runner (None: nerdctl not installed); it is called
+    only when a trace exists."""
     kits = containerd_kits(paths, procs, notes)
     units = unit_files(paths, UNIT)
     unit_texts = read_all(units, notes)
@@ -60,7 +61,7 @@ def containerd_facts(
         f"{name}: {v}" for name, names in per_file.items()
         for v in knowledge.containerd_ignored_vars(names)
     ]  # fmt: skip
-    version_out = nerdctl()
+    version_out = nerdctl(["version"])
     from_nerdctl = ContainerdFacts()
     if version_out is not None and version_out.ok:
         from_nerdctl = (
@@ -92,6 +93,9 @@ def containerd_facts(
             )
         elif err:
             notes.append(f"RootlessKit ports not read: {err}")
+    containers = nerdctl_containers(nerdctl, notes, sources)
+    if containers is None:  # no nerdctl: each port RootlessKit forwards stands for its container
+        containers = parse_containerd.port_entries(published)
     if len(kits) > 1:
         notes.append(f"{len(kits)} rootless containerd RootlessKits running; read the first")
     stopped = proc is None and state_there
@@ -103,8 +107,39 @@ def containerd_facts(
         nerdctl_version=from_nerdctl.nerdctl_version,
         running=running,
         published=published,
+        containers=containers,
         ignored_vars=tuple(ignored),
         notes=(f"{state_dir} exists but no rootlesskit runs containerd (stopped?)",)
         if stopped
         else (),
     )
+
+
+def nerdctl_containers(
+    nerdctl: Callable[[Sequence[str]], CmdOutput | None], notes: list[str], sources: list[str]
+) -> tuple[ContainerFacts, ...] | None:
+    """Running containers from ``nerdctl ps --format '{{json .}}'`` then ``nerdctl inspect``
+    (nerdctl docs/command-reference.md, "nerdctl ps" / "nerdctl inspect"); None when nerdctl is
+    not installed. ps alone when inspect fails (no network modes then)."""
+    ps = nerdctl(["ps", "--format", "{{json .}}"])
+    if ps is None:
+        return None
+    if not ps.ok:
+        notes.append(ps.why())
+        return ()
+    sources.append("nerdctl ps")
+    listed = parsed(lambda: parse_containerd.nerdctl_ps(ps.stdout), "nerdctl ps", notes)
+    if not ps.stdout.strip() or not listed:
+        return ()
+    ids = [c.id for c in listed if c.id][: parse_containerd.MAX_CONTAINERS]
+    inspect = nerdctl(["inspect", "--mode=dockercompat", *ids]) if ids else None
+    if inspect is not None and inspect.ok:
+        got = parsed(
+            lambda: parse_containerd.nerdctl_inspect(inspect.stdout), "nerdctl inspect", notes
+        )
+        if got:
+            sources.append("nerdctl inspect")
+            return tuple(got)
+    elif inspect is not None:
+        notes.append(inspect.why())
+    return tuple(listed)

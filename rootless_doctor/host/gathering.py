@@ -4,7 +4,7 @@ containers). Also the engine queries :func:`prefetch` starts before the CLI is i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,13 +206,13 @@ def gather(
         if full:
             nerdctl = locate(paths, "nerdctl")
 
-            def nerdctl_version() -> CmdOutput | None:
+            def run_nerdctl(args: Sequence[str]) -> CmdOutput | None:
                 # only when containerd left a trace: a Go CLI start costs a core for ~60 ms
                 if not nerdctl:
                     return None
-                return cmds.cmd([nerdctl[1].as_posix(), "version"], env).result()
+                return cmds.cmd([nerdctl[1].as_posix(), *args], env).result()
 
-            containerd = containerd_facts(paths, procs, nerdctl_version, notes, sources)
+            containerd = containerd_facts(paths, procs, run_nerdctl, notes, sources)
 
         if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
             owner = paths.uid
