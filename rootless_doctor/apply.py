@@ -863,6 +863,7 @@ def restart_docker_by_hand(
     owner: Owner,
     on_say: Callable[[str], None],
     *,
+    runtime_dir: Path,
     stop_timeout: float = 30.0,
     start_timeout: float = 90.0,
 ) -> int:
@@ -870,7 +871,8 @@ def restart_docker_by_hand(
     RootlessKit of dockerd-rootless.sh and wait for it to exit, start the launcher again in its
     own session with ``env`` (the DOCKERD_ROOTLESS_* settings of the unit and drop-ins, over the
     ones it ran with), output appended to the state dir's dockerd.log, and wait until the daemon
-    answers. Returns the new launcher's PID. Refuses (DoctorError, nothing stopped) when it
+    answers on ``runtime_dir``/docker.sock (the owner's runtime dir, from host/). Returns the new
+    launcher's PID. Refuses (DoctorError, nothing stopped) when it
     cannot be done safely: under sudo, no launcher, several daemons, one a user manager runs."""
     import signal
     import subprocess
@@ -885,7 +887,6 @@ def restart_docker_by_hand(
         raise DoctorError(f"--restart: cannot restart rootless Docker by hand: {launch.problem}")
     if not launch.script:
         raise DoctorError("--restart: dockerd-rootless.sh not found; install the rootless extras")
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{owner.uid}"
     if launch.pid is not None:
         on_say(f"stopping rootless dockerd (RootlessKit PID {launch.pid})")
         with contextlib.suppress(ProcessLookupError):
@@ -903,10 +904,10 @@ def restart_docker_by_hand(
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = log_dir / DOCKERD_LOG
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    child_env = dict(os.environ)
+    child_env = host.environment()
     child_env.update(launch.env)
     child_env.update(env)
-    child_env.setdefault("XDG_RUNTIME_DIR", runtime)
+    child_env["XDG_RUNTIME_DIR"] = str(runtime_dir)  # where the wait below looks for its socket
     child_env.setdefault("HOME", str(owner.home))
     shown = " ".join(f"{k}={v}" for k, v in sorted({**launch.env, **env}.items()))
     on_say(f"starting {shown} {launch.script} (log: {log_path})".replace("  ", " "))
@@ -926,7 +927,7 @@ def restart_docker_by_hand(
         ) from None
     finally:
         os.close(fd)
-    docker_env = {**child_env, "DOCKER_HOST": f"unix://{runtime}/docker.sock"}
+    docker_env = {**child_env, "DOCKER_HOST": f"unix://{runtime_dir}/docker.sock"}
     deadline = time.monotonic() + start_timeout
     while True:
         if proc.poll() is not None:

@@ -169,8 +169,8 @@ def check(
     else:
         from . import host
 
-        if compose is not None and not compose.is_file():
-            raise DoctorError(f"{compose}: no such compose file; name an existing one")
+        if compose is not None:
+            host.given_compose(compose)
         from .checks.interfaces import needs_interfaces
 
         with render.Progress("reading the engines", enabled=not json_out):
@@ -233,7 +233,6 @@ def collect_command(
     2 when not.
     """
     import datetime as dt
-    import socket
 
     from . import apply, host, render
     from . import collect as collect_mod
@@ -241,14 +240,14 @@ def collect_command(
     from .host.files import read
     from .host.system import processes
 
-    if compose is not None and not compose.is_file():
-        raise DoctorError(f"{compose}: no such compose file; name an existing one")
+    if compose is not None:
+        host.given_compose(compose)
     paths = host.default_paths()
     recorder = collect_mod.Recorder(host.run)
     with render.Progress("reading the engines"):
         facts = host.gather(paths, compose_file=compose, timeout=timeout, runner=recorder)
     now = dt.datetime.now(dt.timezone.utc)
-    hostname = socket.gethostname()
+    hostname = host.hostname()
     data, manifest = collect_mod.build(
         paths=paths,
         facts=facts,

@@ -330,7 +330,7 @@ def docker_command(
                 typer.echo(line)
 
         env = _unit_env_after(gather_facts(paths), [])
-        apply.restart_docker_by_hand(launch, env, o, say)
+        apply.restart_docker_by_hand(launch, env, o, say, runtime_dir=host.runtime_path(paths))
         _recheck(o, quiet=json_out)
 
 
@@ -447,17 +447,16 @@ def compose_command(
     and order; refuses services on user-defined networks and says what to do. For Docker the
     daemon fix (`fix docker`) is the answer. Next: recreate the service.
     """
-    import os
-
     from . import apply, host
     from .fixes import compose
 
-    path = (file or _default_compose(Path.cwd())).absolute()
+    path = (file or _default_compose(host.working_dir())).absolute()
     text = apply.read_text(path)
     if text is None:
         raise DoctorError(f"{path}: no such file")
     o, _, facts = _host()
-    env = host.compose_env(path, text, os.environ)  # its .env and env_file: (fix writes there too)
+    # its .env and env_file: (fix writes there too)
+    env = host.compose_env(path, text, host.environment())
     cp = compose.plan(
         path,
         text,

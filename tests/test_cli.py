@@ -166,9 +166,14 @@ def test_unreadable_from_file_is_one_line_and_exit_2(tmp_path: Path, content: by
 def test_missing_from_file_and_compose_are_exit_2(tmp_path: Path) -> None:
     cp = rd("check", "--from", str(tmp_path / "nope.json"))
     assert cp.returncode == 2 and "nope.json" in cp.stderr and "Traceback" not in cp.stderr
-    cp = rd("check", "--compose", str(tmp_path / "compose.yaml"))
-    assert cp.returncode == 2 and "compose.yaml" in cp.stderr
-    assert len(cp.stderr.strip().splitlines()) == 1
+    archive = tmp_path / "a.tar.gz"
+    for args in (["check"], ["collect", "-o", str(archive)]):
+        for given in (tmp_path / "compose.yaml", tmp_path):  # missing, or a directory
+            cp = rd(*args, "--compose", str(given))
+            assert cp.returncode == 2, (args, given, cp.stdout)
+            (line,) = cp.stderr.strip().splitlines()
+            assert f"{given}: no such compose file" in line, (args, line)
+    assert not archive.exists()
 
 
 def test_bad_usage_is_exit_2() -> None:

@@ -124,8 +124,34 @@ def test_a_restart_by_hand_is_refused_with_the_reason(tmp_path, procs, problem) 
     owner = Owner(name="alice", uid=1000, gid=1000, home=tmp_path / "home")
     said: list[str] = []
     with pytest.raises(DoctorError, match="cannot restart rootless Docker by hand"):
-        apply.restart_docker_by_hand(launch, {}, owner, said.append)
+        apply.restart_docker_by_hand(launch, {}, owner, said.append, runtime_dir=tmp_path)
     assert said == []  # nothing stopped, nothing started
+
+
+def test_a_restart_by_hand_starts_the_launcher_on_the_owners_runtime_dir(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import pwd
+
+    from rootless_doctor import apply
+    from rootless_doctor.model import DockerLaunch, DoctorError, Owner
+
+    # A stand-in launcher (no daemon runs here; it runs in the owner's home): it records its
+    # XDG_RUNTIME_DIR and exits.
+    script = tmp_path / "dockerd-rootless.sh"
+    script.write_text('#!/bin/sh\nprintf %s "$XDG_RUNTIME_DIR" > seen\nexit 3\n')
+    script.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "this-shells"))  # not the owner's
+    me = pwd.getpwuid(os.getuid())
+    owner = Owner(name=me.pw_name, uid=me.pw_uid, gid=me.pw_gid, home=home)
+    launch = DockerLaunch(script=str(script))
+    with pytest.raises(DoctorError, match=r"exited \(3\)"):
+        apply.restart_docker_by_hand(launch, {}, owner, lambda _: None,
+                                     runtime_dir=tmp_path / "owners")  # fmt: skip
+    assert (home / "seen").read_text() == str(tmp_path / "owners")
 
 
 def _fix_docker(tmp_path, monkeypatch, facts, *args):  # type: ignore[no-untyped-def]

@@ -37,12 +37,22 @@ if TYPE_CHECKING:
     from .daemon import docker_launch
     from .files import read_archive, read_pasted
     from .gathering import ENGINES, cli_env, gather, prefetch
-    from .identity import default_paths, is_root, owner_paths, target_owner, which
+    from .identity import (
+        default_paths,
+        environment,
+        hostname,
+        is_root,
+        owner_paths,
+        runtime_path,
+        target_owner,
+        which,
+        working_dir,
+    )
     from .layout import is_local_address, local_addresses, root_layout, static_busybox, usr_python
     from .podman import containers_conf_files
     from .rootlesskit import api_request, rootlesskit_child_pid
     from .runner import PREFETCHED, Runner, run
-    from .system import COMPOSE_NAMES, find_compose
+    from .system import COMPOSE_NAMES, find_compose, given_compose
 
 # Where each public name lives (the lazy door below reads it).
 _WHERE = {
@@ -57,8 +67,11 @@ _WHERE = {
     "containers_conf_files": "podman",
     "default_paths": "identity",
     "docker_launch": "daemon",
+    "environment": "identity",
     "find_compose": "system",
     "gather": "gathering",
+    "given_compose": "system",
+    "hostname": "identity",
     "is_local_address": "layout",
     "is_root": "identity",
     "local_addresses": "layout",
@@ -67,12 +80,14 @@ _WHERE = {
     "read_archive": "files",
     "read_pasted": "files",
     "root_layout": "layout",
+    "runtime_path": "identity",
     "rootlesskit_child_pid": "rootlesskit",
     "run": "runner",
     "static_busybox": "layout",
     "target_owner": "identity",
     "usr_python": "layout",
     "which": "identity",
+    "working_dir": "identity",
 }
 _SUBMODULES = (
     "composefiles",
@@ -101,8 +116,11 @@ __all__ = [
     "containers_conf_files",
     "default_paths",
     "docker_launch",
+    "environment",
     "find_compose",
     "gather",
+    "given_compose",
+    "hostname",
     "is_local_address",
     "is_root",
     "local_addresses",
@@ -113,10 +131,12 @@ __all__ = [
     "root_layout",
     "rootlesskit_child_pid",
     "run",
+    "runtime_path",
     "static_busybox",
     "target_owner",
     "usr_python",
     "which",
+    "working_dir",
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -133,6 +134,21 @@ def owner_paths(o: Owner) -> HostPaths:
             config_home=None,
         )
     return paths
+
+
+def environment() -> dict[str, str]:
+    """This process's environment (a copy): Compose reads it for ``${VAR}`` in a file."""
+    return dict(os.environ)
+
+
+def working_dir() -> Path:
+    """The directory the command runs in: where the default compose file is looked for."""
+    return Path.cwd()
+
+
+def hostname() -> str:
+    """This machine's host name (the collect archive's name and manifest)."""
+    return socket.gethostname()
 
 
 def is_root() -> bool:

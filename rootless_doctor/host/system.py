@@ -191,6 +191,13 @@ def find_compose(directory: Path) -> Path | None:
     return next((directory / n for n in COMPOSE_NAMES if is_file(directory / n)), None)
 
 
+def given_compose(path: Path) -> Path:
+    """A compose file named on the command line: it must be a file (bad input otherwise)."""
+    if not is_file(path):
+        raise DoctorError(f"{path}: no such compose file; name an existing one")
+    return path
+
+
 def compose_facts(
     compose_file: Path | None, cwd: Path | None, notes: list[str], sources: list[str]
 ) -> ComposeFacts | None:
