@@ -1640,7 +1640,6 @@ CONTAINERD_LAUNCHER_VARS = frozenset(
         "DETACH_NETNS", "IPV6", "FLAGS",
     )
 )  # fmt: skip
-NERDCTL_GVISOR_FALLBACK = "2.3.0"  # nerdctl PR 4827: no slirp4netns/vpnkit → gvisor-tap-vsock
 CONTAINERD_STATE_DIR = "containerd-rootless"  # the launcher's state dir under $XDG_RUNTIME_DIR
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,9 +107,3 @@ def quote_docker(net: str, port_driver: str) -> str | None:
         text += "Docker's bridge"
     stacks = sorted({r.stack for r in (*plain, *tuned)}, key=list(t.versions).index)
     return f"{text} (Debian {', '.join(stacks)}; {t.date.split()[0]})"
-
-
-def median_gbit(key: str) -> float | None:
-    """The median over the stacks of one path (for ordering options), or None."""
-    found = rows(key)
-    return statistics.median(r.gbit_s for r in found) if found else None

@@ -32,8 +32,6 @@ from ..model import ComposeService, DoctorError, FilePlan, PodmanFacts
 if TYPE_CHECKING:
     from ..envfile import ComposeEnv
 
-SLIRP_MODE = knowledge.SLIRP_KEEP_IP_MODE
-PASTA_MODE = "pasta"
 PODMAN_COMPOSE_BUILTIN = "4.7.0"  # `podman compose` (wrapper) appeared in 4.7
 
 
