@@ -308,6 +308,16 @@ PASTES: dict[str, tuple[Callable[[Path], Path], bool]] = {
 }  # fmt: skip
 
 
+def remove_tree(base: Path) -> None:
+    """Remove a test's directory; podman, run with it as HOME, may still be creating its storage
+    directories there for a moment after the tool returned: try again until it is gone."""
+    for _ in range(20):
+        shutil.rmtree(base, ignore_errors=True)
+        if not base.exists():
+            return
+        time.sleep(0.1)
+
+
 # --------------------------------------------------------------------------------------------
 # engine CLIs that answer badly, as the stack user
 UNIT_V20 = DATA / "systemd/docker-rootless-user-unit-rendered-from-moby-v20.10.24-setuptool.service"
@@ -342,7 +352,7 @@ def engine_sandbox(u: stack.User) -> Iterator[tuple[Path, dict[str, str]]]:
         if pid_file.is_file():
             with contextlib.suppress(ValueError, OSError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_tree(base)
 
 
 def live_check(u: stack.User, env: dict[str, str]) -> tuple[Outcome, dict[str, str]]:
@@ -430,7 +440,7 @@ def sandbox(u: stack.User) -> Iterator[Sandbox]:
     try:
         yield s
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_tree(base)
 
 
 def fill(d: Path) -> None:
