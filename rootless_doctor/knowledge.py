@@ -91,6 +91,9 @@ PASTA_FOR_PESTO = "2026_05_07"  # passt release that ships pesto
 RK_PESTO = "3.1.0"
 SLIRP4NETNS_FOR_DOCKER = "0.4.0"  # dockerd-rootless.sh picks slirp4netns only from 0.4
 DOCKER_PASTA_DEFAULT = "28.5.2"  # launcher: pasta + implicit by default when no slirp4netns
+PODMAN_COMPOSE_WRAPPER = "4.7.0"  # podman 4.7.0 release notes: `podman compose` (a wrapper)
+# containers/podman#19032: containers.conf default_rootless_network_cmd is honoured from 4.6.0.
+PODMAN_READS_DEFAULT_CMD = "4.6.0"
 
 # --------------------------------------------------------------------------- versions
 
@@ -142,6 +145,16 @@ def version_at_least(version: str | None, minimum: str) -> bool | None:
 def major(version: str | None) -> int | None:
     v = parse_version(version)
     return v[0] if v else None
+
+
+def podman_has_compose_wrapper(version: str | None) -> bool:
+    """``podman compose`` exists (else the separate ``podman-compose``); unknown: no."""
+    return version_at_least(version, PODMAN_COMPOSE_WRAPPER) is True
+
+
+def podman_reads_default_network_cmd(version: str | None) -> bool:
+    """containers.conf ``default_rootless_network_cmd`` is honoured; unknown: no."""
+    return version_at_least(version, PODMAN_READS_DEFAULT_CMD) is True
 
 
 def _v(version: str | None) -> str:

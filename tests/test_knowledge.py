@@ -545,3 +545,21 @@ def test_docker_rootless_evidence_most_direct_decides() -> None:
     assert ev(docker_host="unix:///run/user/1000/docker.sock")[0] is True
     assert ev(docker_host="unix:///var/run/docker.sock")[0] is None
     assert ev(rootlesskit="4242") == (True, ["rootlesskit (pid 4242) runs dockerd for u"])
+
+
+@pytest.mark.parametrize(
+    ("version", "wrapper", "reads_cmd"),
+    [
+        (None, False, False),  # unknown: the planners take the older way
+        ("4.5.1", False, False),
+        ("4.6.0", False, True),  # containers/podman#19032
+        ("4.6.2", False, True),
+        ("4.7.0", True, True),  # `podman compose`
+        ("5.4.2", True, True),
+    ],
+)
+def test_podman_version_thresholds_the_planners_ask(
+    version: str | None, wrapper: bool, reads_cmd: bool
+) -> None:
+    assert kb.podman_has_compose_wrapper(version) is wrapper
+    assert kb.podman_reads_default_network_cmd(version) is reads_cmd

@@ -32,8 +32,6 @@ from ..model import ComposeService, DoctorError, FilePlan, PodmanFacts
 if TYPE_CHECKING:
     from ..envfile import ComposeEnv
 
-PODMAN_COMPOSE_BUILTIN = "4.7.0"  # `podman compose` (wrapper) appeared in 4.7
-
 
 @dataclass(frozen=True, kw_only=True)
 class ComposePlan:
@@ -232,10 +230,9 @@ def plan(
             f"other services of this project no longer reach {svc_name!r} by name on the "
             "project network; point them at the host and its published ports"
         )
+    podman_v = podman.version if podman else None
     compose_cmd = (
-        "podman compose"
-        if knowledge.version_at_least(podman.version if podman else None, PODMAN_COMPOSE_BUILTIN)
-        else "podman-compose"
+        "podman compose" if knowledge.podman_has_compose_wrapper(podman_v) else "podman-compose"
     )
     return ComposePlan(
         plan=FilePlan(

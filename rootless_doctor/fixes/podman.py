@@ -32,7 +32,6 @@ from .. import knowledge, parse
 from ..model import DoctorError, FilePlan, PodmanFacts
 
 PORT_HANDLER = "port_handler=slirp4netns"
-READS_DEFAULT_CMD = "4.6.0"  # podman#19032: default_rootless_network_cmd honoured from 4.6
 HEADER = "# rootless-doctor: keep client source IPs of published ports.\n"
 
 
@@ -78,7 +77,7 @@ def settings_for(podman: PodmanFacts, pasta_installed: bool) -> tuple[list[Setti
                 "makes bridge/compose networks keep source IPs too"
             )
         return out, notes
-    if pasta_installed and knowledge.version_at_least(v, READS_DEFAULT_CMD):
+    if pasta_installed and knowledge.podman_reads_default_network_cmd(v):
         return [Setting(table="network", key="default_rootless_network_cmd", value="pasta")], notes
     notes.append(
         "slirp4netns port_handler=slirp4netns keeps source IPs for containers on the default "
