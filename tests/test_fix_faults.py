@@ -490,7 +490,9 @@ def test_ctrl_c_while_the_modules_load_is_one_line(sb: Sandbox) -> None:
     if head.startswith(b"#!/"):  # a console script: ask its interpreter where the package is
         code = "import rootless_doctor, os; print(os.path.dirname(rootless_doctor.__file__))"
         interp = head[2:].split(b"\n")[0].split()[0].decode()
-        cp = subprocess.run([interp, "-c", code], capture_output=True, text=True, check=True)
+        # -I: not the checkout in the current directory (CI runs from a clone of it), the
+        # installed package the tool really imports.
+        cp = subprocess.run([interp, "-I", "-c", code], capture_output=True, text=True, check=True)
         where = cp.stdout.strip()
     f = sb.put("work/compose.yaml", COMPOSE.read_bytes())
     o = hostile.run(
