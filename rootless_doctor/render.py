@@ -221,7 +221,13 @@ _PROGRAMS = frozenset({
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 
 
-def _yes_no(v: bool | None) -> str:
+def _yes_no(v: bool | None, seen: str | None = None) -> str:
+    """A verdict word; "NOT FORWARDED" where no client gets through at all (a port pasta does
+    not forward: knowledge.SEEN_REFUSED), which is not a lost address."""
+    from .knowledge import SEEN_REFUSED
+
+    if v is False and seen == SEEN_REFUSED:
+        return "NOT FORWARDED"
     return {True: "kept", False: "LOST", None: "unknown"}[v]
 
 
@@ -291,7 +297,9 @@ def _area_rows(report: Report, verbose: bool, width: int) -> list[Line]:
     rows: list[Line] = []
     for e in report.engines:
         st = _verdict_status(e.source_ip_preserved)
-        verdict = f"client IPs {_yes_no(e.source_ip_preserved)}{_seen(e.seen_address)}"
+        verdict = (
+            f"client IPs {_yes_no(e.source_ip_preserved, e.seen_address)}{_seen(e.seen_address)}"
+        )
         rows += _row(st, _engine_head(e), verdict, width)
         drivers = _engine_drivers(e)
         if drivers:
@@ -302,7 +310,8 @@ def _area_rows(report: Report, verbose: bool, width: int) -> list[Line]:
             cst = _verdict_status(ct.source_ip_preserved)
             mode = f"{ct.network_mode or '?'}, {ct.port_handler or '?'}"
             verdict = (
-                f"client IPs {_yes_no(ct.source_ip_preserved)} ({mode}){_seen(ct.seen_address)}"
+                f"client IPs {_yes_no(ct.source_ip_preserved, ct.seen_address)} ({mode})"
+                f"{_seen(ct.seen_address)}"
             )
             rows += _row(cst, f"container {ct.name}", verdict, width, indent=10)
     if not report.engines:

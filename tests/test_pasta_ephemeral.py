@@ -188,20 +188,45 @@ def test_container_verdict_follows_the_range_and_the_passt_version(tmp_path: Pat
     assert engine.pasta_ephemeral_port(facts, facts.docker).status == "warn"  # type: ignore[arg-type]
 
 
+# One port below the ephemeral range (forwarded), one inside it (refused on sid's passt).
+MIXED = ContainerFacts(
+    engine="docker",
+    name="both",
+    network_mode="bridge",
+    ports=(
+        PublishedPort(host_port=8080, container_port=80),
+        PublishedPort(host_port=40000, container_port=443),
+    ),
+)
+
+
 def test_mixed_ports_name_both(tmp_path: Path) -> None:
     paths = fake_root(tmp_path, "sid")
     d = docker_on_pasta()
-    c = ContainerFacts(
-        engine="docker",
-        name="both",
-        network_mode="bridge",
-        ports=(
-            PublishedPort(host_port=8080, container_port=80),
-            PublishedPort(host_port=40000, container_port=443),
-        ),
-    )
+    c = MIXED
     facts = host_facts(paths, "sid", replace(d, containers=(c,)))
     v = kb.docker_container_verdict(facts.docker, c, facts.tools, facts.ephemeral_ports)  # type: ignore[arg-type]
     assert v.preserved is False
     assert v.seen == f"{kb.SEEN_REFUSED} on 40000->443; {kb.SEEN_CLIENT} on 8080->80"
     assert "move the ephemeral range above it" in v.fix and "40001 60999" in v.fix
+
+
+def test_the_text_report_says_not_forwarded_where_a_port_is_refused(tmp_path: Path) -> None:
+    from rootless_doctor import render
+    from rootless_doctor.checks import diagnose
+
+    paths = fake_root(tmp_path, "sid")
+    d = docker_on_pasta(55377)
+    facts = host_facts(paths, "sid", replace(d, containers=(*d.containers, MIXED)))
+    report = diagnose(facts)
+    text = [t for _, t in render.report_lines(report, width=200)]
+    (refused,) = [t for t in text if "container web55377" in t]
+    assert "client IPs NOT FORWARDED (" in refused and "LOST" not in refused, refused
+    (both,) = [t for t in text if "container both" in t]  # one port refused, one reached: LOST
+    assert "client IPs LOST (" in both, both
+    # JSON keeps the verdict fields as they are
+    rows = {c["name"]: c for e in render.to_json(report)["engines"] for c in e["containers"]}
+    assert (rows["web55377"]["source_ip_preserved"], rows["web55377"]["seen_address"]) == (
+        False,
+        kb.SEEN_REFUSED,
+    )
