@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -274,8 +276,24 @@ def test_exe_name_is_the_program_name_of_every_live_process() -> None:
     from rootless_doctor.host.system import processes
     from rootless_doctor.model import HostPaths
 
-    procs = [p for p in processes(HostPaths(uid=os.geteuid())) if p.cmdline]
-    assert len(procs) > 10
+    # Processes of this test's own, by path and by bare name, so the comparison never rests on
+    # whatever else happens to run (a quiet CI machine has fewer than ten processes). They are
+    # grandchildren: processes() leaves out this process's own children (the check's commands).
+    shell = subprocess.Popen(
+        ["sh", "-c", "/bin/sleep 30 & sleep 31 & wait"], start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            procs = [p for p in processes(HostPaths(uid=os.geteuid())) if p.cmdline]
+            mine = [p for p in procs if p.ppid == shell.pid]
+            if len(mine) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
+    assert sorted(p.exe_name for p in mine) == ["sleep", "sleep"], procs
     assert [p.exe_name for p in procs] == [PurePosixPath(p.cmdline[0]).name for p in procs]
 
 

@@ -22,6 +22,9 @@ pytestmark = pytest.mark.realstack
 def u() -> stack.User:
     stack.require()
     usr = stack.user()
+    # Every earlier real-stack test that ran `podman` as the user (a `check` runs `podman info`)
+    # left podman's pause process, by podman's design: end it podman's way first.
+    stack.podman_reset(usr)
     # The leftovers() checks below are only meaningful if the user starts idle.
     if busy := stack.leftovers(usr, wait=0):
         pytest.fail(f"{usr.name} is busy before the tests (another run, or a leak): {busy}")
