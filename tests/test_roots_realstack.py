@@ -13,6 +13,7 @@ Without the roots these tests skip with the reason (`sudo bash .ci/roots.sh buil
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import random
@@ -308,6 +309,9 @@ def test_docker_fix(ru: stack.User, ns: stack.Netns) -> None:
     finally:
         ru.host_path(unit).unlink(missing_ok=True)
         ru.host_path(dropin).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # only if the fix left it empty
+            ru.host_path(dropin).parent.rmdir()
+        forget_fixes(ru)
         idle(ru)
 
 
@@ -362,4 +366,11 @@ def test_fix_compose(ru: stack.User, ns: stack.Netns) -> None:
             assert cp.returncode == 0, cp.stdout + cp.stderr
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        forget_fixes(ru)
         idle(ru)
+
+
+def forget_fixes(ru: stack.User) -> None:
+    """The tool's state dir (lock, empty manifest, backups) that `fix` and `fix --undo` leave in
+    the user's home: the test made it, the test removes it."""
+    shutil.rmtree(ru.host_path(f"{ru.home}/.local/state/rootless-doctor"), ignore_errors=True)
