@@ -1645,14 +1645,13 @@ RESTART_CONTAINERD = "systemctl --user daemon-reload && systemctl --user restart
 FIX_CONTAINERD = "rootless-doctor fix containerd"
 CONTAINERD_VAR = "CONTAINERD_ROOTLESS_ROOTLESSKIT_"
 DOCKERD_VAR = "DOCKERD_ROOTLESS_ROOTLESSKIT_"
-# What containerd-rootless.sh reads (nerdctl @ 8da5040; IPV6 from 2.3.x, DETACH_NETNS from 2.0).
-CONTAINERD_LAUNCHER_VARS = frozenset(
-    CONTAINERD_VAR + v
-    for v in (
-        "STATE_DIR", "NET", "MTU", "PORT_DRIVER", "SLIRP4NETNS_SANDBOX", "SLIRP4NETNS_SECCOMP",
-        "DETACH_NETNS", "IPV6", "FLAGS",
-    )
+# The variables both launchers read (the rest of each set below is the launcher's own).
+_LAUNCHER_VARS = (
+    "STATE_DIR", "NET", "MTU", "PORT_DRIVER", "SLIRP4NETNS_SANDBOX", "SLIRP4NETNS_SECCOMP",
+    "DETACH_NETNS", "FLAGS",
 )  # fmt: skip
+# What containerd-rootless.sh reads (nerdctl @ 8da5040; IPV6 from 2.3.x, DETACH_NETNS from 2.0).
+CONTAINERD_LAUNCHER_VARS = frozenset(CONTAINERD_VAR + v for v in (*_LAUNCHER_VARS, "IPV6"))
 CONTAINERD_STATE_DIR = "containerd-rootless"  # the launcher's state dir under $XDG_RUNTIME_DIR
 
 
@@ -1664,12 +1663,8 @@ def flag_drivers(flags: str | None) -> tuple[str | None, str | None]:
 
 # What dockerd-rootless.sh reads (moby contrib/dockerd-rootless.sh; DETACH_NETNS from 29.5).
 DOCKERD_LAUNCHER_VARS = frozenset(
-    DOCKERD_VAR + v
-    for v in (
-        "STATE_DIR", "NET", "MTU", "PORT_DRIVER", "SLIRP4NETNS_SANDBOX", "SLIRP4NETNS_SECCOMP",
-        "DISABLE_HOST_LOOPBACK", "DETACH_NETNS", "FLAGS",
-    )
-)  # fmt: skip
+    DOCKERD_VAR + v for v in (*_LAUNCHER_VARS, "DISABLE_HOST_LOOPBACK")
+)
 
 
 def _ignored_vars(names: Iterable[str], reads: frozenset[str]) -> list[str]:
