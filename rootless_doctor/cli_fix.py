@@ -436,6 +436,14 @@ def compose_command(
         str, typer.Option("--engine", help="auto | podman | docker (who runs this file).")
     ] = "auto",
     interface: Interface = None,
+    mtu: Annotated[
+        bool,
+        typer.Option(
+            "--mtu",
+            help="Docker: also set com.docker.network.driver.mtu 65520 on the service's compose "
+            "networks (with `fix docker --mtu`; Podman's pasta/slirp4netns have 65520 already).",
+        ),
+    ] = False,
     dry_run: DryRun = False,
     restart: Restart = False,
     json_out: JsonOut = False,
@@ -445,7 +453,8 @@ def compose_command(
     Writes network_mode (pasta, or slirp4netns:port_handler=slirp4netns on Podman without
     pasta) and NETWORK_INTERFACE into FILE (default: the compose file here), keeping comments
     and order; refuses services on user-defined networks and says what to do. For Docker the
-    daemon fix (`fix docker`) is the answer. Next: recreate the service.
+    daemon fix (`fix docker`) is the answer; with --mtu the service's compose networks get
+    Docker's bridge MTU option. Next: recreate the service (its networks too with --mtu).
     """
     from . import apply, host
     from .fixes import compose
@@ -466,6 +475,7 @@ def compose_command(
         pasta_installed=_pasta(facts),
         host_interface=interface,
         env=env,
+        mtu=mtu,
     )
     if cp.plan is None:
         if json_out:

@@ -279,6 +279,99 @@ def test_compose_docker_says_daemon_fix() -> None:
     assert cp.plan is None and "rootless-doctor fix docker" in cp.advice
 
 
+MTU_LINES = '    driver_opts:\n      com.docker.network.driver.mtu: "65520"\n'
+
+
+def test_compose_docker_mtu_default_network() -> None:
+    """--mtu with Docker: the project's default network gets the bridge MTU option (daemon.json
+    "mtu" covers docker0 only); twice changes nothing; the next steps recreate the network."""
+    src = DATA / "compose/docker-mailserver-compose.yaml"
+    text = src.read_text()
+    cp = compose.plan(src, text, service=None, engine="docker", mtu=True)
+    assert cp.plan is not None
+    assert cp.plan.after == text + "networks:\n  default:\n" + MTU_LINES
+    assert cp.plan.next_steps == (f"docker compose -f {src} down", f"docker compose -f {src} up -d")
+    assert "rootless-doctor fix docker --mtu" in cp.advice
+    again = compose.plan(src, cp.plan.after, service=None, engine="docker", mtu=True)
+    assert again.plan is not None and not again.plan.changed
+    # without --mtu: advice only, as before
+    assert compose.plan(src, text, service=None, engine="docker").plan is None
+
+
+def test_compose_docker_mtu_named_networks() -> None:
+    text = (
+        "services:\n"
+        "  web:\n"
+        "    image: nginx\n"
+        "    networks: [front, back, ext, mv, old]\n"
+        "networks:\n"
+        "  front:  # the public side\n"
+        "  back:\n"
+        "    driver: bridge\n"
+        "    driver_opts:\n"
+        "      com.docker.network.bridge.name: br-back\n"
+        "  ext:\n"
+        "    external: true\n"
+        "  mv:\n"
+        "    driver: macvlan\n"
+        "  old:\n"
+        "    driver_opts:\n"
+        "      com.docker.network.driver.mtu: 1500 # set by hand\n"
+    )
+    cp = compose.plan(Path("/x/c.yaml"), text, service="web", engine="docker", mtu=True)
+    assert cp.plan is not None
+    assert cp.plan.after == (
+        text.replace("  front:  # the public side\n", "  front:  # the public side\n" + MTU_LINES)
+        .replace(
+            "      com.docker.network.bridge.name",
+            '      com.docker.network.driver.mtu: "65520"\n      com.docker.network.bridge.name',
+        )
+        .replace("mtu: 1500 # set by hand", "mtu: 65520 # set by hand")
+    )
+    assert "networks front, back, old:" in cp.plan.what
+    assert "not edited: ext (external), mv (driver macvlan)" in cp.advice
+    again = compose.plan(Path("/x/c.yaml"), cp.plan.after, service="web", engine="docker", mtu=True)
+    assert again.plan is not None and not again.plan.changed
+
+
+def test_compose_docker_mtu_refusals_and_no_network() -> None:
+    base = "services:\n  web:\n    image: nginx\n"
+    # a service on the host's network has no compose network: nothing to write
+    cp = compose.plan(
+        Path("/x/c.yaml"), base + "    network_mode: host\n", service=None, engine="docker",
+        mtu=True,
+    )  # fmt: skip
+    assert cp.plan is None and "network_mode host" in cp.advice
+    # only external networks: nothing written, says where the MTU goes
+    ext = base + "    networks: [e]\nnetworks:\n  e:\n    external: true\n"
+    cp = compose.plan(Path("/x/c.yaml"), ext, service=None, engine="docker", mtu=True)
+    assert cp.plan is None and "docker network create -o com.docker.network.driver.mtu" in cp.advice
+    # default network added before the other top-level networks
+    other = base + "networks:\n  spare:\n    driver: bridge\n"
+    cp = compose.plan(Path("/x/c.yaml"), other, service=None, engine="docker", mtu=True)
+    assert cp.plan is not None
+    assert cp.plan.after == other.replace("  spare:", "  default:\n" + MTU_LINES + "  spare:")
+    for bad in ("networks: {}\n", "networks:\n  default: {driver: bridge}\n"):
+        with pytest.raises(DoctorError) as e:
+            compose.plan(Path("/x/c.yaml"), base + bad, service=None, engine="docker", mtu=True)
+        assert "by hand" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_compose_podman_mtu_says_why_nothing_more() -> None:
+    """Podman: the fix takes the service off the bridge (pasta / slirp4netns, 65520 already)."""
+    src = DATA / "compose/docker-mailserver-compose.yaml"
+    text = src.read_text()
+    plain = compose.plan(src, text, service=None, engine="podman", podman=P5, pasta_installed=True)
+    cp = compose.plan(
+        src, text, service=None, engine="podman", podman=P5, pasta_installed=True, mtu=True
+    )
+    assert cp.plan is not None and plain.plan is not None and cp.plan.after == plain.plan.after
+    assert (
+        "--mtu: nothing to set" in cp.advice and "pasta gives the container MTU 65520" in cp.advice
+    )
+    assert "--mtu" not in plain.advice
+
+
 def test_compose_malformed_yaml_one_line() -> None:
     src = DATA / "compose/docker-mailserver-docs-podman-slirp4netns-network-mode.yaml"
     with pytest.raises(DoctorError) as e:
@@ -834,6 +927,19 @@ def test_cli_compose_write_and_undo_bytes(cli_env: dict[str, object], tmp_path: 
     assert code == 0 and "podman-compose -f" in out and "network_mode" in f.read_text()
     code, out = _run("compose", str(f))
     assert code == 0 and "nothing to do" in out
+    code, out = _run("undo")
+    assert code == 0 and f.read_bytes() == original
+
+
+def test_cli_compose_docker_mtu_write_and_undo(cli_env: dict[str, object], tmp_path: Path) -> None:
+    f = tmp_path / "compose.yaml"
+    original = (DATA / "compose/docker-mailserver-compose.yaml").read_bytes()
+    f.write_bytes(original)
+    code, out = _run("compose", "--engine", "docker", str(f))
+    assert code == 0 and f.read_bytes() == original  # advice only
+    code, out = _run("compose", "--engine", "docker", "--mtu", str(f))
+    assert code == 0 and f"docker compose -f {f} down" in out
+    assert f.read_text().endswith("networks:\n  default:\n" + MTU_LINES)
     code, out = _run("undo")
     assert code == 0 and f.read_bytes() == original
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .. import knowledge, parse
+from .. import knowledge, parse, throughput
 from ..model import ComposeService, DoctorError, FilePlan, PodmanFacts
 
 if TYPE_CHECKING:
@@ -116,23 +116,29 @@ def plan(
     pasta_installed: bool = False,
     host_interface: str | None = None,
     env: ComposeEnv | None = None,
+    mtu: bool = False,
 ) -> ComposePlan:
     """``env`` is what the host read next to the compose file (``.env``, env files): the
-    ``NETWORK_INTERFACE`` a service keeps in an env file is set there, never in both places."""
+    ``NETWORK_INTERFACE`` a service keeps in an env file is set there, never in both places.
+    ``mtu`` (``fix compose --mtu``): with Docker, the compose networks of the service get
+    ``com.docker.network.driver.mtu`` (see :func:`_network_mtu_plan`); with Podman the fix puts
+    the service on pasta or slirp4netns, which have no compose network and run at MTU 65520
+    already, so nothing more is written and a note says so."""
     name = str(path)
     data = _load(text, name)
     services = _services(data, name)
     svc_name = _pick_service(services, name, service)
     svc = services[svc_name]
     if engine == "docker":
-        return ComposePlan(
-            plan=None,
-            service=svc_name,
-            advice=f"{path.name}: with rootless Docker, network_mode cannot keep client source "
+        advice = (
+            f"{path.name}: with rootless Docker, network_mode cannot keep client source "
             "IPs: the daemon's RootlessKit port driver decides for every container. Run "
-            "`rootless-doctor fix docker`, restart the daemon, then recreate the service "
-            f"(`docker compose up -d --force-recreate {svc_name}`).",
+            f"`{knowledge.FIX_DOCKER}{' --mtu' if mtu else ''}`, restart the daemon, then "
+            f"recreate the service (`docker compose up -d --force-recreate {svc_name}`)."
         )
+        if not mtu:
+            return ComposePlan(plan=None, service=svc_name, advice=advice)
+        return _network_mtu_plan(path, text, data, svc_name, advice)
     from ruamel.yaml.comments import CommentedMap
 
     if not isinstance(svc, CommentedMap) or svc.fa.flow_style():
@@ -193,6 +199,12 @@ def plan(
                 (_after_image(svc, lines), 0, [" " * col + f"network_mode: {_q(mode)}{nl}"])
             )
     notes: list[str] = []
+    if mtu:
+        notes.append(
+            f"--mtu: nothing to set in {path.name}: with network_mode {mode} the service has no "
+            f"compose network, and {mode.split(':')[0]} gives the container MTU "
+            f"{throughput.TUNED_MTU} already"
+        )
     if wants_iface and iface is None:
         notes.append(
             "set NETWORK_INTERFACE to the host's main interface name (pasta copies it into the "
@@ -212,14 +224,7 @@ def plan(
             advice="; ".join(notes),
             env_plan=env_plan,
         )
-    out = list(lines)
-    # Bottom-up so earlier line numbers stay valid; at the same line the edit planned first ends
-    # up first (network_mode before the environment block it is followed by).
-    for _, (first, count, new) in sorted(
-        enumerate(edits), key=lambda e: (e[1][0], e[0]), reverse=True
-    ):
-        out[first : first + count] = new
-    after = "".join(out)
+    after = _splice(lines, edits)
     in_compose = wants_iface and keeper is None
     _verify(after, name, svc_name, mode, iface if in_compose else None)
     what = f"service {svc_name}: network_mode {mode} keeps client source IPs"
@@ -247,6 +252,18 @@ def plan(
         advice="; ".join(notes),
         env_plan=env_plan,
     )
+
+
+def _splice(lines: list[str], edits: list[tuple[int, int, list[str]]]) -> str:
+    """The text with each (first line, lines replaced, new lines) edit made. Bottom-up so earlier
+    line numbers stay valid; at the same line the edit planned first ends up first
+    (network_mode before the environment block it is followed by)."""
+    out = list(lines)
+    for _, (first, count, new) in sorted(
+        enumerate(edits), key=lambda e: (e[1][0], e[0]), reverse=True
+    ):
+        out[first : first + count] = new
+    return "".join(out)
 
 
 def _raw_env(node: Any) -> dict[str, str | None]:
@@ -396,3 +413,142 @@ def _verify(after: str, name: str, svc_name: str, mode: str, iface: str | None) 
         ok = ok and _env_value(svc.get("environment"), "NETWORK_INTERFACE") == iface
     if not ok:  # pragma: no cover - a splice bug must never reach the disk
         raise DoctorError(f"{name}: could not edit service {svc_name!r} safely; edit it by hand")
+
+
+# --------------------------------------------------------------------------------------------
+# --mtu with Docker: the MTU of the service's compose networks
+
+# The bridge driver's MTU option (Docker: `docker network create` "Bridge driver options";
+# Podman's bridge takes the same name besides its own ``mtu``, podman-network-create(1) --opt).
+# daemon.json "mtu" sets docker0's only: a compose project network is a user-defined bridge and
+# keeps 1500 without it (moby#34981). docs/facts.md "Compose network MTU".
+MTU_OPT = "com.docker.network.driver.mtu"
+
+
+def _network_mtu_plan(path: Path, text: str, data: Any, svc_name: str, advice: str) -> ComposePlan:
+    """``driver_opts: {com.docker.network.driver.mtu: "65520"}`` on each bridge network the
+    service joins (``default`` when it names none), spliced as the other edits are. External
+    and non-bridge networks are named in the advice, not edited (they are not this file's to
+    create). Next: ``down`` + ``up``: compose does not recreate an existing network whose options
+    changed."""
+    from ruamel.yaml.comments import CommentedMap
+
+    name = str(path)
+    svc = data["services"][svc_name]
+    if not isinstance(svc, CommentedMap):
+        raise DoctorError(f"{name}: service {svc_name!r} is not a mapping; fix it first")
+    want = str(throughput.TUNED_MTU)
+    if svc.get("network_mode") is not None:
+        return ComposePlan(
+            plan=None,
+            service=svc_name,
+            advice=f"--mtu: nothing to set in {path.name}: service {svc_name!r} has network_mode "
+            f"{svc['network_mode']} (no compose network). {advice}",
+        )
+    nets = svc.get("networks")
+    names = [str(n) for n in nets] if isinstance(nets, (Mapping, list)) and nets else ["default"]
+    lines = text.splitlines(keepends=True)
+    nl = "\r\n" if "\r\n" in text else "\n"
+    services = data["services"]
+    step = _indent_step(services, svc_name)
+    top = data.get("networks")
+    edits: list[tuple[int, int, list[str]]] = []
+    skipped: list[str] = []
+    done: list[str] = []
+
+    def block(col: int, head: str | None = None) -> list[str]:
+        """``driver_opts:`` at ``col`` with the MTU under it; under ``head`` when given."""
+        opts = [" " * col + "driver_opts:" + nl, " " * (col + step) + f'{MTU_OPT}: "{want}"' + nl]
+        return [" " * (col - step) + head + nl, *opts] if head else opts
+
+    if "networks" not in data:
+        if names != ["default"]:
+            raise DoctorError(
+                f"{name}: service {svc_name!r} joins networks the file does not "
+                f"define ({', '.join(names)}); fix it first"
+            )
+        tail = [] if not lines or lines[-1].endswith("\n") else [nl]
+        edits.append((len(lines), 0, [*tail, "networks:" + nl, *block(2 * step, "default:")]))
+        done.append("default")
+    elif not isinstance(top, CommentedMap) or top.fa.flow_style() or not len(top):
+        raise DoctorError(
+            f"{name}: cannot edit the top-level `networks:` (empty or flow style); add "
+            f'driver_opts: {{{MTU_OPT}: "{want}"}} to {", ".join(names)} by hand'
+        )
+    else:
+        col = top.lc.key(next(iter(top)))[1]
+        for net in names:
+            if net not in top:
+                if net != "default":
+                    raise DoctorError(
+                        f"{name}: network {net!r} of service {svc_name!r} is not "
+                        "defined under `networks:`; fix it first"
+                    )
+                edits.append((top.lc.key(next(iter(top)))[0], 0, block(col + step, "default:")))
+                done.append(net)
+                continue
+            entry = top[net]
+            ln = top.lc.key(net)[0]
+            if entry is None:
+                rest = (
+                    lines[ln].split(":", 1)[1].split("#", 1)[0].strip() if ":" in lines[ln] else "?"
+                )
+                if rest:
+                    raise DoctorError(
+                        f"{name}:{ln + 1}: cannot edit network {net!r} here; add "
+                        f'driver_opts: {{{MTU_OPT}: "{want}"}} by hand'
+                    )
+                edits.append((ln + 1, 0, block(col + step)))
+                done.append(net)
+                continue
+            if not isinstance(entry, CommentedMap) or entry.fa.flow_style():
+                raise DoctorError(
+                    f"{name}:{ln + 1}: network {net!r} is not a block mapping; add "
+                    f'driver_opts: {{{MTU_OPT}: "{want}"}} by hand'
+                )
+            driver = str(entry.get("driver") or "bridge")
+            if entry.get("external") or driver != "bridge":
+                why = "external" if entry.get("external") else f"driver {driver}"
+                skipped.append(f"{net} ({why})")
+                continue
+            done.append(net)
+            opts = entry.get("driver_opts")
+            ecol = entry.lc.key(next(iter(entry)))[1]
+            if opts is None:
+                if "driver_opts" in entry:
+                    raise DoctorError(
+                        f"{name}: network {net!r} has an empty `driver_opts:`; "
+                        f'give it {MTU_OPT}: "{want}" by hand'
+                    )
+                edits.append((entry.lc.key(next(iter(entry)))[0], 0, block(ecol)))
+                continue
+            if not isinstance(opts, CommentedMap) or opts.fa.flow_style() or not len(opts):
+                raise DoctorError(
+                    f"{name}: cannot edit `driver_opts:` of network {net!r} (flow "
+                    f'style or empty); add {MTU_OPT}: "{want}" by hand'
+                )
+            if MTU_OPT in opts:
+                if str(opts[MTU_OPT]) == want:
+                    continue
+                oln = opts.lc.key(MTU_OPT)[0]
+                edits.append((oln, 1, [_replace_scalar_line(lines[oln], MTU_OPT, want, name, oln)]))
+            else:
+                oln, ocol = opts.lc.key(next(iter(opts)))
+                edits.append((oln, 0, [" " * ocol + f'{MTU_OPT}: "{want}"' + nl]))
+    notes = [advice]
+    if skipped:
+        notes.append(
+            f"not edited: {', '.join(skipped)}: set the MTU where that network is created "
+            f"(`docker network create -o {MTU_OPT}={want} ...`)"
+        )
+    if not done:
+        return ComposePlan(plan=None, service=svc_name, advice="; ".join(notes))
+    what = f"networks {', '.join(done)}: {MTU_OPT} {want} (Docker's bridge at RootlessKit's MTU)"
+    after = _splice(lines, edits) if edits else text
+    got = _load(after, name).get("networks") or {}
+    if any(str(((got.get(n) or {}).get("driver_opts") or {}).get(MTU_OPT)) != want for n in done):
+        # a splice bug must never reach the disk
+        raise DoctorError(f"{name}: could not set the network MTU safely; edit it by hand")
+    steps = (f"docker compose -f {path} down", f"docker compose -f {path} up -d")
+    fp = FilePlan(path=path, before=text, after=after, what=what, next_steps=steps)
+    return ComposePlan(plan=fp, service=svc_name, advice="; ".join(notes))

@@ -14,7 +14,7 @@ docs/facts.md "Decision table"):
   user-mode stacks (pasta, slirp4netns) run at ~0.5 Gbit/s; with both MTUs raised, 3-10
   (bench/dataplane.py, rootless_doctor/dataplane.json). The tap MTU alone changes nothing. The
   daemon.json key covers the default bridge only (compose networks take the network option
-  ``com.docker.network.driver.mtu``).
+  ``com.docker.network.driver.mtu``, which ``fix compose --mtu`` writes).
 
 Pure: facts and the current texts in, :class:`FilePlan` out.
 """
@@ -176,7 +176,8 @@ def mtu_advice(option: FixOption) -> str | None:
         f"faster with `{knowledge.FIX_DOCKER} --mtu`: it also writes {MTU}="
         f'{throughput.TUNED_MTU} in the drop-in and "mtu": {throughput.TUNED_MTU} in '
         "~/.config/docker/daemon.json (Docker's bridge; compose networks need the network "
-        "option com.docker.network.driver.mtu)" + (f"; {measured}" if measured else "")
+        "option com.docker.network.driver.mtu: `rootless-doctor fix compose --mtu`)"
+        + (f"; {measured}" if measured else "")
     )
 
 
