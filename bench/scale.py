@@ -1,17 +1,30 @@
 """Cost of `rootless-doctor check` per running container, against Podman's own queries.
 
     sudo python3 bench/scale.py [--counts 10,50,200] [--runs 7] [--tool PATH [--tool PATH2]]
-                                [--mailserver-env] [--execs]
+                                [--procs 0,1000,3000] [--mailserver-env] [--execs]
 
 Run as root; everything runs as the stack user of tests/stack.py (RDSTACK_USER, made by
 `STACK_USER=name .ci/setup-stack.sh`). For each N it brings the user's running rootless Podman
 containers to N (busybox-static rootfs, `busybox httpd` on 8080, each with a published port, the
 user's default network; no registry), then times whole processes, interleaved round by round in a
-rotating order: `check --json`, `podman info --format json`, `podman ps --format json`.
+rotating order: `check --json`, `podman info --format json`, `podman ps --format json`,
+`podman inspect IDS`.
 Reported per N: median wall time (ms) and median CPU time (user+sys of the process and the
 children it waited for, ms; steadier than wall time on a shared machine), check / (info + ps), and
 at the end the least-squares slope in ms per container of each. `check` must report the N
 containers (else the bench stops: it would measure something else).
+
+Check's own cost: `check` also waits for the engine queries it makes (`podman inspect` of every
+running container, `podman info` while it still runs it: the Podman subcommands of one traced
+`check`). Each of them is timed alone in the same rounds (`podman inspect IDS` with the ids of
+`podman ps -q --no-trunc`), and "own" = check minus those (wall: an upper bound of what check
+adds, as its own work overlaps the queries; CPU: its Python, the namespace reader and the tool
+`--version` execs). The issue's target, own cost <= 0.5 ms per container, reads the own slope.
+
+--procs 0,1000,3000 sweeps the number of processes on the host, at the smallest count of
+containers (check reads /proc of every process): before the containers grow, it starts that
+many idle `sleep` processes owned by the stack user, times the same commands, and ends them by
+PID; the slope is printed in ms per 1000 processes.
 
 --mailserver-env gives every container `NETWORK_INTERFACE=eth0` (a docker-mailserver marker), so
 every container is one whose interfaces the CONTAINER-NETWORK-INTERFACE check needs: the worst
@@ -27,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -122,8 +136,13 @@ class Containers:
             stack.podman(self.u, "system", "migrate")
 
 
-def count_execs(u: stack.User, check: Sequence[str]) -> int:
-    """execve calls of one ``check`` process tree (strace -f), the process itself included."""
+ENGINE_ALONE = {"info": "podman info", "ps": "podman ps", "inspect": "podman inspect"}
+_EXECVE_ARGS = re.compile(r'execve\("[^"]*", \["([^"]*)", "([^"]*)"')
+
+
+def trace(u: stack.User, check: Sequence[str]) -> tuple[int, set[str]]:
+    """execve calls of one ``check`` process tree (strace -f), the process itself included, and
+    the Podman subcommands it ran (``podman info``, ``podman inspect`` ...)."""
     with tempfile.NamedTemporaryFile(prefix="rdscale-strace-", suffix=".txt") as out:
         subprocess.run(
             ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", out.name,
@@ -134,7 +153,12 @@ def count_execs(u: stack.User, check: Sequence[str]) -> int:
     # setpriv and env exec before the tool: not the tool's own.
     # With -f an execve may be split into "<unfinished ...>" and "<... execve resumed> ... = 0".
     done = [ln for ln in lines if "execve" in ln and ln.rstrip().endswith("= 0")]
-    return len(done) - 2
+    subcommands = {
+        m.group(2)
+        for m in map(_EXECVE_ARGS.search, lines)
+        if m and m.group(1).rsplit("/", 1)[-1] == "podman"
+    }
+    return len(done) - 2, subcommands
 
 
 def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -150,6 +174,9 @@ def measure(
     cmds = {name: [tool, "check", "--json"] for name, tool in _checks(tools).items()}
     cmds["podman info"] = ["podman", "info", "--format", "json"]
     cmds["podman ps"] = ["podman", "ps", "--format", "json"]
+    ids = stack.podman(u, "ps", "-q", "--no-trunc").stdout.split()
+    if ids:  # what check asks (it takes the ids from the conmon processes, not from ps)
+        cmds["podman inspect"] = ["podman", "inspect", *ids]
     res: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in cmds}
     names = list(cmds)
     for name in names:  # warm caches, and check that check sees the N containers
@@ -178,6 +205,111 @@ def _checks(tools: list[str]) -> dict[str, str]:
     return {f"check[{i}]": t for i, t in enumerate(tools, 1)}
 
 
+class IdleProcesses:
+    """``sleep infinity`` processes of the stack user, started and ended by PID."""
+
+    def __init__(self, u: stack.User) -> None:
+        self.u = u
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def set_to(self, k: int) -> None:
+        t0 = time.monotonic()
+        while len(self.procs) > k:
+            self._end([self.procs.pop()])
+        while len(self.procs) < k:
+            self.procs.append(
+                subprocess.Popen(
+                    ["/bin/sleep", "infinity"], user=self.u.uid, group=self.u.gid,
+                    extra_groups=[], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, cwd="/",
+                )
+            )  # fmt: skip
+        print(f"  {k} idle processes ({time.monotonic() - t0:.0f} s)", flush=True)
+
+    @staticmethod
+    def _end(procs: list[subprocess.Popen[bytes]]) -> None:
+        for pr in procs:
+            pr.kill()  # signals its PID (Popen holds it until the wait below reaps it)
+        for pr in procs:
+            pr.wait(timeout=30)
+
+    def close(self) -> None:
+        self._end(self.procs)
+        self.procs.clear()
+
+
+def one_point(
+    u: stack.User, tools: list[str], n: int, runs: int, count_execs: bool
+) -> dict[str, Any]:
+    """Medians of each command at this point, check's engine queries and its own cost."""
+    checks = _checks(tools)
+    res = measure(u, tools, n, runs)
+    med = {k: {m: statistics.median(v[m]) for m in v} for k, v in res.items()}
+    base = {m: med["podman info"][m] + med["podman ps"][m] for m in ("wall", "cpu")}
+    row: dict[str, Any] = {"n": n, "median": med, "base": base, "execs": {}, "own": {}}
+    for name, tool in checks.items():
+        if not shutil.which("strace"):
+            break
+        execs, subcommands = trace(u, [tool, "check", "--json"])
+        if count_execs:
+            row["execs"][name] = execs
+        alone = sorted(ENGINE_ALONE[c] for c in subcommands if c in ENGINE_ALONE)
+        alone = [a for a in alone if a in med]  # no inspect when nothing runs
+        row["own"][name] = {
+            "queries": alone,
+            **{m: med[name][m] - sum(med[a][m] for a in alone) for m in ("wall", "cpu")},
+        }
+    return row
+
+
+def print_point(row: dict[str, Any], checks: dict[str, str], label: str) -> None:
+    med, base = row["median"], row["base"]
+    line = [label]
+    for name in (*checks, "podman info", "podman ps", "podman inspect"):
+        if name in med:
+            line.append(f"{name} {med[name]['wall']:6.0f} ms (cpu {med[name]['cpu']:5.0f})")
+    for name in checks:
+        line.append(
+            f"{name}/(info+ps) {med[name]['wall'] / base['wall']:.2f}x wall, "
+            f"{med[name]['cpu'] / base['cpu']:.2f}x cpu"
+        )
+    for name, own in row["own"].items():
+        line.append(
+            f"{name} own (minus {' + '.join(own['queries']) or 'nothing'}) "
+            f"{own['wall']:6.0f} ms (cpu {own['cpu']:5.0f})"
+        )
+    line += [f"{name} execs {c}" for name, c in row["execs"].items()]
+    print("  ".join(line), flush=True)
+
+
+def print_slopes(rows: list[dict[str, Any]], checks: dict[str, str], x: str, per: float) -> None:
+    """Least-squares slopes over ``rows`` (x = row["n"]), in ms per ``per`` of ``x``."""
+    if len(rows) < 2:
+        return
+    xs = [r["n"] / per for r in rows]
+    unit = x if per == 1 else f"{per:g} {x}es" if x.endswith("s") else f"{per:g} {x}s"
+    for what in ("wall", "cpu"):
+        parts = [
+            f"{name} {slope(xs, [r['median'][name][what] for r in rows]):.2f}" for name in checks
+        ]
+        parts += [
+            f"{name} own {slope(xs, [r['own'][name][what] for r in rows]):.2f}"
+            for name in checks
+            if all(name in r["own"] for r in rows)
+        ]
+        s_base = slope(xs, [r["base"][what] for r in rows])
+        s_inspect = ""
+        if all("podman inspect" in r["median"] for r in rows):
+            s_ins = slope(xs, [r["median"]["podman inspect"][what] for r in rows])
+            s_inspect = f", podman inspect alone {s_ins:.2f}"
+        target = " (target: own <= 0.5)" if x == "container" else ""
+        print(
+            f"slope ({what}, ms per {unit}): {', '.join(parts)}{target}; "
+            f"podman info + ps {s_base:.2f}{s_inspect}",
+            flush=True,
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--counts", default="10,50,200")
@@ -187,6 +319,11 @@ def main() -> int:
         action="append",
         help="the rootless-doctor to time (default RD_TOOL or PATH's); give it twice or more to "
         "compare versions in the same interleaved rounds",
+    )
+    ap.add_argument(
+        "--procs",
+        default="",
+        help="idle processes of the stack user to sweep at the smallest count, e.g. 0,1000,3000",
     )
     ap.add_argument("--mailserver-env", action="store_true")
     ap.add_argument("--execs", action="store_true", help="count execve per check (strace)")
@@ -203,13 +340,15 @@ def main() -> int:
         return 2
     checks = _checks(tools)
     counts = sorted(int(c) for c in args.counts.split(","))
+    sweep = sorted(int(c) for c in args.procs.split(",") if c.strip())
     u = stack.user()
     if stack.podman(u, "ps", "-aq").stdout.strip():
         print(f"bench: {u.name} already has containers; remove them first", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below
     pods = Containers(u, args.mailserver_env)
-    rows = []
+    idle = IdleProcesses(u)
+    rows, proc_rows = [], []
     print(
         f"scale: user {u.name}, {', '.join(f'{k} = {v}' for k, v in checks.items())}, "
         f"{args.runs} interleaved rounds per N, "
@@ -218,44 +357,31 @@ def main() -> int:
         flush=True,
     )
     try:
+        if sweep:
+            pods.grow_to(counts[0])
+            for k in sweep:
+                idle.set_to(k)
+                row = one_point(u, tools, counts[0], args.runs, False)
+                row["n"] = k
+                proc_rows.append(row)
+                print_point(
+                    row, checks, f"procs+{k:<5} (N={counts[0]}, load {os.getloadavg()[0]:.1f})"
+                )
+            idle.close()
         for n in counts:
             pods.grow_to(n)
-            res = measure(u, tools, n, args.runs)
-            med = {k: {m: statistics.median(v[m]) for m in v} for k, v in res.items()}
-            base = {m: med["podman info"][m] + med["podman ps"][m] for m in ("wall", "cpu")}
-            row: dict[str, Any] = {"n": n, "median": med, "base": base, "execs": {}}
-            if args.execs and shutil.which("strace"):
-                for name, tool in checks.items():
-                    row["execs"][name] = count_execs(u, [tool, "check", "--json"])
+            row = one_point(u, tools, n, args.runs, args.execs)
             rows.append(row)
-            line = [f"N={n:<4}"]
-            for name in (*checks, "podman info", "podman ps"):
-                line.append(f"{name} {med[name]['wall']:6.0f} ms (cpu {med[name]['cpu']:5.0f})")
-            for name in checks:
-                line.append(
-                    f"{name}/(info+ps) {med[name]['wall'] / base['wall']:.2f}x wall, "
-                    f"{med[name]['cpu'] / base['cpu']:.2f}x cpu"
-                )
-            line += [f"{name} execs {c}" for name, c in row["execs"].items()]
-            print("  ".join(line), flush=True)
+            print_point(row, checks, f"N={n:<4} (load {os.getloadavg()[0]:.1f})")
     finally:
+        idle.close()
         pods.close()
         left = [x for x in stack.podman(u, "ps", "-a", "--format", "{{.Names}}").stdout.split()
                 if x.startswith(PREFIX)]  # fmt: skip
         if left:
             print(f"bench: could not remove {left}", file=sys.stderr)
-    if len(rows) >= 2:
-        xs = [r["n"] for r in rows]
-        for what in ("wall", "cpu"):
-            parts = [
-                f"{name} {slope(xs, [r['median'][name][what] for r in rows]):.2f}"
-                for name in checks
-            ]
-            s_base = slope(xs, [r["base"][what] for r in rows])
-            print(
-                f"slope ({what}, ms per container): {', '.join(parts)} (target <= 0.5); "
-                f"podman info + ps {s_base:.2f}"
-            )
+    print_slopes(rows, checks, "container", 1)
+    print_slopes(proc_rows, checks, "process", 1000)
     return 0
 
 
