@@ -253,6 +253,9 @@ class Written:
     path: Path
     created: bool
     backup: Path | None  # where the original is kept (None: the file did not exist)
+    # written through sudo with its undo entry in root's state directory (a root file, another
+    # user's file, a new file outside the owner's home): only `sudo ... fix --undo` restores it
+    root_state: bool = False
 
 
 def _sha(data: bytes) -> str:
@@ -534,12 +537,21 @@ def write_all(plans: Sequence[FilePlan], owner: Owner) -> list[Written]:
     return done
 
 
+UNDO = "rootless-doctor fix --undo"
+
+
+def undo_command(written: Iterable[Written]) -> str:
+    """The command that restores ``written``: with sudo when any undo entry is root's (the
+    user's own ``fix --undo`` does not read root's state directory)."""
+    return ("sudo " if any(w.root_state for w in written) else "") + UNDO
+
+
 def _partial(done: list[Written], e: DoctorError) -> DoctorError:
     if not done:
         return DoctorError(f"{e} (nothing was written)", exit_code=e.exit_code)
     names = ", ".join(str(w.path) for w in done)
     return DoctorError(
-        f"{e}; already written: {names} (`rootless-doctor fix --undo` restores it)",
+        f"{e}; already written: {names} (`{undo_command(done)}` restores it)",
         exit_code=e.exit_code,
     )
 
@@ -610,7 +622,7 @@ def _write_one(plan: FilePlan, owner: Owner, manifest: _Manifest) -> Written:
             if made is not None:
                 made.unlink(missing_ok=True)
         raise
-    return Written(path=path, created=current is None, backup=backup)
+    return Written(path=path, created=current is None, backup=backup, root_state=state != owner)
 
 
 def _theirs(d: Path, owner: Owner) -> bool:
@@ -803,6 +815,7 @@ def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list
     done, in the ``fix --json`` shape. The next steps are collected in order, once each."""
     changed = [p for p in plans if p.changed]
     done: list[JsonFixFile] = []
+    undo_cmd: str | None = None
     if not changed:
         done = [{"path": str(p.path), "changed": False, "what": p.what} for p in plans]
     steps: list[str] = []
@@ -814,6 +827,7 @@ def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list
         steps.extend(s for s in p.next_steps if s not in steps)
     if not preview and changed:
         by_path = {str(w.path): w for w in write_all(changed, owner)}
+        undo_cmd = undo_command(by_path.values())
         for f in done:
             w = by_path[f["path"]]
             f["created"] = w.created
@@ -828,6 +842,7 @@ def carry_out(plans: list[FilePlan], owner: Owner, *, preview: bool, notes: list
         "files": done,
         "next_steps": steps,
         "notes": notes,
+        "undo": undo_cmd,
     }
 
 

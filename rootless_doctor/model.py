@@ -487,6 +487,7 @@ class JsonFix(TypedDict):
     files: list[JsonFixFile]
     next_steps: list[str]  # commands to run afterwards (what --restart runs)
     notes: list[str]
+    undo: str | None  # the command that restores what was written (with sudo when needed)
 
 
 class JsonFixAdvice(TypedDict):

@@ -508,7 +508,7 @@ def fix_text(result: JsonFix, *, header: str = "", restart: bool = False) -> str
         else:
             lines.append("next: " + " && ".join(steps))
     if result["changed"] and not preview:
-        lines.append("undo: rootless-doctor fix --undo")
+        lines.append(f"undo: {result['undo'] or 'rootless-doctor fix --undo'}")
     lines.extend(f"note: {n}" for n in result["notes"])
     return "\n".join(line for line in lines if line)
 

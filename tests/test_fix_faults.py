@@ -179,6 +179,7 @@ def test_final_newline_kept_sysctl(u: stack.User, real_home: Path, tmp_path: Pat
     undo_log = tmp_path / "after.conf.undo"
     assert cp.returncode == 0, cp.stderr + (undo_log.read_text() if undo_log.exists() else "")
     _assert_last_line_kept(before, after.read_bytes())
+    assert "\nundo: sudo rootless-doctor fix --undo" in cp.stdout, cp.stdout  # root's state
 
 
 def test_multi_file_fix_checks_every_target_before_writing(sb: Sandbox) -> None:
@@ -302,6 +303,8 @@ def test_sudo_fix_of_a_foreign_0600_file_leaks_nothing_to_sudo_user(
             assert cp.stdout == "", f"SUDO_USER can read root's bytes in {cp.stdout}"
         kept = [ln for ln in o.stdout.splitlines() if "original kept in" in ln]
         assert kept, o.stdout
+        # root's state keeps the backup: the user's own `fix --undo` cannot restore it
+        assert "\nundo: sudo rootless-doctor fix --undo" in o.stdout, o.stdout
         backup = Path(kept[0].split("original kept in ")[1].split(")")[0])
         assert backup.read_bytes() == original
         st = backup.stat()

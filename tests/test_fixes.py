@@ -18,7 +18,7 @@ import pytest
 from conftest import DATA
 from typer.testing import CliRunner
 
-from rootless_doctor import apply, cli_fix, host, knowledge, throughput
+from rootless_doctor import apply, cli_fix, host, knowledge, render, throughput
 from rootless_doctor.fixes import compose, docker, podman, quadlet, sysctl
 from rootless_doctor.model import (
     DockerFacts,
@@ -747,6 +747,26 @@ def test_sudo_write_gives_files_to_the_user(sudo_owner: apply.Owner) -> None:
         assert (p.stat().st_uid, p.stat().st_gid) == (4242, 4243), p
     assert stat.S_IMODE(o.state_dir.stat().st_mode) == 0o700
     assert apply.undo(o)[0].action.startswith("removed") and not f.exists()
+
+
+def test_sudo_undo_hint_says_sudo_only_for_roots_state(sudo_owner: apply.Owner) -> None:
+    """A fix under sudo prints how to undo it: the owner's own files come back with their own
+    `fix --undo`; a root file's backup is in root's state directory, which only
+    `sudo rootless-doctor fix --undo` reads (the same in a half-done write's error)."""
+    o = sudo_owner
+    mine = FilePlan(path=o.home / ".config/x.conf", before=None, after="x\n", what="w")
+    res = apply.carry_out([mine], o, preview=False, notes=[])
+    assert res["undo"] == "rootless-doctor fix --undo"
+    assert "undo: rootless-doctor fix --undo" in render.fix_text(res)
+    root_file = o.home.parent / "etc-x.conf"
+    root_file.write_text("root's\n")
+    theirs = FilePlan(path=root_file, before="root's\n", after="y\n", what="w")
+    res = apply.carry_out([theirs], o, preview=False, notes=[])
+    assert res["undo"] == "sudo rootless-doctor fix --undo"
+    assert "\nundo: sudo rootless-doctor fix --undo" in render.fix_text(res)
+    assert apply.carry_out([theirs], o, preview=True, notes=[])["undo"] is None
+    done = apply.undo(o)
+    assert root_file.read_text() == "root's\n" and len(done) == 2
 
 
 def test_sudo_write_in_the_home_is_made_with_the_owners_rights(
