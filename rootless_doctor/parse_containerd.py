@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 from . import parse
 from .model import ContainerdFacts, ContainerFacts, Proc, PublishedPort, RootlessKitFacts
-from .parse import ParseError, _get, _json, _kit_from_component, _kit_from_text, _str
+from .parse import (
+    ParseError,
+    _get,
+    _json,
+    _kit_from_component,
+    _kit_from_text,
+    _port_range,
+    _str,
+)
 
 Owner = Literal["docker", "containerd"]
 
@@ -228,10 +236,13 @@ def runs_containerd(pid: int, procs: Sequence[Proc]) -> bool:
 
 MAX_CONTAINERS = 1000
 _NERDCTL_LABEL = "nerdctl/"
+# One entry of the Ports column: nerdctl prints one port an entry (pkg/formatter FormatPorts:
+# "%s:%d->%d/%s"); a range, as Docker's CLI writes it (8000-8010->80-90), is read whole.
 _PS_PORT = re.compile(
-    r"(?:\[?(?P<ip>[0-9A-Fa-f.:]*)\]?:)?(?P<host>\d{1,5})(?:-\d{1,5})?->(?P<ctr>\d{1,5})"
-    r"(?:-\d{1,5})?/(?P<proto>[a-z]{1,8})"
+    r"(?:\[?(?P<ip>[0-9A-Fa-f.:]*)\]?:)?(?P<host>\d{1,5}(?:-\d{1,5})?)->"
+    r"(?P<ctr>\d{1,5}(?:-\d{1,5})?)/(?P<proto>[a-z]{1,8})"
 )
+MAX_PORTS = 4096  # of one container's Ports column (each range is capped by parse._port_range)
 
 
 def _labels(c: Any) -> Mapping[str, Any]:
@@ -312,20 +323,18 @@ def is_nerdctl_ps(text: str) -> bool:
 
 
 def _ps_ports(value: str) -> tuple[PublishedPort, ...]:
-    """nerdctl ps's Ports column, "0.0.0.0:8080->80/tcp, :::8080->80/tcp"."""
-    out = []
+    """nerdctl ps's Ports column, "0.0.0.0:8080->80/tcp, :::8080->80/tcp"; a range is every
+    port of it, as parse.py reads compose's (``_port_range``)."""
+    out: list[PublishedPort] = []
     for m in _PS_PORT.finditer(value[:10000]):
-        if not (0 < int(m["host"]) < 65536 and 0 < int(m["ctr"]) < 65536):
-            continue
-        out.append(
-            PublishedPort(
-                host_port=int(m["host"]),
-                container_port=int(m["ctr"]),
-                protocol=m["proto"],
-                host_ip=m["ip"] or "",
-            )
+        out.extend(
+            PublishedPort(host_port=h, container_port=c, protocol=m["proto"], host_ip=m["ip"] or "")
+            for h, c in _port_range(m["host"], m["ctr"])
+            if 0 < h < 65536 and 0 < c < 65536
         )
-    return tuple(out)
+        if len(out) >= MAX_PORTS:
+            break
+    return tuple(out[:MAX_PORTS])
 
 
 def nerdctl_ps(text: str) -> list[ContainerFacts]:

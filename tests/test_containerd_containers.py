@@ -10,6 +10,7 @@ published ports was found (tests/data/SOURCES.md, "Issue 8 captures").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,26 @@ def test_ps_ports_column_and_recognition() -> None:
     # `docker ps` JSON (RunningFor, no Platform/Runtime) is not nerdctl's
     docker = '{"Command":"x","ID":"1","Names":"a","Ports":"","RunningFor":"1 min","State":"up"}'
     assert not parse_containerd.is_nerdctl_ps(docker)
+
+
+def test_ps_ports_ranges_are_read_whole() -> None:
+    """A range in the Ports column (Docker's CLI writes them so; nerdctl prints one port an
+    entry) is every port of it, paired as compose's are; not only its first port."""
+    line = next(ln for ln in PS.read_text().splitlines() if '"Names":"web"' in ln)
+    ports = "0.0.0.0:8000-8002->80-82/tcp, :::9000-9001->53/udp, 1.2.3.4:7-9->1-2/tcp"
+    text = re.sub(r'"Ports":"[^"]*"', f'"Ports":"{ports}"', line)
+    (web,) = parse_containerd.nerdctl_ps(text)
+    assert [(p.host_ip, p.host_port, p.container_port, p.protocol) for p in web.ports] == [
+        ("0.0.0.0", 8000, 80, "tcp"),
+        ("0.0.0.0", 8001, 81, "tcp"),
+        ("0.0.0.0", 8002, 82, "tcp"),
+        ("::", 9000, 53, "udp"),
+        ("::", 9001, 53, "udp"),
+    ]  # 7-9->1-2: lengths differ, nothing (as in compose)
+    # bounded: a column of huge ranges stops at MAX_PORTS
+    many = ", ".join(f"0.0.0.0:{a}-{a + 999}->{a}-{a + 999}/tcp" for a in range(1000, 60000, 1000))
+    (big,) = parse_containerd.nerdctl_ps(re.sub(r'"Ports":"[^"]*"', f'"Ports":"{many}"', line))
+    assert len(big.ports) == parse_containerd.MAX_PORTS
 
 
 def _runner(outputs: dict[str, CmdOutput | None], calls: list[list[str]]) -> Any:
