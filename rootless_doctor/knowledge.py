@@ -46,6 +46,7 @@ Upstream sources (facts as of 2026-12; the details with their sources are in doc
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import shlex
@@ -104,6 +105,7 @@ _DATE = re.compile(r"(?<!\d)(\d{4})[_-](\d{1,2})[_-](\d{1,2})(?!\d)")
 _DOTTED = re.compile(r"(?<![A-Za-z0-9.])[vV]?(\d+(?:\.\d+)*)")
 
 
+@functools.lru_cache(maxsize=512)  # a pure function asked several times per container
 def parse_version(text: str | None) -> Version | None:
     """A comparable tuple from a version string, or None when there is none.
 
@@ -1142,10 +1144,12 @@ def podman_port_handler(p: PodmanFacts, c: ContainerFacts) -> str | None:
 
 
 def podman_container_verdict(
-    p: PodmanFacts, c: ContainerFacts, tools: Mapping[str, Tool] | None = None
+    p: PodmanFacts, c: ContainerFacts, tools: Mapping[str, Tool] | None = None, *, fix: bool = True
 ) -> Verdict:
     """What one Podman container (or compose service / Quadlet unit) gets; ``tools`` tells
-    whether pasta is installed (:func:`pasta_available`) for the remedy."""
+    whether pasta is installed (:func:`pasta_available`) for the remedy. ``fix=False``: without
+    the remedy (the engine report shows none; writing each container's rerun command twice was
+    a tenth of check's time on a host with hundreds of containers)."""
     base, _ = split_network_mode(c.network_mode)
     m = major(p.version)
     pv = f"Podman {_v(p.version)}"
@@ -1158,7 +1162,7 @@ def podman_container_verdict(
     if base == "container":
         other = _find_container(p.containers, c.network_mode)
         if other is not None and other is not c:
-            v = podman_container_verdict(p, other, tools)
+            v = podman_container_verdict(p, other, tools, fix=fix)
             return Verdict(
                 preserved=v.preserved,
                 reason=f"shares {other.name}'s network: {v.reason}",
@@ -1201,7 +1205,7 @@ def podman_container_verdict(
             preserved=False,
             reason=f"{pv} slirp4netns with the {handler} port handler: connections arrive "
             f"from {SEEN_ROOTLESSPORT_SLIRP} (source IP lost)",
-            fix=_recreate(_keep_ip_fix(p, tools, c)),
+            fix=_recreate(_keep_ip_fix(p, tools, c)) if fix else "",
             seen=SEEN_ROOTLESSPORT_SLIRP,
         )
     # bridge, a user-defined network, or the compose project network: rootlessport forwards.
@@ -1214,15 +1218,15 @@ def podman_container_verdict(
             "kept (experimental, IPv4 only)",
             seen=SEEN_CLIENT,
         )
-    fix = _keep_ip_fix(p, tools, c)
-    if m is not None and m >= 6:
-        fix += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
+    remedy = _keep_ip_fix(p, tools, c) if fix else ""
+    if fix and m is not None and m >= 6:
+        remedy += f'; or `{FIX_PODMAN}` (rootless_port_forwarder = "pasta", experimental, IPv4)'
     seen = rootlessport_seen(net, c.networks)
     return Verdict(
         preserved=False,
         reason=f"{pv} rootless {net} network: rootlessport forwards ports and the server sees "
         f"{seen} (source IP lost)",
-        fix=fix,
+        fix=remedy,
         seen=seen,
     )
 
@@ -1342,9 +1346,10 @@ def podman_rerun(c: ContainerFacts, mode: str) -> str | None:
     its network options (and NETWORK_INTERFACE set to what the mode gives, where it sets one);
     None when the command is not known or a compose file / Quadlet unit manages the container."""
     argv = list(c.create_command)
-    if len(argv) < 3 or Path(argv[0]).name != "podman" or argv[1] not in ("run", "create"):
+    if len(argv) < 3 or argv[0].rsplit("/", 1)[-1] != "podman" or argv[1] not in ("run", "create"):
         return None
-    if any(m in a for a in argv for m in _MANAGED):
+    words = "\0".join(argv)  # no marker spans two words: none holds a NUL
+    if any(m in words for m in _MANAGED):
         return None
     out = ["podman", argv[1], "--network", mode]
     skip = False

@@ -88,6 +88,9 @@ def _get(d: Any, *path: str) -> Any:
     ``cpu_utilization``/``cpuUtilization``); matching without case covers both."""
     cur = d
     for key in path:
+        if type(cur) is dict and key in cur:  # JSON's dicts: no ABC check (per container)
+            cur = cur[key]
+            continue
         if not isinstance(cur, Mapping):
             return None
         if key in cur:
@@ -798,14 +801,16 @@ def _env(v: Any) -> dict[str, str]:
 
 
 def _network_flag(cmd: Sequence[str]) -> str | None:
-    """The value of ``--network``/``--net`` in a podman create/run command line."""
+    """The value of ``--network``/``--net`` in a podman create/run command line (the last)."""
     value = None
     for i, a in enumerate(cmd):
-        for flag in ("--network", "--net"):
-            if a == flag and i + 1 < len(cmd):
+        if not a.startswith("--net"):
+            continue
+        if a in ("--network", "--net"):
+            if i + 1 < len(cmd):
                 value = cmd[i + 1]
-            elif a.startswith(flag + "="):
-                value = a.split("=", 1)[1]
+        elif a.startswith(("--network=", "--net=")):
+            value = a.split("=", 1)[1]
     return value
 
 

@@ -95,7 +95,7 @@ def podman_report(p: PodmanFacts) -> EngineReport:
     net = None if p.rootless is False else kb.podman_default_network(p)[0]
     containers = []
     for c in p.containers:
-        cv = kb.podman_container_verdict(p, c)
+        cv = kb.podman_container_verdict(p, c, fix=False)  # the report shows no remedy
         containers.append(
             ContainerReport(
                 name=c.name,

@@ -252,19 +252,26 @@ def _proc_dir_processes(proc_dir: Path, skip_children_of: int | None = None) -> 
             status = _read_small(f"{base}/{pid}/status", MAX_STATUS)
         except OSError:
             continue
-        ppid, uid = 0, None
-        for line in status.split(b"\n"):
-            if line.startswith(b"PPid:"):
-                value = line[5:].strip()
-                ppid = int(value) if value.isdigit() else 0
-            elif line.startswith(b"Uid:"):
-                fields = line[4:].split()  # real, effective, saved, filesystem
-                uid = int(fields[0]) if fields and fields[0].isdigit() else None
-                break  # Uid comes after PPid
+        ppid = _status_int(status, b"\nPPid:")
         if skip_children_of is not None and ppid == skip_children_of:
             continue
-        procs.append(Proc(pid=pid, ppid=ppid, uid=uid, cmdline=_argv(raw)))
+        procs.append(
+            Proc(pid=pid, ppid=ppid or 0, uid=_status_int(status, b"\nUid:"), cmdline=_argv(raw))
+        )
     return procs
+
+
+def _status_int(status: bytes, key: bytes) -> int | None:
+    """The first number after ``key`` (a line start) in a ``status`` file: PPid, or the real
+    UID of the Uid line (real, effective, saved, filesystem). Found, not split into lines: this
+    runs for every process of the host."""
+    at = status.find(key)
+    if at < 0:
+        return None
+    start = at + len(key)
+    end = status.find(b"\n", start)
+    words = status[start : end if end >= 0 else len(status)].split(None, 1)
+    return int(words[0]) if words and words[0].isdigit() else None
 
 
 MAX_CMDLINE = 1 << 17  # bytes of /proc/PID/cmdline read (the kernel's ARG_MAX is 128 KiB+)
@@ -272,14 +279,21 @@ MAX_STATUS = 4096  # PPid and Uid are in the first few hundred bytes
 
 
 def _read_small(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a file. A read shorter than asked ends it: /proc fills the
+    buffer it is given (seq_file, and cmdline's loop), so the usual extra read that returns
+    nothing is one syscall per file saved on every process."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks: list[bytes] = []
         size = 0
-        while size < limit and (chunk := os.read(fd, min(1 << 16, limit - size))):
+        while size < limit:
+            want = min(1 << 16, limit - size)
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             size += len(chunk)
-        return b"".join(chunks)
+            if len(chunk) < want:
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -301,10 +315,14 @@ def _argv(raw: bytes) -> tuple[str, ...]:
 
 def netns_ino(paths: HostPaths, path: str | Path) -> int | None:
     """The inode of a network namespace (``/proc/PID/ns/net`` or a bind-mounted netns file)."""
-    try:
-        return paths.at(path).stat().st_ino
+    try:  # no Path on the real root: asked for every container and port-handler process
+        live = paths.root == _ROOT and os.fspath(path).startswith("/")
+        return os.stat(path if live else paths.at(path)).st_ino
     except (OSError, ValueError):
         return None
+
+
+_ROOT = Path("/")
 
 
 # The processes that only exist where a user runs rootless engines: RootlessKit (Docker's and
