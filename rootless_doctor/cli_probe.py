@@ -11,11 +11,14 @@ means and its JSON shape: rootless_doctor/checks/probe.py and ``render.probe_run
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from .model import ProbeResult
+
+if TYPE_CHECKING:
+    from .throughput import PathResult
 
 ENGINE_CHOICES = ("docker", "podman", "rootlesskit")
 
@@ -51,6 +54,24 @@ def probe_command(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    throughput: Annotated[
+        bool,
+        typer.Option(
+            "--throughput",
+            help="Also measure Gbit/s and the client IP through each published-port path this "
+            "host offers (Podman's default and its --network choices, Docker as it runs), one "
+            "throwaway container each; at most 120 s in all.",
+        ),
+    ] = False,
+    seconds: Annotated[
+        float,
+        typer.Option(
+            "--seconds",
+            min=0.1,
+            max=10.0,
+            help="With --throughput: seconds of sending per path (default 2, at most 10).",
+        ),
+    ] = 2.0,
 ) -> None:
     """Prove with real traffic whether containers see the client's IP address.
 
@@ -59,6 +80,9 @@ def probe_command(
     Connects to it from a non-loopback address of this host and reports the address it saw.
 
     Says whether that agrees with `check`, and removes everything it started, also on Ctrl-C.
+
+    With --throughput: Gbit/s through each path here, which keep client IPs, and the fastest that
+    does (the exit code stays the probe's).
 
     Exit 0 preserved, 1 lost, 2 could not run.
     """
@@ -71,9 +95,22 @@ def probe_command(
         )
     from .render import Progress
 
+    tput = None
     try:
         with Progress("probing with real traffic", enabled=not json_out):
             results, note = probe.run(eng, image=image, port=port, source=source)
+        if throughput:
+            from . import throughput_probe
+
+            what = f"measuring throughput, {seconds:g} s per path"
+            with Progress(what, enabled=not json_out, delay=0):
+                tput = throughput_probe.run(
+                    [r.engine for r in results],
+                    image=image,
+                    port=port,
+                    source=source,
+                    seconds=seconds,
+                )
     except probe.ProbeInterrupted as stop:
         print(
             f"rootless-doctor: probe interrupted by {stop}; everything it started was removed",
@@ -85,9 +122,16 @@ def probe_command(
     if json_out:
         from .render import print_json, probe_run_json
 
-        print_json(probe_run_json(results, note))
+        data: dict[str, object] = dict(probe_run_json(results, note))
+        if tput is not None:
+            from . import throughput as tp
+
+            data["throughput"] = tp.to_json(tput, seconds)  # shape: throughput.JsonThroughput
+        print_json(data)
     else:
         _print(results, note)
+        if tput is not None:
+            _print_throughput(tput, seconds)
     raise typer.Exit(exit_code(results))
 
 
@@ -131,4 +175,49 @@ def _print(results: list[ProbeResult], note: str) -> None:
             else:
                 lines.append(("bold yellow", f"  disagrees with check: {finding.detail}"))
                 lines.append(("yellow", f"  fix: {finding.remedy}"))
+    print_lines(lines)
+
+
+def _print_throughput(results: list[PathResult], seconds: float) -> None:
+    from . import throughput as tp
+    from .render import print_lines
+
+    src = next((r.source for r in results if r.source), "")
+    lines: list[tuple[str, str]] = [
+        ("", ""),
+        (
+            "bold",
+            f"Throughput here: {seconds:g} s per path from {src or '?'}; Gbit/s is what arrived "
+            "in the container",
+        ),
+    ]
+    if not results:
+        lines.append(("magenta", "  no path to measure (only Podman and rootless Docker are)"))
+        print_lines(lines)
+        return
+    width = max(len(r.spec.label) for r in results)
+    lines.append(("dim", f"  {'path':<{width}}  Gbit/s  {'client IP':<22}  measured elsewhere*"))
+    for r in results:
+        gbit = "-" if r.gbit_s is None else f"{r.gbit_s:.1f}"
+        if r.outcome == "measured":
+            ip = "kept" if r.kept else f"lost ({r.observed})"
+            style = "green" if r.kept else "red"
+        else:
+            ip = r.outcome
+            style = "magenta" if r.outcome == "failed" else "dim"
+        row = f"  {r.spec.label:<{width}}  {gbit:>6}  {ip:<22}  {tp.elsewhere_text(r) or '-'}"
+        lines.append((style, row.rstrip()))
+        if r.error:
+            lines.append(("yellow" if r.outcome == "failed" else "dim", f"    {r.error}"))
+    t = tp.table()
+    if t is not None:
+        lines.append(
+            (
+                "dim",
+                f"  * not this host: bench/dataplane.py on Debian stacks, {t.machine}, {t.date}",
+            )
+        )
+    d = tp.decide(results)
+    lines.append(("bold green" if d.best else "bold yellow", d.text))
+    lines += [("yellow", a) for a in tp.advice(results)]
     print_lines(lines)

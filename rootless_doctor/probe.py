@@ -487,10 +487,22 @@ def _container_alive(cli: str, name: str, env: Mapping[str, str], deadline: floa
     return f"container {name} is gone (it exited; run it without --rm to see its output)"
 
 
-def _probe_container(
-    cli: str, r: _Run, image: str | None, env: Mapping[str, str], extra: tuple[str, ...] = ()
-) -> str:
-    lst = _listener(image, r.port)
+def _probe_container(cli: str, r: _Run, image: str | None, env: Mapping[str, str]) -> str:
+    alive = start_container(cli, r, _listener(image, r.port), image, env)
+    return _ask(r.source, r.port, r.deadline, alive, r.hint)
+
+
+def start_container(
+    cli: str,
+    r: _Run,
+    lst: _Listener,
+    image: str | None,
+    env: Mapping[str, str],
+    extra: tuple[str, ...] = (),
+) -> Callable[[], str | None]:
+    """Run ``lst`` in a throwaway container published on ``r.port`` (``extra``: more ``run``
+    options, e.g. ``--network``), its removal registered in ``r.undo`` before it starts; a
+    function saying why it is gone (None while it runs). Also ``probe --throughput``'s."""
     name = f"rd-probe-{os.getpid()}-{secrets.token_hex(3)}"
     argv = [cli, "run", "-d", "--rm", "--name", name, "--label", f"{LABEL}=1"]
     # `-p PORT:PORT` on every address, as users publish: with a host IP given, rootless Docker
@@ -517,9 +529,7 @@ def _probe_container(
     r.used.append(f"{Path(cli).name} run {name}: {what}, published port {r.port}")
     if not out.ok:
         raise _CouldNotRun(_why(out, f"{Path(cli).name} run"))
-    return _ask(
-        r.source, r.port, r.deadline, lambda: _container_alive(cli, name, env, r.deadline), r.hint
-    )
+    return lambda: _container_alive(cli, name, env, r.deadline)
 
 
 def _tar_rootfs(r: _Run) -> Path:

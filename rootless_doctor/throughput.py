@@ -9,6 +9,13 @@ Docker (rootlesskit hack/benchmark-iperf3-port.sh), which no real client sees. T
 figure depends on the MTU of Docker's bridge more than on the driver (/work/team/b12-findings.md).
 
 To refresh: run the bench on the real stacks and copy its JSON over ``dataplane.json``.
+
+``probe --throughput`` measures the paths of the user's own host (the run, with its containers and
+sockets: rootless_doctor/throughput_probe.py). What is pure about it lives here: which paths an
+engine offers (:func:`podman_paths`, :func:`docker_path`), a result (:class:`PathResult`), the
+shipped figure of the same path (:func:`elsewhere`), the decision (:func:`decide`) and the JSON
+shape (:class:`JsonThroughput`).
+
 Pure: reads only this package's own file.
 """
 
@@ -16,9 +23,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
+
+from . import knowledge as kb
+from .model import PodmanFacts, RootlessKitFacts, Tool
 
 DATA = Path(__file__).with_name("dataplane.json")
 TUNED_MTU = 65520  # DOCKERD_ROOTLESS_ROOTLESSKIT_MTU and daemon.json "mtu" of the tuned rows
@@ -107,3 +118,302 @@ def quote_docker(net: str, port_driver: str) -> str | None:
         text += "Docker's bridge"
     stacks = sorted({r.stack for r in (*plain, *tuned)}, key=list(t.versions).index)
     return f"{text} (Debian {', '.join(stacks)}; {t.date.split()[0]})"
+
+
+# --------------------------------------------------------------------------------------------
+# probe --throughput: the paths a host offers, what one measured, and the decision
+
+SECONDS = 2.0  # sending time per path, default
+MAX_SECONDS = 10.0  # --seconds is capped here
+START_BOUND = 20.0  # a path's container start + first answer, at most (as the probe's timeout)
+DRAIN_BOUND = 5.0  # after the sender stops: the sink's count must come within this
+TOTAL_BOUND = 120.0  # the whole throughput run; a path that would start later is not started
+BRIDGE_NETWORK = "rd-probe-net"  # prefix of the throwaway user-defined Podman network
+
+Outcome = Literal["measured", "failed", "unavailable", "not started"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathSpec:
+    """One published-port path a user can pick on this host, or why it is not available."""
+
+    engine: str  # podman / docker
+    key: str  # e.g. "podman:pasta", "podman:slirp4netns+rootlessport", "docker:pasta+implicit"
+    label: str
+    how: str  # what a user writes to get it
+    default: bool = False  # what `run -p` gives without --network
+    network: str | None = None  # --network value; BRIDGE_NETWORK: a throwaway network is made
+    unavailable: str = ""  # why this host cannot use it ("" = available)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathResult:
+    """What one path measured: bytes the sink in the container received (not what was sent or
+    buffered), over the sink's own time from first byte to end, and the address it saw."""
+
+    spec: PathSpec
+    outcome: Outcome
+    source: str = ""
+    observed: str = ""
+    kept: bool | None = None
+    received: int = 0  # bytes the sink counted
+    sent: int = 0  # bytes the sender handed to the kernel
+    seconds: float = 0.0  # the sink's first byte to end of stream
+    mtu: int | None = None  # the largest interface MTU inside the container (eth0, tap0)
+    error: str = ""  # why it failed / is unavailable / was not started
+    elapsed_ms: float = 0.0
+
+    @property
+    def gbit_s(self) -> float | None:
+        if self.outcome != "measured" or self.seconds <= 0:
+            return None
+        return self.received * 8 / self.seconds / 1e9
+
+
+def _podman_default_key(network: str | None, handler: str | None) -> str:
+    if network == "pasta":
+        return "podman:pasta"
+    return f"podman:slirp4netns+{handler or 'rootlessport'}"
+
+
+PODMAN_LABELS = {
+    "podman:pasta": "pasta",
+    "podman:slirp4netns+rootlessport": "slirp4netns + rootlessport",
+    "podman:slirp4netns+slirp4netns": "slirp4netns, port_handler=slirp4netns",
+}
+
+
+def podman_paths(p: PodmanFacts, tools: Mapping[str, Tool] | None) -> list[PathSpec]:
+    """The published-port paths ``podman run -p`` offers here without changing any setting: the
+    default, and per container ``--network slirp4netns:port_handler=slirp4netns``, ``--network
+    pasta`` and a user-defined (bridge) network."""
+    default_net, _ = kb.podman_default_network(p)
+    handler = kb.podman_conf_port_handler(p) if default_net == "slirp4netns" else None
+    default_key = _podman_default_key(default_net, handler)
+    m = kb.major(p.version) or 0
+    out = [
+        PathSpec(
+            engine="podman",
+            key=default_key,
+            label=f"podman default ({PODMAN_LABELS[default_key]})",
+            how="podman run -p HOST:CONTAINER (no --network)",
+            default=True,
+        )
+    ]
+    slirp = ""
+    if m >= 6:
+        slirp = f"Podman {p.version} has no slirp4netns"
+    elif not (p.slirp4netns_version or (tools or {}).get("slirp4netns", Tool(name="")).path):
+        slirp = "slirp4netns is not installed"
+    if default_key != "podman:slirp4netns+slirp4netns":
+        out.append(
+            PathSpec(
+                engine="podman",
+                key="podman:slirp4netns+slirp4netns",
+                label="podman slirp4netns, port_handler=slirp4netns",
+                how=f"podman run --network {kb.SLIRP_KEEP_IP_MODE} -p ...",
+                network=kb.SLIRP_KEEP_IP_MODE,
+                unavailable=slirp,
+            )
+        )
+    if default_key != "podman:pasta":
+        pasta = ""
+        if not kb.version_at_least(p.version, kb.PODMAN_PASTA):
+            pasta = f"Podman {p.version} has no pasta network (from {kb.PODMAN_PASTA})"
+        elif not kb.pasta_available(p, tools):
+            pasta = "pasta (passt) is not installed"
+        out.append(
+            PathSpec(
+                engine="podman",
+                key="podman:pasta",
+                label="podman pasta",
+                how="podman run --network pasta -p ...",
+                network="pasta",
+                unavailable=pasta,
+            )
+        )
+    forwarder = kb.podman_port_forwarder(p)
+    out.append(
+        PathSpec(
+            engine="podman",
+            key=f"podman:bridge+{forwarder}",
+            label=f"podman user-defined network ({forwarder})",
+            how="podman network create NET; podman run --network NET -p ... (compose's default)",
+            network=BRIDGE_NETWORK,
+        )
+    )
+    return out
+
+
+def docker_path(kit: RootlessKitFacts | None) -> PathSpec:
+    """Rootless Docker's one path: its daemon's RootlessKit drivers as they run now (changing
+    them means restarting the daemon: `fix docker`, not a probe's business)."""
+    net = (kit.network_driver if kit else None) or "?"
+    driver = (kit.port_driver if kit else None) or "?"
+    return PathSpec(
+        engine="docker",
+        key=f"docker:{net}+{driver}",
+        label=f"docker ({net} + {driver}, as the daemon runs)",
+        how="docker run -p HOST:CONTAINER",
+        default=True,
+    )
+
+
+def _shipped_meaning(row: Measured, versions: Mapping[str, Mapping[str, str]]) -> str:
+    """A shipped row's key in :class:`PathSpec` terms: the bench's ``podman:default`` is pasta
+    on Podman 5+ and slirp4netns + rootlessport before; its user-defined network is
+    ``podman:rdbench``."""
+    if row.key == "podman:default":
+        v = versions.get(row.stack, {}).get("podman")
+        return _podman_default_key("pasta" if (kb.major(v) or 0) >= 5 else "slirp4netns", None)
+    if row.key == "podman:rdbench":
+        return "podman:bridge+rootlessport"
+    if row.key == f"podman:{kb.SLIRP_KEEP_IP_MODE}":
+        return "podman:slirp4netns+slirp4netns"
+    return row.key
+
+
+def elsewhere(r: PathResult) -> list[Measured]:
+    """The shipped figures of the same path (Docker: with the bridge MTU the container showed),
+    in the table's stack order."""
+    t = table()
+    if t is None:
+        return []
+    key = r.spec.key
+    if r.spec.engine == "docker":
+        tuned = r.mtu is not None and r.mtu >= TUNED_MTU
+        net, _, driver = key.removeprefix("docker:").partition("+")
+        key = docker_key(net, driver, tuned=tuned)
+    return [row for row in t.rows if _shipped_meaning(row, t.versions) == key]
+
+
+def elsewhere_text(r: PathResult) -> str:
+    """E.g. "bookworm 11.1", "trixie 7.5, sid 9.7"; "" when the path was never measured."""
+    return ", ".join(f"{m.stack} {m.gbit_s:.1f}" for m in elsewhere(r))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    best: PathResult | None  # the fastest measured path that kept the client's address
+    text: str  # one line for people
+
+
+def decide(results: list[PathResult]) -> Decision:
+    """The fastest path measured here that keeps client IPs, and what it costs against the
+    fastest path overall."""
+    measured = [r for r in results if r.gbit_s is not None]
+    kept = [r for r in measured if r.kept]
+    if not measured:
+        return Decision(best=None, text="no path could be measured here")
+    fastest = max(measured, key=lambda r: r.gbit_s or 0.0)
+    if not kept:
+        return Decision(
+            best=None,
+            text=(
+                "no measured path keeps client IPs here; `rootless-doctor check` says how to get "
+                "one"
+            ),
+        )
+    best = max(kept, key=lambda r: r.gbit_s or 0.0)
+    text = f"fastest path here that keeps client IPs: {best.spec.label}, {best.gbit_s:.1f} Gbit/s"
+    text += f" ({best.spec.how})"
+    if fastest is not best and fastest.gbit_s and best.gbit_s:
+        text += f"; {fastest.spec.label} is faster ({fastest.gbit_s:.1f}) but loses client IPs"
+    return Decision(best=best, text=text)
+
+
+def advice(results: list[PathResult]) -> list[str]:
+    """What the figures here suggest beyond picking a path: rootless Docker keeping client IPs
+    through a user-mode stack with its bridge at MTU 1500 runs far below its tuned figure."""
+    out = []
+    for r in results:
+        if r.spec.engine != "docker" or r.gbit_s is None:
+            continue
+        net, _, driver = r.spec.key.removeprefix("docker:").partition("+")
+        if r.kept and r.mtu is not None and r.mtu < TUNED_MTU:
+            quote = quote_docker(net, driver)
+            out.append(
+                f"docker keeps client IPs here at {r.gbit_s:.1f} Gbit/s with its bridge at MTU "
+                f"{r.mtu}: `{kb.FIX_DOCKER} --mtu` raises it and RootlessKit's to {TUNED_MTU}"
+                + (f" ({quote})" if quote else "")
+            )
+        elif r.kept is False:
+            out.append(
+                f"docker loses client IPs here: `{kb.FIX_DOCKER}` writes a port driver that "
+                "keeps them (`rootless-doctor check` says which, and what it costs)"
+            )
+    return out
+
+
+class JsonElsewhere(TypedDict):
+    stack: str
+    gbit_s: float
+
+
+class JsonPath(TypedDict):
+    engine: str
+    key: str
+    label: str
+    how: str
+    default: bool
+    outcome: str  # measured | failed | unavailable | not started
+    gbit_s: float | None
+    bytes_received: int
+    bytes_sent: int
+    seconds: float
+    source: str
+    observed: str
+    source_ip_preserved: bool | None
+    container_mtu: int | None
+    error: str
+    elapsed_ms: float
+    measured_elsewhere: list[JsonElsewhere]  # the shipped figure of this path, per stack
+
+
+class JsonThroughput(TypedDict):
+    """``probe --throughput --json``: the ``throughput`` member."""
+
+    seconds_per_path: float
+    paths: list[JsonPath]
+    best_keeping_client_ip: str | None  # the key of :func:`decide`'s path
+    decision: str
+    advice: list[str]  # :func:`advice`
+    measured_elsewhere_date: str | None  # when/where the shipped figures were taken
+    measured_elsewhere_machine: str | None
+
+
+def to_json(results: list[PathResult], seconds: float) -> JsonThroughput:
+    t = table()
+    d = decide(results)
+    return {
+        "seconds_per_path": seconds,
+        "paths": [
+            {
+                "engine": r.spec.engine,
+                "key": r.spec.key,
+                "label": r.spec.label,
+                "how": r.spec.how,
+                "default": r.spec.default,
+                "outcome": r.outcome,
+                "gbit_s": None if r.gbit_s is None else round(r.gbit_s, 3),
+                "bytes_received": r.received,
+                "bytes_sent": r.sent,
+                "seconds": round(r.seconds, 4),
+                "source": r.source,
+                "observed": r.observed,
+                "source_ip_preserved": r.kept,
+                "container_mtu": r.mtu,
+                "error": r.error,
+                "elapsed_ms": round(r.elapsed_ms, 1),
+                "measured_elsewhere": [
+                    {"stack": m.stack, "gbit_s": m.gbit_s} for m in elsewhere(r)
+                ],
+            }
+            for r in results
+        ],
+        "best_keeping_client_ip": d.best.spec.key if d.best else None,
+        "decision": d.text,
+        "advice": advice(results),
+        "measured_elsewhere_date": t.date if t else None,
+        "measured_elsewhere_machine": t.machine if t else None,
+    }
