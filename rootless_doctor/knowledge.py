@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -1318,6 +1319,37 @@ def _labels(argv: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _compose_files(labels: Mapping[str, str]) -> list[str]:
+    """The compose files a compose-made container's labels name: ``config_files``
+    (comma-separated; podman-compose writes them relative to ``working_dir``, the directory of
+    the first file: podman_compose.py ``podman_compose_labels``)."""
+    workdir = labels.get("com.docker.compose.project.working_dir", "")
+    out = []
+    for f in labels.get("com.docker.compose.project.config_files", "").split(","):
+        f = f.strip()
+        if f and not f.startswith("/") and workdir:
+            f = f"{workdir.rstrip('/')}/{f}"
+        if f:
+            out.append(f)
+    return out
+
+
+def compose_file_container(
+    path: str, containers: Iterable[ContainerFacts]
+) -> ContainerFacts | None:
+    """A container made from the compose file ``path`` (absolute): one whose create command's
+    compose labels name it. Evidence of the engine that runs the file, stronger than which
+    engines answer or are configured (a DOCKER_HOST with no daemon behind it, m7-defects D4)."""
+    if not path.startswith("/"):
+        return None  # a relative name cannot be matched without the working directory
+    want = posixpath.normpath(path)
+    for c in containers:
+        files = _compose_files(_labels(c.create_command))
+        if any(posixpath.normpath(f) == want for f in files):
+            return c
+    return None
+
+
 def podman_managed_fix(c: ContainerFacts) -> str | None:
     """The fix command for a container a compose file or a Quadlet unit made, from the labels
     in its create command: podman-compose's ``com.docker.compose.project.working_dir``,
@@ -1327,12 +1359,8 @@ def podman_managed_fix(c: ContainerFacts) -> str | None:
     labels = _labels(c.create_command)
     service = labels.get("com.docker.compose.service")
     if service:
-        files = labels.get("com.docker.compose.project.config_files", "").split(",")
-        first = files[0].strip()
-        workdir = labels.get("com.docker.compose.project.working_dir", "")
-        if first and not first.startswith("/") and workdir:
-            first = f"{workdir.rstrip('/')}/{first}"
-        where = f" {shlex.quote(first)}" if first else ""
+        files = _compose_files(labels)
+        where = f" {shlex.quote(files[0])}" if files else ""
         return f"{FIX_COMPOSE}{where} --service {shlex.quote(service)} --restart"
     unit = labels.get("PODMAN_SYSTEMD_UNIT", "")
     if unit.endswith(".service") and "@" not in unit:  # podman-compose@proj.service: not Quadlet

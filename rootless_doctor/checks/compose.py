@@ -49,6 +49,20 @@ def compose_engine(facts: HostFacts) -> ComposeEngine:
     services = facts.compose.services if facts.compose else ()
     d = facts.docker or DockerFacts(rootless=True)
     p = facts.podman or PodmanFacts(rootless=True)
+    # Evidence first: a Podman container this file made (podman-compose's labels name the
+    # file) says who runs it, whatever DOCKER_HOST or a stopped Docker unit suggest.
+    made = (
+        kb.compose_file_container(facts.compose.path, facts.podman.containers)
+        if facts.compose and facts.podman
+        else None
+    )
+    if made is not None:
+        note = (
+            f"Podman runs this file (container {made.name} carries its podman-compose labels)"
+            if facts.docker is not None
+            else ""
+        )
+        return ComposeEngine(name="podman", docker=d, podman=p, assumption=note)
     if _podman_syntax(services) and (facts.podman is not None or facts.docker is None):
         if facts.podman is not None and facts.docker is None:
             note = ""
