@@ -11,21 +11,49 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from .cli_fix import fix_app
 from .cli_probe import probe_command
 from .model import DoctorError
 
+
+class Commands(TyperGroup):
+    """The top-level commands, with ``fix`` built from cli_fix.py only when it is asked for: by
+    name, by the help's list, by completion, or by a mistyped name (for "did you mean").
+
+    Building the eight fix commands' parser (their ~50 annotated options) is a third of what
+    Typer does at each start; a ``check`` has no use for it (entry.py: start-up decisions)."""
+
+    def _fix(self) -> None:
+        if "fix" not in self.commands:
+            from .cli_fix import fix_app
+
+            group = typer.main.get_group(fix_app)
+            group.name = "fix"
+            self.add_command(group)
+
+    # ctx: click's Context, which has no public name across the typer versions pyproject allows
+    # (the newer ones carry their own copy of click)
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            self._fix()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        self._fix()
+        return super().list_commands(ctx)
+
+
 app = typer.Typer(
+    cls=Commands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     epilog="Run it as the user who owns the rootless engines. README: the checks, the JSON "
     "schema, what each fix writes.",
 )
-app.add_typer(fix_app, name="fix")
 
 
 def _print_version(value: bool) -> None:

@@ -8,6 +8,10 @@ A one-shot command's wall time is mostly start-up (bench/check.py measures it):
   argv before Typer does, and ``host.PREFETCHED`` the only place the queries wait.
 - The garbage collector is off while the modules load (they create many long-lived objects and
   no garbage), then the survivors are frozen out of its way and it is switched back on.
+- Modules load when their command needs them, so a ``check --from`` loads only the pure side
+  (tests/test_startup.py lists what it must not load): commands import their implementation
+  inside the command function, host/ imports each name's module on first use, and cli.py's
+  ``Commands`` builds the ``fix`` group (cli_fix.py) only when it is asked for.
 - At the end the process exits without tearing the interpreter down (module and object
   cleanup that a finished command has no use for, ~7 ms): output is flushed and the engine
   queries nobody took over are ended first.

@@ -56,7 +56,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from . import throughput
 from .model import (
     ContainerdFacts,
     ContainerFacts,
@@ -834,6 +833,8 @@ def docker_fix_options(d: DockerFacts, tools: Mapping[str, Tool]) -> list[FixOpt
     Every option is listed; ``available`` says whether this host can use it now and ``missing``
     says what it lacks. A fix planner takes the first available one.
     """
+    from . import throughput  # the measured table: only `fix` quotes it, not `check`
+
     dr = docker_drivers(d, tools)
     rk_tool = tools.get("rootlesskit")
     rk_v = dr.rootlesskit_version or (rk_tool.version if rk_tool else None)

@@ -713,12 +713,12 @@ def compose_texts(texts: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 def _compose(acc: _Acc, envs: Mapping[str, ComposeEnv]) -> None:
     """The compose file given, with the env files the host read next to it; an env file given
     with --from stands in for one of the same name that could not be read there."""
-    from .envfile import ComposeEnv, EnvFileText
-
     if acc.compose_text is None:
         for name in acc.env_files:
             acc.notes.append(f"{name}: an env file, but no compose file was given to use it")
         return
+    from .envfile import ComposeEnv, EnvFileText  # only with a compose file
+
     name, text = acc.compose_text
     env = envs.get(name) or ComposeEnv()
     acc.notes.extend(env.notes)
