@@ -273,7 +273,10 @@ def collect_command(
     paths = host.default_paths()
     recorder = collect_mod.Recorder(host.run)
     with render.Progress("reading the engines"):
-        facts = host.gather(paths, compose_file=compose, timeout=timeout, runner=recorder)
+        # podman_info: a bug report carries podman info's whole answer, not just check's fields
+        facts = host.gather(
+            paths, compose_file=compose, timeout=timeout, runner=recorder, podman_info=True
+        )
     now = dt.datetime.now(dt.timezone.utc)
     hostname = host.hostname()
     data, manifest = collect_mod.build(

@@ -17,6 +17,7 @@ One module per subject (a question → its file):
 - ``system``: prerequisites, tool versions, user manager, firewall, compose file, processes
 - ``composefiles``: a compose file's ``.env`` and ``env_file:`` files (bounded reads)
 - ``podman`` / ``docker`` / ``rootlesskit``: each engine's files, CLI output and processes
+- ``podman_info``: the fields check reads of ``podman info``, from their sources where proven
 - ``containers``: the ps → inspect chain, interfaces inside a container's netns
 - ``daemon``: the running rootless dockerd as a process (for a restart without systemd)
 - ``layout``: what the probe asks about this host (addresses, top-level dirs, python, busybox)

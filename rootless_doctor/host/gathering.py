@@ -9,12 +9,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..model import CmdOutput, ContainerFacts, HostFacts, HostPaths, RootlessKitFacts
+from ..model import (
+    CmdOutput,
+    ContainerFacts,
+    HostFacts,
+    HostPaths,
+    PodmanFacts,
+    RootlessKitFacts,
+)
 from .containerd import containerd_facts
 from .containers import fill_interfaces, ps_inspect
 from .docker import docker_facts, docker_target, missing_docker_socket, unit_files
 from .identity import SBIN_DIRS, engine_env, locate, runtime_path
-from .podman import conmon_ids, containers_conf_files, podman_facts
+from .podman import conmon_ids, containers_conf_files, podman_facts, read_conf
+from .podman_info import INFO_ARGS, INFO_KEY, RAN, Refused, derive, euid_of, first_query, refusal
 from .rootlesskit import standalone_rootlesskits
 from .runner import PREFETCHED, Cmds, Runner, run
 from .system import (
@@ -56,14 +64,21 @@ def cli_env(paths: HostPaths, engine: str | None = None) -> dict[str, str]:
 
 
 def _engine_queries(
-    paths: HostPaths, env: Mapping[str, str], engines: Iterable[str] = ENGINES
+    paths: HostPaths,
+    env: Mapping[str, str],
+    engines: Iterable[str] = ENGINES,
+    podman_info: bool = False,
 ) -> dict[str, tuple[list[str], dict[str, str]]]:
-    """The engine commands a check always starts, with their environments: ``podman info``,
-    ``docker version``. One list for :func:`gather` and :func:`prefetch`."""
+    """The engine commands a check always starts, with their environments: ``podman --version``
+    (or ``podman info`` where its answers cannot be read from their sources, or ``podman_info``
+    asks for it), ``docker version``. One list for :func:`gather` and :func:`prefetch`."""
     out: dict[str, tuple[list[str], dict[str, str]]] = {}
     podman = locate(paths, "podman") if "podman" in engines else None
     if podman:
-        out["podman info"] = ([podman[1].as_posix(), "info", "--format", "json"], dict(env))
+        key, argv = first_query(
+            podman[1].as_posix(), podman[1], env, euid_of(paths), want_info=podman_info
+        )
+        out[key] = (argv, dict(env))
     docker = locate(paths, "docker") if "docker" in engines else None
     if docker:
         denv = docker_target(paths, dict(env))[0]
@@ -95,6 +110,7 @@ def gather(
     runner: Runner = run,
     cwd: Path | None = None,
     engines: Iterable[str] | None = None,
+    podman_info: bool = False,
 ) -> HostFacts:
     """Read everything the checks need from the host ``paths`` describes. Never raises for a
     missing engine, CLI or file: those become ``None`` and notes.
@@ -106,6 +122,9 @@ def gather(
     ``engines`` (a subset of :data:`ENGINES`) reads only what those engines' own verdicts need
     (``probe --engine``): the other engines stay ``None``/empty, and their containers, the user
     manager, the firewall, the compose file and the tool versions no verdict reads are not read.
+
+    ``podman_info``: run ``podman info`` even where its answers can be read from their sources
+    (``collect``: a bug report carries its whole output).
     """
     want = set(ENGINES if engines is None else engines)
     full = engines is None
@@ -133,7 +152,7 @@ def gather(
         chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None] | None]] = {}
         podman_cli = cli_paths["podman"] if "podman" in want else None
         docker_cli = cli_paths["docker"] if "docker" in want else None
-        for key, (argv, qenv) in _engine_queries(paths, env, want).items():
+        for key, (argv, qenv) in _engine_queries(paths, env, want, podman_info).items():
             fut[key] = cmds.cmd(argv, qenv)
         if docker_cli and "docker version" in fut:
             # `docker info` only once `docker version` reached the daemon: with no daemon it
@@ -183,10 +202,34 @@ def gather(
 
         podman = None
         if podman_cli:
+            conf_read = read_conf(conf_files, sources)
+
+            def helper_version(p: Path) -> CmdOutput:
+                # the `--version` already running for the tools, when Podman picks the same file
+                for n in ("slirp4netns", "pasta"):
+                    found, key = cli_paths.get(n), f"{n} --version"
+                    if found and found[1] == p and key in fut:
+                        return fut[key].result()
+                return cmds.call([p.as_posix(), "--version"])
+
+            info: CmdOutput | PodmanFacts | None = result(INFO_KEY)
+            if info is None:
+                try:
+                    info, note = derive(
+                        paths, env, fut["podman --version"].result(),
+                        conf_read.merged if conf_read.clean else None, helper_version,
+                    )  # fmt: skip
+                except Refused as e:
+                    note = f"{RAN}: {e}"
+                    info = cmds.call([podman_cli[1].as_posix(), *INFO_ARGS], env)
+            else:
+                why = refusal(podman_cli[1], env, euid_of(paths))
+                note = f"{RAN}: {why or 'its whole answer was asked for'}"
+            notes.append(note)
             podman = podman_facts(
-                paths, podman_cli[0], result("podman info"),
+                paths, podman_cli[0], info,
                 chains["podman"].result() if "podman" in chains else None,
-                conf_files, procs, sources,
+                conf_read, procs,
             )  # fmt: skip
         if podman is not None and "podman" in tools:
             tools["podman"] = replace(tools["podman"], version=podman.version)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import parse
@@ -63,26 +63,50 @@ def containers_conf_files(paths: HostPaths) -> list[Path]:
     return [f for f in files if exists(f) and not is_dir(f)]
 
 
+@dataclass(frozen=True)
+class PodmanConf:
+    """containers.conf as read: the files read, the merged settings, and whether every file of
+    the chain was read and parsed (``clean``; the notes say which was not)."""
+
+    files: tuple[str, ...]
+    merged: dict[str, object]
+    clean: bool
+    notes: tuple[str, ...]
+
+
+def read_conf(conf_files: Sequence[Path], sources: list[str]) -> PodmanConf:
+    notes: list[str] = []
+    texts = read_all(conf_files, notes)
+    sources.extend(name for name, _ in texts)
+    conf = parsed(lambda: parse.containers_conf(texts), "containers.conf", notes)
+    return PodmanConf(
+        files=tuple(name for name, _ in texts),
+        merged=dict(conf or {}),
+        clean=conf is not None and len(texts) == len(conf_files),
+        notes=tuple(notes),
+    )
+
+
 def podman_facts(
     paths: HostPaths,
     cli: str,
-    info: CmdOutput | None,
+    info: CmdOutput | PodmanFacts | None,
     chain: tuple[CmdOutput, CmdOutput | None] | None,
-    conf_files: Sequence[Path],
+    conf_read: PodmanConf,
     procs: Sequence[Proc],
-    sources: list[str],
 ) -> PodmanFacts:
+    """``info``: the output of ``podman info``, or its answers derived from their sources
+    (:mod:`.podman_info`)."""
     notes: list[str] = []
     facts = PodmanFacts()
-    if info is not None and info.ok:
+    if isinstance(info, PodmanFacts):
+        facts = info
+    elif info is not None and info.ok:
         got = parsed(lambda: parse.podman_info(info.stdout), "podman info", notes)
         facts = got or facts
     elif info is not None:
         notes.append(info.why())
-
-    texts = read_all(conf_files, notes)
-    sources.extend(name for name, _ in texts)
-    conf = parsed(lambda: parse.containers_conf(texts), "containers.conf", notes) or {}
+    notes.extend(conf_read.notes)
 
     containers = engine_containers("podman", chain, parse.podman_inspect, notes)
     handlers = PortHandlers(paths, procs) if containers else None
@@ -90,8 +114,8 @@ def podman_facts(
     return replace(
         facts,
         cli=cli,
-        conf=dict(conf),
-        conf_files=tuple(name for name, _ in texts),
+        conf=dict(conf_read.merged),
+        conf_files=conf_read.files,
         containers=containers,
         notes=(*facts.notes, *notes),
     )
