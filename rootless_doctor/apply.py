@@ -906,15 +906,14 @@ def restart_docker_by_hand(
         on_say(f"stopping rootless dockerd (RootlessKit PID {launch.pid})")
         with contextlib.suppress(ProcessLookupError):
             os.kill(launch.pid, signal.SIGTERM)
-        deadline = time.monotonic() + stop_timeout
-        while _alive(launch.pid):
-            if time.monotonic() > deadline:
-                raise DoctorError(
-                    f"--restart: rootless dockerd (PID {launch.pid}) did not stop within "
-                    f"{stop_timeout:.0f} s; it was not started again",
-                    exit_code=1,
-                )
-            time.sleep(0.1)
+        pid = launch.pid
+        _wait_until(
+            lambda: not _alive(pid),
+            stop_timeout,
+            f"rootless dockerd (PID {pid}) did not stop within {stop_timeout:.0f} s; it was not "
+            "started again",
+            interval=0.1,
+        )
     log_dir = owner.state_dir
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = log_dir / DOCKERD_LOG
@@ -943,24 +942,33 @@ def restart_docker_by_hand(
     finally:
         os.close(fd)
     docker_env = {**child_env, "DOCKER_HOST": f"unix://{runtime_dir}/docker.sock"}
-    deadline = time.monotonic() + start_timeout
-    while True:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise DoctorError(
                 f"--restart: {launch.script} exited ({proc.returncode}); see {log_path}",
                 exit_code=1,
             )
-        if host.run(["docker", "version"], timeout=10, env=docker_env).ok:
-            break
-        if time.monotonic() > deadline:
-            raise DoctorError(
-                f"--restart: the daemon did not answer within {start_timeout:.0f} s; see "
-                f"{log_path}",
-                exit_code=1,
-            )
-        time.sleep(0.3)
+        return host.run(["docker", "version"], timeout=10, env=docker_env).ok
+
+    _wait_until(
+        answers,
+        start_timeout,
+        f"the daemon did not answer within {start_timeout:.0f} s; see {log_path}",
+        interval=0.3,
+    )
     on_say(f"rootless dockerd is up (launcher PID {proc.pid})")
     return proc.pid
+
+
+def _wait_until(done: Callable[[], bool], timeout: float, what: str, *, interval: float) -> None:
+    """Poll ``done`` every ``interval`` s until it is true; after ``timeout`` s a DoctorError
+    ``--restart: {what}`` (exit 1). ``done`` may raise to end the wait early."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise DoctorError(f"--restart: {what}", exit_code=1)
+        time.sleep(interval)
 
 
 def _alive(pid: int) -> bool:
