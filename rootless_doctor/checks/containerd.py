@@ -62,11 +62,7 @@ def driver_drift(facts: HostFacts, c: ContainerdFacts) -> CheckResult:
     if cfg_net is None and cfg_port is None:
         return res("ok", f"nothing configured; {running} (launcher defaults)")
     where = c.unit_files[-1] if c.unit_files else "the containerd user unit"
-    diffs = []
-    if cfg_net is not None and run.network_driver and cfg_net != run.network_driver:
-        diffs.append(f"NET={cfg_net} configured, {run.network_driver} running")
-    if cfg_port is not None and run.port_driver and cfg_port != run.port_driver:
-        diffs.append(f"PORT_DRIVER={cfg_port} configured, {run.port_driver} running")
+    diffs = kb.driver_drift((cfg_net, cfg_port), (run.network_driver, run.port_driver))
     if not diffs:
         return res("ok", f"{running}, as configured in {where}")
     after = kb.containerd_verdict(replace(c, running=None), facts.tools)
