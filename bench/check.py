@@ -4,6 +4,8 @@
 
 Times, each as a fresh process, median and min of N runs:
   - `python3 -c pass`                      (the floor: interpreter start)
+  - the tool's python importing typer, gc off as entry.py runs it (the floor of any Typer CLI:
+    issue 12's 50 ms for `check --from` is below it on Python 3.11)
   - `rootless-doctor check --json --from F` (offline diagnosis of captured files; target < 50 ms)
   - the same with YAML inputs (podman info YAML + a compose file: the YAML reader's cost)
   - `podman info --format json`             (what a live check must at least wait for)
@@ -51,6 +53,19 @@ def as_user(argv: list[str], user: str | None) -> tuple[list[str], dict[str, str
     return cmd, None
 
 
+def shebang_python(tool: str) -> str | None:
+    """The interpreter of a console script (its #! line), or None when it has none."""
+    try:
+        with open(tool, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    py = first[2:].decode(errors="replace").split()
+    return py[0] if py and os.path.isfile(py[0]) else None
+
+
 def timed(argv: list[str], runs: int, user: str | None, cwd: str) -> list[float]:
     cmd, env = as_user(argv, user)
     subprocess.run(cmd, capture_output=True, env=env, cwd=cwd, check=False)  # warm caches
@@ -92,6 +107,11 @@ def main() -> int:
     rows: dict[str, list[float]] = {}
     py = "/usr/bin/python3" if args.as_user else sys.executable
     rows["python3 -c pass"] = timed([py, "-c", "pass"], args.runs, args.as_user, cwd)
+    tool_py = shebang_python(args.tool)
+    if tool_py:
+        rows["python + typer"] = timed(
+            [tool_py, "-c", "import gc; gc.disable(); import typer"], args.runs, args.as_user, cwd
+        )
     from_args = [a for c in captures for a in ("--from", str(c))]
     rows["check --from"] = timed(
         [args.tool, "check", "--json", *from_args], args.runs, args.as_user, cwd
@@ -114,6 +134,11 @@ def main() -> int:
         print(f"{name:<18} median {statistics.median(vals):7.1f} ms   min {min(vals):7.1f} ms")
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"check --from: {med['check --from']:.1f} ms (target < 50 ms)")
+    if "python + typer" in med:
+        print(
+            f"  of which python + typer {med['python + typer']:.1f} ms, the tool's own "
+            f"{med['check --from'] - med['python + typer']:.1f} ms"
+        )
     if "podman info" in med and "check (live)" in med:
         print(
             f"live check / podman info: {med['check (live)'] / med['podman info']:.2f}x "
