@@ -11,13 +11,13 @@ FLAGS without them. Pure: facts and the current text in, :class:`FilePlan` out; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import knowledge
 from ..knowledge import FixOption
 from ..model import DoctorError, FilePlan, HostFacts
 from . import unitfile
+from .choice import FixChoice, pick
 
 NET = knowledge.CONTAINERD_VAR + "NET"
 PORT = knowledge.CONTAINERD_VAR + "PORT_DRIVER"
@@ -34,14 +34,7 @@ def dropin_path(config_dir: Path) -> Path:
     return config_dir / "systemd/user/containerd.service.d/override.conf"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ContainerdChoice:
-    option: FixOption
-    options: tuple[FixOption, ...]
-    why: str
-
-
-def choose(facts: HostFacts, driver: str | None) -> ContainerdChoice:
+def choose(facts: HostFacts, driver: str | None) -> FixChoice:
     """``driver`` when given (must be usable here), else the fastest usable one."""
     c = facts.containerd
     if c is None:
@@ -52,25 +45,7 @@ def choose(facts: HostFacts, driver: str | None) -> ContainerdChoice:
         )
     if c.rootless is False:
         raise DoctorError("this containerd is rootful: CNI portmap DNAT already keeps source IPs")
-    options = tuple(knowledge.containerd_fix_options(c, facts.tools))
-    if driver:
-        key = ALIASES.get(driver, driver)
-        found = [o for o in options if o.key == key]
-        if not found:
-            raise DoctorError(
-                f"--driver {driver}: unknown; choose one of {', '.join(o.key for o in options)}"
-            )
-        if not found[0].available:
-            raise DoctorError(f"--driver {driver}: not usable here: {found[0].missing}")
-        return ContainerdChoice(option=found[0], options=options, why=f"--driver {driver}")
-    avail = [o for o in options if o.available]
-    if not avail:
-        why = "; ".join(f"{o.key}: {o.missing}" for o in options)
-        raise DoctorError(f"no driver that keeps source IPs is usable here ({why})")
-    return ContainerdChoice(
-        option=avail[0], options=options, why=f"the fastest that keeps client IPs here "
-        f"({avail[0].throughput})",
-    )  # fmt: skip
+    return pick(knowledge.containerd_fix_options(c, facts.tools), driver, ALIASES)
 
 
 def fresh_dropin(option: FixOption) -> str:

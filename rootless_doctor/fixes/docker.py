@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import knowledge, throughput
 from ..knowledge import FixOption
 from ..model import DockerFacts, DoctorError, FilePlan, HostFacts
 from . import unitfile
+from .choice import FixChoice, pick
 
 NET = "DOCKERD_ROOTLESS_ROOTLESSKIT_NET"
 PORT = "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER"
@@ -53,15 +53,9 @@ def daemon_json_path(config_dir: Path) -> Path:
     return config_dir / "docker/daemon.json"
 
 
-@dataclass(frozen=True, kw_only=True)
-class DockerChoice:
-    option: FixOption
-    options: tuple[FixOption, ...]
-    why: str  # one line: why this option
-
-
-def choose(facts: HostFacts, driver: str | None) -> DockerChoice:
-    """The option to write: ``driver`` when given (must be available), else the fastest one."""
+def choose(facts: HostFacts, driver: str | None) -> FixChoice:
+    """The option to write: ``driver`` when given (must be available), else the fastest one;
+    refused where dockerd would not start with it."""
     if facts.docker is None:
         raise DoctorError("no rootless Docker found here (no docker CLI, unit or daemon)")
     if facts.docker.rootless is False:
@@ -70,30 +64,9 @@ def choose(facts: HostFacts, driver: str | None) -> DockerChoice:
             "nothing for `fix docker` to do"
         )
     options = tuple(knowledge.docker_fix_options(facts.docker, facts.tools))
-    if driver:
-        key = ALIASES.get(driver, driver)
-        found = [o for o in options if o.key == key]
-        if not found:
-            names = ", ".join(o.key for o in options)
-            raise DoctorError(f"--driver {driver}: unknown; choose one of {names}")
-        opt = found[0]
-        if not opt.available:
-            raise DoctorError(f"--driver {driver}: not usable here: {opt.missing}")
-        _check_daemon_starts(facts.docker, opt, options)
-        return DockerChoice(option=opt, options=options, why=f"chosen with --driver {driver}")
-    avail = [o for o in options if o.available]
-    if not avail:
-        why = "; ".join(f"{o.key}: {o.missing}" for o in options)
-        raise DoctorError(f"no driver that keeps source IPs is usable here ({why})")
-    opt = avail[0]
-    _check_daemon_starts(facts.docker, opt, options)
-    skipped = [o for o in options[: options.index(opt)]]
-    why = f"the fastest that keeps client IPs here ({opt.throughput})"
-    if skipped:
-        why += "\n  faster, not usable here:" + "".join(
-            f"\n    {o.key}: {o.missing}" for o in skipped
-        )
-    return DockerChoice(option=opt, options=options, why=why)
+    choice = pick(options, driver, ALIASES)
+    _check_daemon_starts(facts.docker, choice.option, options)
+    return choice
 
 
 def _check_daemon_starts(d: DockerFacts, opt: FixOption, options: tuple[FixOption, ...]) -> None:
