@@ -1,7 +1,9 @@
-"""Report → text for people (Rich on a terminal, plain otherwise) or JSON for machines.
+"""Report → text for people (coloured on a terminal, plain otherwise) or JSON for machines.
 
 The JSON shape is the documented, stable schema (README "JSON output"); ``JsonReport`` writes it
-down. Rich is imported only when colours are wanted, so piped and ``--json`` output stay fast.
+down. The colours are a handful of ANSI (ECMA-48 SGR) codes written here, the bytes Rich wrote for
+the same styles (tests/test_render.py compares): importing Rich cost ~25 ms of every report shown
+on a terminal (bench/check.py measures start-up; entry.py lists the start-up decisions).
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def print_json(data: object, out: IO[str] | None = None) -> None:
 # `-v` shows every check. Commands are never wrapped: each stands on a line of its own, and prose
 # is wrapped only between words outside backticks, so a command can always be pasted whole.
 
-Line = tuple[str, str]  # (Rich style name or "", text)
+Line = tuple[str, str]  # (style: words of _SGR, space-separated, or "", text)
 
 _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip", "unknown": "??"}
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "unknown": "magenta"}
@@ -454,17 +456,29 @@ def report_lines(report: Report, verbose: bool = False, width: int = 80) -> list
     return lines
 
 
+# The styles the report uses → their SGR parameters (ECMA-48 8.3.117), as Rich wrote them.
+_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35",
+        "cyan": "36"}  # fmt: skip
+# Kept from what a terminal receives, as Rich did: BEL, BS, VT, FF and CR (a CR in a pasted value
+# would let it overwrite the start of its line).
+_TERMINAL_CONTROLS = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+def styled(style: str, text: str) -> str:
+    """``text`` in ``style`` for a terminal; no line breaks are inserted (the terminal folds a long
+    command visually and a copy still gives one line)."""
+    text = text.translate(_TERMINAL_CONTROLS).expandtabs(8)  # Rich's tab stops, too
+    if not style or not text:
+        return text
+    return f"\x1b[{';'.join(_SGR[w] for w in style.split())}m{text}\x1b[0m"
+
+
 def print_lines(lines: list[Line], out: IO[str] | None = None) -> None:
     stream = out or sys.stdout
     if want_colour(stream):
-        from rich.console import Console
-        from rich.text import Text
-
-        console = Console(file=stream, highlight=False, soft_wrap=True)
-        for style, text in lines:
-            # soft_wrap: Rich inserts no line breaks; the terminal folds a long command visually
-            # and a copy still gives one line.
-            console.print(Text(text, style=style or ""), soft_wrap=True)
+        # a terminal that declares it has no capabilities gets the same text, unstyled
+        dumb = os.environ.get("TERM", "").strip().lower() in ("dumb", "unknown")
+        stream.write("".join(styled("" if dumb else s, t) + "\n" for s, t in lines))
     else:
         stream.write("".join(text + "\n" for _, text in lines))
 

@@ -142,6 +142,58 @@ class _Tty(io.StringIO):
         return True
 
 
+# Every style the report and the probe use, and texts with what a pasted value may carry.
+STYLES = ["", "bold", "dim", "cyan", "green", "yellow", "magenta", "bold red", "bold green"]
+TEXTS = ["plain words", "", "   `rootless-doctor fix docker`", "ünïcode ≥ 3 — ok", "x" * 150,
+         "bell\x07 bs\x08 vt\x0b ff\x0c cr\r end", "tab\there", "  \tindented"]  # fmt: skip
+
+
+@pytest.mark.parametrize("color_system", ["standard", "256", "truecolor"])
+def test_terminal_colours_are_the_bytes_rich_wrote(
+    color_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """render writes its few SGR codes itself (Rich cost ~25 ms to import): the same bytes Rich
+    wrote for these styles on any colour terminal; the same text where a tab splits Rich's
+    spans (both expand tabs to 8 columns)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for style in STYLES:
+        for text in TEXTS:
+            theirs = io.StringIO()
+            console = Console(file=theirs, force_terminal=True, color_system=color_system,
+                              highlight=False, soft_wrap=True, width=40)  # fmt: skip
+            console.print(Text(text, style=style), soft_wrap=True)
+            ours = _Tty()
+            render.print_lines([(style, text)], ours)
+            if "\t" in text:  # Rich closes and reopens the style around the expanded tab
+                sgr = re.compile(r"\x1b\[[0-9;]*m")
+                assert sgr.sub("", ours.getvalue()) == sgr.sub("", theirs.getvalue())
+                assert set(sgr.findall(ours.getvalue())) == set(sgr.findall(theirs.getvalue()))
+            else:
+                assert ours.getvalue() == theirs.getvalue(), (style, text)
+
+
+def test_no_colour_codes_for_a_dumb_terminal_or_with_no_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = [("bold red", "FAIL  X"), (render.COMMAND, "rootless-doctor fix docker")]
+    for env in ({"TERM": "dumb"}, {"TERM": "xterm", "NO_COLOR": "1"}):
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        out = _Tty()
+        render.print_lines(lines, out)
+        assert out.getvalue() == "FAIL  X\nrootless-doctor fix docker\n", env
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "xterm")
+    out = _Tty()
+    render.print_lines(lines, out)
+    assert out.getvalue() == "\x1b[1;31mFAIL  X\x1b[0m\n\x1b[36mrootless-doctor fix docker\x1b[0m\n"
+
+
 def test_progress_only_on_a_terminal_only_when_slow_and_erased(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

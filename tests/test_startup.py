@@ -10,6 +10,7 @@ bench/check.py, not here.
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ NOT_FOR_CHECK_FROM = (
     "ruamel",  # YAML input only
     "dotenv",
     "filelock",
-    "rich",  # JSON, or plain text when stdout is not a terminal
+    "rich",  # render writes its own colour codes (Typer loads Rich for --help and usage errors)
 )
 
 
@@ -76,19 +77,36 @@ main()
 """
 
 
-def imported(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run ``rootless-doctor ARGS`` as a fresh process; its result and every module it imported."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def imported(
+    *args: str, terminal: bool = False
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``rootless-doctor ARGS`` as a fresh process (its stdout a pipe, or a terminal of the
+    test's own); its result and every module it imported."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), TERM="xterm-256color")
     env.pop("NO_COLOR", None)
-    cp = subprocess.run(
-        [sys.executable, "-c", RUN_ENTRY, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
+    argv = [sys.executable, "-c", RUN_ENTRY, *args]
+    if terminal:
+        leader, follower = pty.openpty()
+        with subprocess.Popen(argv, stdout=follower, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=REPO) as proc:  # fmt: skip
+            os.close(follower)
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            err = proc.stderr.read() if proc.stderr else ""
+            code = proc.wait(timeout=60)
+        os.close(leader)
+        cp = subprocess.CompletedProcess(argv, code, out.decode(errors="replace"), err)
+    else:
+        cp = subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False
+        )
     marker = cp.stderr.rpartition("\nMODULES ")[2]
     assert marker != cp.stderr, f"it did not leave through entry._exit: {cp.stderr[-2000:]}"
     return cp, set(marker.split())
@@ -108,6 +126,13 @@ def test_check_from_loads_only_the_pure_side(json_out: bool) -> None:
     # the modules that do the work are seen (the listing is complete, not empty)
     assert {"rootless_doctor.offline", "rootless_doctor.checks", "rootless_doctor.render"} <= names
     assert "rootless_doctor.host.files" in names  # the bounded reader of the pasted files
+    assert unwanted(names, NOT_FOR_CHECK_FROM) == []
+
+
+def test_check_from_on_a_terminal_is_coloured_without_rich() -> None:
+    cp, names = imported("check", *(a for p in PASTES for a in ("--from", str(p))), terminal=True)
+    assert cp.returncode in (0, 1), cp.stderr[-2000:]
+    assert "\x1b[1;31m" in cp.stdout or "\x1b[33m" in cp.stdout  # FAIL or WARN, coloured
     assert unwanted(names, NOT_FOR_CHECK_FROM) == []
 
 
