@@ -209,3 +209,29 @@ def test_root_and_failed_version_run_podman_info(tmp_path: Path) -> None:
     assert runner.ran(*INFO) and "boom" in source_note(facts)
     assert pi.refusal(Path("/usr/bin/podman"), {"PATH": "/usr/bin"}, euid=0) is not None
     assert pi.shape_of("5.8.6") is not None and pi.shape_of("5.8") is None
+
+
+def test_prefetched_commands_are_all_taken_over(tmp_path: Path) -> None:
+    """prefetch() starts the first Podman query and the tools' --version as real processes;
+    gather() takes every one of them over (same argv and environment), none is left to end."""
+    src = SOURCES / "sid"
+    fake, _ = stack_host(tmp_path, "sid")
+    fake.binary(
+        "podman",
+        f'#!/bin/sh\ncase "$1" in --version) cat {src}/commands/podman--version.txt;;\n'
+        f"info) cat {src}/podman-info.json;; *) exit 125;; esac\n",
+    )
+    for tool in ("slirp4netns", "pasta"):
+        fake.binary(tool, f"#!/bin/sh\ncat {src}/commands/{tool}--version.txt\n")
+    from rootless_doctor.host.runner import PREFETCHED
+
+    host.prefetch(fake.paths)
+    try:
+        assert PREFETCHED
+        facts = host.gather(fake.paths, cwd=fake.home)
+        assert not PREFETCHED, "a prefetched command was not taken over"
+    finally:
+        PREFETCHED.end()
+    assert source_note(facts).startswith(pi.DERIVED)
+    want = parse.podman_info((src / "podman-info.json").read_text())
+    assert fields(facts.podman) == fields(want)

@@ -88,12 +88,45 @@ def _engine_queries(
     return out
 
 
+def _cli_paths(paths: HostPaths) -> dict[str, tuple[str, Path] | None]:
+    """Where each CLI gather() may run or report is (None: not installed)."""
+    found = {
+        n: locate(paths, n)
+        for n in (*VERSIONED_TOOLS, *ENGINE_CLIS, "systemctl", "nsenter", "dockerd")
+    }
+    for n in ("newuidmap", "newgidmap", "iptables", "nft"):
+        found[n] = locate(paths, n, SBIN_DIRS)
+    return found
+
+
+def _tool_queries(
+    cli_paths: Mapping[str, tuple[str, Path] | None], versioned: Iterable[str], full: bool
+) -> dict[str, list[str]]:
+    """The tools' commands a check runs (their versions, the user manager's state, the firewall
+    CLI's version), in the environment of the engines. One list for gather() and prefetch()."""
+    out: dict[str, list[str]] = {}
+    for n in versioned:
+        found = cli_paths[n]
+        if found:
+            out[f"{n} --version"] = [found[1].as_posix(), "--version"]
+    systemctl, iptables = cli_paths["systemctl"], cli_paths["iptables"]
+    if systemctl and full:
+        out["systemctl"] = [systemctl[1].as_posix(), "--user", "is-system-running"]
+    if iptables and full:
+        out["iptables"] = [iptables[1].as_posix(), "--version"]
+    return out
+
+
 def prefetch(paths: HostPaths) -> None:
-    """Start the slow engine queries of a live check now (``podman info`` takes ~200 ms), before
-    the CLI framework and the checks are imported: :func:`gather` later takes them over through
-    :func:`run`, so Python's start-up runs while the engines answer. Unclaimed ones are ended at
-    exit (they are ours: we started them, in their own process group)."""
-    for argv, env in _engine_queries(paths, engine_env(paths)).values():
+    """Start the commands of a live check now, before the CLI framework and the checks are
+    imported: the engine queries (``podman --version``, or ``podman info``, ~300 ms; ``docker
+    version``) and the tools' (``slirp4netns --version``, ...). :func:`gather` later takes them
+    over through :func:`run`, so Python's start-up runs while they answer. Unclaimed ones are
+    ended at exit (they are ours: we started them, in their own process group)."""
+    env = engine_env(paths)
+    for argv, qenv in _engine_queries(paths, env).values():
+        PREFETCHED.start(argv, qenv)
+    for argv in _tool_queries(_cli_paths(paths), VERSIONED_TOOLS, True).values():
         PREFETCHED.start(argv, env)
     if PREFETCHED:
         import atexit
@@ -133,12 +166,7 @@ def gather(
     env = engine_env(paths)
     runtime_dir = runtime_path(paths)
 
-    cli_paths = {
-        n: locate(paths, n)
-        for n in (*VERSIONED_TOOLS, *ENGINE_CLIS, "systemctl", "nsenter", "dockerd")
-    }
-    for n in ("newuidmap", "newgidmap", "iptables", "nft"):
-        cli_paths[n] = locate(paths, n, SBIN_DIRS)
+    cli_paths = _cli_paths(paths)
     versioned = VERSIONED_TOOLS if full else tuple(t for e in sorted(want) for t in ENGINE_TOOLS[e])
 
     docker_env, docker_target_note, context, context_host = (
@@ -165,15 +193,8 @@ def gather(
             chains["docker"] = cmds.submit(
                 ps_inspect, cmds, docker_cli[1].as_posix(), docker_env, None, fut["docker version"]
             )
-        for n in versioned:
-            found = cli_paths[n]
-            if found:
-                fut[f"{n} --version"] = cmds.cmd([found[1].as_posix(), "--version"])
-        if cli_paths["systemctl"] and full:
-            systemctl = cli_paths["systemctl"][1].as_posix()
-            fut["systemctl"] = cmds.cmd([systemctl, "--user", "is-system-running"])
-        if cli_paths["iptables"] and full:
-            fut["iptables"] = cmds.cmd([cli_paths["iptables"][1].as_posix(), "--version"])
+        for key, argv in _tool_queries(cli_paths, versioned, full).items():
+            fut[key] = cmds.cmd(argv)
 
         # Files and /proc while the CLIs run.
         procs = processes(paths) if full or want & {"docker", "rootlesskit"} else []
