@@ -224,9 +224,16 @@ def _measure(
 ) -> tp.PathResult:
     t0 = time.monotonic()
     undo = probe._Undo()
-    stage = "start"
+    stage = "check"
     try:
         try:
+            if h.port is not None and not probe.port_is_free(h.port):
+                # Checked first: Podman 4.3's rootless-netns slirp4netns outlives a bridge
+                # container that failed to publish (seen here), and no run is needed to say it.
+                raise probe._CouldNotRun(
+                    f"not started: port {h.port} is in use on this host; pass another --port"
+                )
+            stage = "start"
             cli = host.which(h.paths, spec.engine)
             if cli is None:
                 raise probe._CouldNotRun(f"{spec.engine} is not installed")
@@ -287,12 +294,13 @@ def _with_cleanup(res: tp.PathResult, t0: float, undo: probe._Undo) -> tp.PathRe
 
 
 def _network(cli: str, r: probe._Run, env: Mapping[str, str]) -> str:
-    """A throwaway user-defined network (removal registered first), as compose makes one."""
+    """A throwaway user-defined network (removal registered first), as compose makes one but
+    without its DNS (which plays no part in forwarding a published port)."""
     name = f"{tp.BRIDGE_NETWORK}-{os.getpid()}-{secrets.token_hex(3)}"
     rm = [cli, "network", "rm", "-f", name]
     r.undo.push(f"remove network {name}", lambda: probe._run(rm, time.monotonic() + 30, env))
-    with r.guard.critical():
-        out = probe._run([cli, "network", "create", name], r.deadline, env)
+    with r.guard.critical():  # no DNS: aardvark-dns would be one more process to outlive it
+        out = probe._run([cli, "network", "create", "--disable-dns", name], r.deadline, env)
     if not out.ok:
         raise probe._CouldNotRun(probe._why(out, f"{Path(cli).name} network create"))
     return name

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rootless_doctor import throughput as tp
+from rootless_doctor.model import PodmanFacts, RootlessKitFacts, Tool
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,3 +79,175 @@ def test_the_shipped_file_is_a_bench_result_unedited() -> None:
     """dataplane.json is a copy of one bench/results file (measured, not edited by hand)."""
     shipped = tp.DATA.read_text()
     assert any(shipped == f.read_text() for f in (REPO / "bench/results").glob("*.json"))
+
+
+# --------------------------------------------------------------------------------------------
+# probe --throughput: the paths a host offers, matching the shipped rows, the decision
+
+
+SLIRP = {"slirp4netns": Tool(name="slirp4netns", path="/usr/bin/slirp4netns", version="1.2.0")}
+PASTA = {"pasta": Tool(name="pasta", path="/usr/bin/pasta", version="2025_05_03.587980c")}
+
+
+def _keys(specs: list[tp.PathSpec]) -> dict[str, str]:
+    return {s.key: s.unavailable for s in specs}
+
+
+def test_podman_4_3_paths_default_rootlessport_and_no_pasta() -> None:
+    specs = tp.podman_paths(PodmanFacts(version="4.3.1", rootless=True), SLIRP)
+    assert _keys(specs) == {
+        "podman:slirp4netns+rootlessport": "",
+        "podman:slirp4netns+slirp4netns": "",
+        "podman:pasta": "Podman 4.3.1 has no pasta network (from 4.4.0)",
+        "podman:bridge+rootlessport": "",
+    }
+    assert [s.default for s in specs] == [True, False, False, False]
+    assert specs[0].network is None  # the default: no --network, containers.conf decides
+    assert specs[1].network == "slirp4netns:port_handler=slirp4netns"
+    assert specs[3].network == tp.BRIDGE_NETWORK
+
+
+def test_podman_4_with_port_handler_in_conf_default_is_the_slirp4netns_path_once() -> None:
+    p = PodmanFacts(
+        version="4.9.3",
+        rootless=True,
+        conf={"engine.network_cmd_options": ["port_handler=slirp4netns"]},
+    )
+    specs = tp.podman_paths(p, {**SLIRP, **PASTA})
+    assert _keys(specs) == {
+        "podman:slirp4netns+slirp4netns": "",
+        "podman:pasta": "",
+        "podman:bridge+rootlessport": "",
+    }
+    assert (
+        specs[0].default
+        and specs[0].label == "podman default (slirp4netns, port_handler=slirp4netns)"
+    )
+
+
+def test_podman_5_default_pasta_once_and_podman_6_without_slirp4netns() -> None:
+    p5 = PodmanFacts(version="5.4.2", rootless=True, rootless_network_cmd="pasta")
+    assert _keys(tp.podman_paths(p5, {**SLIRP, **PASTA})) == {
+        "podman:pasta": "",
+        "podman:slirp4netns+slirp4netns": "",
+        "podman:bridge+rootlessport": "",
+    }
+    assert _keys(tp.podman_paths(p5, PASTA))["podman:slirp4netns+slirp4netns"] == (
+        "slirp4netns is not installed"
+    )
+    p6 = PodmanFacts(
+        version="6.0.1",
+        rootless=True,
+        rootless_network_cmd="pasta",
+        rootless_port_forwarder="pasta",
+    )
+    assert _keys(tp.podman_paths(p6, {**SLIRP, **PASTA})) == {
+        "podman:pasta": "",
+        "podman:slirp4netns+slirp4netns": "Podman 6.0.1 has no slirp4netns",
+        "podman:bridge+pasta": "",
+    }
+
+
+def test_docker_path_is_the_running_daemons_drivers() -> None:
+    spec = tp.docker_path(RootlessKitFacts(network_driver="pasta", port_driver="implicit"))
+    assert (spec.key, spec.default, spec.network) == ("docker:pasta+implicit", True, None)
+    assert tp.docker_path(None).key == "docker:?+?"
+
+
+def _res(key: str, gbit: float | None, kept: bool | None, mtu: int | None = None) -> tp.PathResult:
+    engine = key.split(":")[0]
+    spec = tp.PathSpec(engine=engine, key=key, label=key, how=f"how {key}")
+    if gbit is None:
+        return tp.PathResult(spec=spec, outcome="failed", error="refused: x")
+    return tp.PathResult(
+        spec=spec,
+        outcome="measured",
+        source="10.200.0.1",
+        observed="10.200.0.1" if kept else "10.0.2.100",
+        kept=kept,
+        received=int(gbit * 1e9 / 8),
+        sent=int(gbit * 1e9 / 8),
+        seconds=1.0,
+        mtu=mtu,
+    )
+
+
+def test_gbit_is_what_arrived_over_the_sinks_time() -> None:
+    r = tp.PathResult(
+        spec=tp.PathSpec(engine="podman", key="k", label="k", how=""),
+        outcome="measured",
+        received=250_000_000,
+        sent=300_000_000,
+        seconds=0.5,
+    )
+    assert r.gbit_s == pytest.approx(4.0)  # 250 MB in 0.5 s; the 50 MB never counted
+    assert _res("podman:pasta", None, None).gbit_s is None
+
+
+def test_shipped_figures_match_by_meaning() -> None:
+    """The bench's ``podman:default`` is rootlessport on bookworm's 4.3.1 and pasta on 5.x."""
+    by = {
+        k: [(m.stack, m.gbit_s) for m in tp.elsewhere(_res(k, 1.0, True))]
+        for k in (
+            "podman:slirp4netns+rootlessport",
+            "podman:pasta",
+            "podman:bridge+rootlessport",
+            "podman:slirp4netns+slirp4netns",
+        )
+    }
+    rows = {(r.stack, r.key): r.gbit_s for r in tp.table().rows}  # type: ignore[union-attr]
+    assert by["podman:slirp4netns+rootlessport"] == [
+        ("bookworm", rows["bookworm", "podman:default"])
+    ]
+    assert by["podman:pasta"] == [(s, rows[s, "podman:default"]) for s in ("trixie", "sid")]
+    assert [s for s, _ in by["podman:bridge+rootlessport"]] == ["trixie", "sid"]
+    assert [s for s, _ in by["podman:slirp4netns+slirp4netns"]] == ["bookworm", "trixie", "sid"]
+    # Docker: the tuned rows only when the container's bridge MTU is raised
+    plain = tp.elsewhere(_res("docker:pasta+implicit", 1.0, True, mtu=1500))
+    tuned = tp.elsewhere(_res("docker:pasta+implicit", 1.0, True, mtu=65520))
+    assert [m.key for m in plain] == ["docker:pasta+implicit"] * 2
+    assert [m.key for m in tuned] == ["docker:pasta+implicit,mtu=65520,bridge=65520"] * 2
+    assert tp.elsewhere_text(_res("podman:nothing", 1.0, True)) == ""
+
+
+def test_decision_is_the_fastest_path_that_keeps_client_ips() -> None:
+    results = [
+        _res("podman:slirp4netns+rootlessport", 10.0, False),
+        _res("podman:slirp4netns+slirp4netns", 4.0, True),
+        _res("podman:pasta", 6.0, True),
+        _res("podman:bridge+rootlessport", None, None),
+    ]
+    d = tp.decide(results)
+    assert d.best is results[2]
+    assert "podman:pasta, 6.0 Gbit/s" in d.text and "(how podman:pasta)" in d.text
+    assert "podman:slirp4netns+rootlessport is faster (10.0) but loses client IPs" in d.text
+    assert tp.decide(results[:1]).best is None
+    assert "no measured path keeps client IPs" in tp.decide(results[:1]).text
+    assert tp.decide(results[3:]).text == "no path could be measured here"
+    assert tp.decide([]).best is None
+
+
+def test_advice_for_docker_keeping_ips_at_mtu_1500_names_fix_mtu() -> None:
+    slow = [_res("docker:pasta+implicit", 0.4, True, mtu=1500)]
+    (a,) = tp.advice(slow)
+    assert "`rootless-doctor fix docker --mtu`" in a and "MTU 1500" in a
+    assert tp.quote_docker("pasta", "implicit") in a  # type: ignore[operator]
+    assert tp.advice([_res("docker:pasta+implicit", 7.0, True, mtu=65520)]) == []
+    (lost,) = tp.advice([_res("docker:slirp4netns+builtin", 6.0, False, mtu=1500)])
+    assert "`rootless-doctor fix docker`" in lost
+    assert tp.advice([_res("podman:slirp4netns+rootlessport", 6.0, False)]) == []
+
+
+def test_json_has_the_declared_shape() -> None:
+    results = [_res("podman:pasta", 6.0, True, mtu=65520), _res("docker:?+?", None, None)]
+    out = tp.to_json(results, 0.5)
+    assert set(out) == set(tp.JsonThroughput.__annotations__)
+    for p in out["paths"]:
+        assert set(p) == set(tp.JsonPath.__annotations__)
+    assert out["paths"][0]["gbit_s"] == 6.0 and out["paths"][0]["outcome"] == "measured"
+    assert out["paths"][1]["gbit_s"] is None and out["paths"][1]["error"] == "refused: x"
+    assert out["best_keeping_client_ip"] == "podman:pasta"
+    assert out["paths"][0]["measured_elsewhere"] == [
+        {"stack": m.stack, "gbit_s": m.gbit_s} for m in tp.elsewhere(results[0])
+    ]
+    json.dumps(out)
