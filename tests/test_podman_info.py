@@ -191,15 +191,19 @@ def test_missing_store_file_runs_podman_info(tmp_path: Path) -> None:
     assert fields(facts.podman)["network_backend"] == "netavark"  # from podman info
 
 
-@pytest.mark.parametrize("version", ["4.9.3", "5.0.2", "5.9.0", "6.0.0", "4.3.1-dev2"])
+@pytest.mark.parametrize(
+    "version", ["4.9.3", "4.4.0", "5.0.2", "5.9.0", "6.0.0", "4.3.1-dev2", "5.8.6-rc1"]
+)
 def test_versions_outside_the_proven_lines_run_podman_info(tmp_path: Path, version: str) -> None:
     fake, runner = stack_host(tmp_path, "sid")
     runner.answers[("podman", "--version")] = f"podman version {version}\n"
     facts = gather(fake, runner)
-    proven = version.startswith("4.3.")
+    proven = version.startswith(("4.3.", "5.0.", "5.8."))
     assert runner.ran(*INFO) is not proven, source_note(facts)
     if not proven:
         assert f"Podman {version}" in source_note(facts)
+    elif version.startswith("5.0."):  # 5.0's info has no rootlessNetworkCmd yet
+        assert facts.podman is not None and facts.podman.rootless_network_cmd is None
 
 
 def test_root_and_failed_version_run_podman_info(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import parse
@@ -49,17 +49,18 @@ class Shape:
 
 
 # Podman 4.3: containers/podman v4.3.1 libpod/info_linux.go (exec.LookPath("slirp4netns"), no
-# pasta, no rootlessNetworkCmd), containers/common v0.50.1. Podman 5.1-5.8: v5.1.0 .. v5.8.2
-# libpod/info.go + info_linux.go (FindHelperBinary for both, RootlessNetworkCmd from
-# containers.conf), containers/common v0.59 .. v0.67.1 (default "pasta"; CNI only with the cni
-# build tag). Other versions run `podman info`.
+# pasta, no rootlessNetworkCmd), containers/common v0.50.1. Podman 5.0-5.8: v5.0.0 .. v5.8.2
+# libpod/info.go + info_linux.go (FindHelperBinary for both; RootlessNetworkCmd from
+# containers.conf from v5.1.0 on), containers/common v0.58.0 .. v0.67.1 (default "pasta"; CNI
+# only with the cni build tag). Other versions run `podman info`.
 _SHAPE_4_3 = Shape(
     reports_network_cmd=False, reports_pasta=False, slirp_in_helper_dirs=False, cni_by_build=False
 )
 _SHAPE_5 = Shape(
     reports_network_cmd=True, reports_pasta=True, slirp_in_helper_dirs=True, cni_by_build=True
 )
-PROVEN = "4.3, 5.1 to 5.8"
+_SHAPE_5_0 = replace(_SHAPE_5, reports_network_cmd=False)
+PROVEN = "4.3, 5.0 to 5.8"
 
 
 def shape_of(version: str) -> Shape | None:
@@ -69,8 +70,8 @@ def shape_of(version: str) -> Shape | None:
     major, minor = int(m[1]), int(m[2])
     if (major, minor) == (4, 3):
         return _SHAPE_4_3
-    if major == 5 and 1 <= minor <= 8:
-        return _SHAPE_5
+    if major == 5 and minor <= 8:
+        return _SHAPE_5 if minor >= 1 else _SHAPE_5_0
     return None
 
 
@@ -163,7 +164,7 @@ def derive(
             if cmd
             else (", rootless network command: Podman's default")
         )
-        cmd = cmd or "pasta"  # containers/common pkg/config/default.go (v0.59 .. v0.67.1)
+        cmd = cmd or "pasta"  # containers/common pkg/config/default.go (v0.58.0 .. v0.67.1)
     slirp = _find(paths, env, "slirp4netns", dirs if shape.slirp_in_helper_dirs else ())
     pasta = _find(paths, env, "pasta", dirs) if shape.reports_pasta else None
     facts = PodmanFacts(
