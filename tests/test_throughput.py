@@ -251,3 +251,31 @@ def test_json_has_the_declared_shape() -> None:
         {"stack": m.stack, "gbit_s": m.gbit_s} for m in tp.elsewhere(results[0])
     ]
     json.dumps(out)
+
+
+def test_text_table_names_each_path_its_figure_and_the_decision(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rootless_doctor import cli_probe
+
+    results = [
+        _res("podman:slirp4netns+rootlessport", 10.2, False),
+        _res("podman:slirp4netns+slirp4netns", 5.2, True),
+        tp.PathResult(
+            spec=tp.PathSpec(engine="podman", key="podman:pasta", label="podman pasta", how=""),
+            outcome="unavailable",
+            error="Podman 4.3.1 has no pasta network (from 4.4.0)",
+        ),
+    ]
+    cli_probe._print_throughput(results, 2.0)
+    out = capsys.readouterr().out.splitlines()
+    assert "2 s per path from 10.200.0.1" in out[1]
+    rows = {line.split()[0]: line.split() for line in out if line.startswith("  podman:")}
+    assert rows["podman:slirp4netns+rootlessport"][1:4] == ["10.2", "lost", "(10.0.2.100)"]
+    assert rows["podman:slirp4netns+rootlessport"][4:] == ["bookworm", "11.1"]
+    assert rows["podman:slirp4netns+slirp4netns"][1:3] == ["5.2", "kept"]
+    assert out[out.index(next(x for x in out if x.startswith("  podman pasta"))) + 1] == (
+        "    Podman 4.3.1 has no pasta network (from 4.4.0)"
+    )
+    assert any(x.startswith("  * not this host: bench/dataplane.py") for x in out)
+    assert out[-1].startswith("fastest path here that keeps client IPs: podman:slirp4netns+slirp")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import signal
 import socket
+import subprocess
 import time
 from typing import Any
 
@@ -150,6 +152,37 @@ def test_host_podman_paths_that_cannot_start_say_why(host_user: stack.User) -> N
                 assert p["error"] == (
                     f"not started: port {port} is in use on this host; pass another --port"
                 ), p
+        assert left_after(u, before) == set()
+
+
+def test_host_interrupt_while_measuring_removes_the_path(host_user: stack.User) -> None:
+    """SIGTERM while the last path (the throwaway network's) runs: exit 143, and its container,
+    network and rootfs are gone, as everything of the paths before it."""
+    u = host_user
+    with stack.client_netns():
+        before = marks(u)
+        prefix, extra = rdtool.argv(u)
+        env = {**stack.user_env(u), **extra}
+        argv = [*prefix, "probe", "--source", SRC, "--engine", "podman", "--throughput",
+                "--seconds", "2"]  # fmt: skip
+        proc = stack.spawn_as(u, argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                nets = stack.podman(u, "network", "ls", "--format", "{{.Name}}").stdout.split()
+                if any(n.startswith("rd-probe-net") for n in nets):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.8)  # its container starts, then sending begins
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+        assert b"everything it started was removed" in err
         assert left_after(u, before) == set()
 
 
