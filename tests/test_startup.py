@@ -143,3 +143,22 @@ def test_fix_group_is_built_when_asked_for() -> None:
     assert "rootless_doctor.cli_fix" in names and "privileged-ports" in cp.stdout
     # still no writer, planner or host module: those load when a fix command runs
     assert unwanted(names, ("rootless_doctor.apply", "rootless_doctor.fixes")) == []
+
+
+def test_the_live_side_loads_its_libraries_when_used() -> None:
+    """Importing the live check's modules (gather and every reader it calls) loads no compose-env
+    reader (only for a compose file), thread pool with its logging (only when queries run in
+    parallel), YAML, psutil or netlink library: those load where they are used."""
+    code = (
+        "import sys\n"
+        "import rootless_doctor.host.gathering, rootless_doctor.checks, rootless_doctor.render\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                        cwd=REPO, timeout=60, check=False)  # fmt: skip
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    names = set(cp.stdout.split())
+    assert {"rootless_doctor.host.system", "rootless_doctor.host.podman"} <= names
+    banned = ("rootless_doctor.envfile", "concurrent", "logging", "ruamel", "psutil", "pyroute2")
+    assert unwanted(names, banned) == []

@@ -14,7 +14,6 @@ from typing import Literal
 
 from .. import parse
 from ..model import CmdOutput, ComposeFacts, DoctorError, HostFacts, HostPaths, Proc, Tool
-from .composefiles import compose_env
 from .files import exists, is_dir, is_file, parsed, read, read_int
 from .identity import runtime_path
 
@@ -212,7 +211,10 @@ def compose_facts(
     try:
         if text is None:
             raise DoctorError("not readable; check its permissions")
-        # .env and env_file: next to it, with this shell's environment (Compose's precedence)
+        # .env and env_file: next to it, with this shell's environment (Compose's precedence);
+        # their reader (envfile.py) loads only for a compose file
+        from .composefiles import compose_env
+
         env = compose_env(compose_file, text, os.environ)
         notes.extend(env.notes)
         facts = parse.compose(text, str(compose_file), env)
