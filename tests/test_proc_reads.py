@@ -1,13 +1,18 @@
-"""The /proc reader of host/system.py on fake /proc trees: the fields a status file may lack, a
-command line longer than one read, and the reads' size bounds (the live list is compared with
-psutil's in tests/test_container_reads.py)."""
+"""The readers of host/system.py that run on every check: /proc on fake trees (the fields a
+status file may lack, a command line longer than one read, the size bounds; the live list is
+compared with psutil's in tests/test_container_reads.py), and dpkg's status file against
+dpkg-query."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from rootless_doctor.host import system
-from rootless_doctor.model import Proc
+from rootless_doctor.model import HostPaths, Proc
 
 
 def _proc(root: Path, pid: int, cmdline: bytes, status: bytes) -> None:
@@ -39,3 +44,35 @@ def test_a_long_command_line_is_read_whole_up_to_its_bound(tmp_path: Path) -> No
     got = {p.pid: p for p in system._proc_dir_processes(tmp_path)}
     assert got[5].cmdline == tuple(w.decode() for w in words)
     assert got[6].cmdline == ("a" * system.MAX_CMDLINE,)  # cut at the bound: no NUL at the end
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="a Debian host's dpkg status file")
+def test_dpkg_version_is_dpkg_querys_on_this_host() -> None:
+    """The version of an installed package read from /var/lib/dpkg/status (found, not split
+    into stanzas) is dpkg-query's; a package not installed has none."""
+    wanted = ["passt", "podman", "uidmap", "libc6"]
+    for package in wanted:
+        cp = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}${Version}", package],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        got = system._dpkg_version(HostPaths(), package)
+        if cp.returncode == 0 and cp.stdout.startswith("ii "):
+            assert got == cp.stdout[3:].strip(), package
+        else:
+            assert got is None, package
+    assert system._dpkg_version(HostPaths(), "no-such-package-rd") is None
+
+
+def test_dpkg_version_takes_the_installed_stanza(tmp_path: Path) -> None:
+    status = (
+        "Package: passt\nStatus: deinstall ok config-files\nVersion: 0.1\n\n"
+        "Package: passt-extra\nStatus: install ok installed\nVersion: 9\n\n"
+        "Package: passt\nStatus: install ok installed\nVersion: 0.0~git20230309.7c7625d-1\n"
+    )
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text(status)
+    paths = HostPaths(root=tmp_path)
+    assert system._dpkg_version(paths, "passt") == "0.0~git20230309.7c7625d-1"
+    assert system._dpkg_version(paths, "passt-extra") == "9"
+    assert system._dpkg_version(paths, "extra") is None

@@ -149,10 +149,15 @@ def _dpkg_version(paths: HostPaths, package: str) -> str | None:
     text = read(paths.at("/var/lib/dpkg/status"))
     if text is None:
         return None
-    for stanza in text.split("\n\n"):
-        if stanza.startswith(f"Package: {package}\n") and "Status: install ok installed" in stanza:
+    key = f"Package: {package}\n"
+    at = text.find(key)  # found, not split into stanzas: the file is ~1 MB, the cost ~2 ms
+    while at >= 0:
+        end = text.find("\n\n", at)
+        stanza = text[at : end if end >= 0 else len(text)]
+        if (at == 0 or text[at - 1] == "\n") and "Status: install ok installed" in stanza:
             m = re.search(r"(?m)^Version: (\S+)$", stanza)
             return m.group(1) if m else None
+        at = text.find(key, at + len(key))
     return None
 
 
