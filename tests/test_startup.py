@@ -148,7 +148,8 @@ def test_fix_group_is_built_when_asked_for() -> None:
 def test_the_live_side_loads_its_libraries_when_used() -> None:
     """Importing the live check's modules (gather and every reader it calls) loads no compose-env
     reader (only for a compose file), thread pool with its logging (only when queries run in
-    parallel), YAML, psutil or netlink library: those load where they are used."""
+    parallel), YAML, psutil, netlink library or hashlib (a named Docker context): those load
+    where they are used."""
     code = (
         "import sys\n"
         "import rootless_doctor.host.gathering, rootless_doctor.checks, rootless_doctor.render\n"
@@ -160,5 +161,6 @@ def test_the_live_side_loads_its_libraries_when_used() -> None:
     assert cp.returncode == 0, cp.stderr[-2000:]
     names = set(cp.stdout.split())
     assert {"rootless_doctor.host.system", "rootless_doctor.host.podman"} <= names
-    banned = ("rootless_doctor.envfile", "concurrent", "logging", "ruamel", "psutil", "pyroute2")
+    banned = ("rootless_doctor.envfile", "concurrent", "logging", "ruamel", "psutil", "pyroute2",
+              "hashlib")  # fmt: skip
     assert unwanted(names, banned) == []

@@ -4,7 +4,6 @@ user's docker.service and its drop-ins, daemon.json, and whether the daemon is r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +40,8 @@ def _docker_context(paths: HostPaths) -> tuple[str | None, str | None]:
             name = json.loads(text).get("currentContext") if text else None
     if not name or name == "default":
         return None, None
+    import hashlib  # ~3 ms to load (OpenSSL): only for a named context
+
     meta = config_dir / "contexts/meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
     host = None
     with contextlib.suppress(ValueError, AttributeError, TypeError):
