@@ -59,8 +59,8 @@ def probe_command(
         typer.Option(
             "--throughput",
             help="Also measure Gbit/s and the client IP through each published-port path this "
-            "host offers (Podman's default and its --network choices, Docker as it runs), one "
-            "throwaway container each; at most 120 s in all.",
+            "host offers (Podman's default and its --network choices, Docker and standalone "
+            "RootlessKits as they run), one throwaway sink each; at most 120 s in all.",
         ),
     ] = False,
     seconds: Annotated[
@@ -192,7 +192,7 @@ def _print_throughput(results: list[PathResult], seconds: float) -> None:
         ),
     ]
     if not results:
-        lines.append(("magenta", "  no path to measure (only Podman and rootless Docker are)"))
+        lines.append(("magenta", "  no path to measure (Podman, rootless Docker, RootlessKit)"))
         print_lines(lines)
         return
     width = max(len(r.spec.label) for r in results)

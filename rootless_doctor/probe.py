@@ -575,6 +575,17 @@ def _api(sock: str, method: str, path: str, body: object, deadline: float) -> ob
 
 
 def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None, paths: HostPaths) -> str:
+    alive = start_in_rootlesskit(r, kit, paths, LISTENER)
+    return _ask(r.source, r.port, r.deadline, alive, r.hint)
+
+
+def start_in_rootlesskit(
+    r: _Run, kit: RootlessKitFacts | None, paths: HostPaths, code: str, *args: str
+) -> Callable[[], str | None]:
+    """Run the Python ``code`` (argv: "0" then ``args``; it prints the port it listens on first)
+    in ``kit``'s user+net namespace and publish ``r.port`` to that port through its api.sock,
+    both undone through ``r.undo``; a function saying why it is gone (None while it runs). Also
+    ``probe --throughput``'s."""
     if kit is None:
         kits = host.gather(paths, interfaces=False, engines=("rootlesskit",)).rootlesskits
         if not kits:
@@ -593,7 +604,7 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None, paths: HostPaths) 
         raise _CouldNotRun("nsenter (util-linux) is not installed")
     py = sys.executable or host.which(paths, "python3") or "python3"
     argv = [nsenter, "-U", "-n", "--preserve-credentials", "-t", str(child)]
-    argv += [py, "-I", "-S", "-c", LISTENER, "0"]
+    argv += [py, "-I", "-S", "-c", code, "0", *args]
     with r.guard.critical():
         proc = subprocess.Popen(
             argv,
@@ -623,7 +634,7 @@ def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None, paths: HostPaths) 
     def alive() -> str | None:
         return None if proc.poll() is None else f"listener exited {proc.returncode}"
 
-    return _ask(r.source, r.port, r.deadline, alive, r.hint)
+    return alive
 
 
 def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:

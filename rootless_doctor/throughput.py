@@ -144,6 +144,7 @@ class PathSpec:
     default: bool = False  # what `run -p` gives without --network
     network: str | None = None  # --network value; BRIDGE_NETWORK: a throwaway network is made
     unavailable: str = ""  # why this host cannot use it ("" = available)
+    instance: int | None = None  # rootlesskit: the PID of the standalone RootlessKit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,18 +246,31 @@ def podman_paths(p: PodmanFacts, tools: Mapping[str, Tool] | None) -> list[PathS
     return out
 
 
-def docker_path(kit: RootlessKitFacts | None) -> PathSpec:
-    """Rootless Docker's one path: its daemon's RootlessKit drivers as they run now (changing
-    them means restarting the daemon: `fix docker`, not a probe's business)."""
+def _as_running(engine: str, kit: RootlessKitFacts | None, label: str, how: str) -> PathSpec:
+    """The one path of a RootlessKit as it runs (``label``: a format of ``net`` and ``driver``)."""
     net = (kit.network_driver if kit else None) or "?"
     driver = (kit.port_driver if kit else None) or "?"
     return PathSpec(
-        engine="docker",
-        key=f"docker:{net}+{driver}",
-        label=f"docker ({net} + {driver}, as the daemon runs)",
-        how="docker run -p HOST:CONTAINER",
+        engine=engine,
+        key=f"{engine}:{net}+{driver}",
+        label=label.format(net=net, driver=driver),
+        how=how,
         default=True,
+        instance=kit.pid if kit and engine == "rootlesskit" else None,
     )
+
+
+def docker_path(kit: RootlessKitFacts | None) -> PathSpec:
+    """Rootless Docker's one path: its daemon's RootlessKit drivers as they run now (changing
+    them means restarting the daemon: `fix docker`, not a probe's business)."""
+    label = "docker ({net} + {driver}, as the daemon runs)"
+    return _as_running("docker", kit, label, "docker run -p HOST:CONTAINER")
+
+
+def rootlesskit_path(kit: RootlessKitFacts) -> PathSpec:
+    """A standalone RootlessKit's one path: a port added through its api.sock, as it runs."""
+    label = f"rootlesskit pid {kit.pid} ({{net}} + {{driver}})"
+    return _as_running("rootlesskit", kit, label, "rootlessctl add-ports 0.0.0.0:HOST:CHILD/tcp")
 
 
 def _shipped_meaning(row: Measured, versions: Mapping[str, Mapping[str, str]]) -> str:

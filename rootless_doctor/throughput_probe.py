@@ -39,9 +39,10 @@ from . import knowledge as kb
 from . import throughput as tp
 from .host import files as host_files
 from .host import system as host_system
-from .model import HostFacts, HostPaths
+from .model import HostFacts, HostPaths, RootlessKitFacts
 
-# The sink: binds 0.0.0.0:argv[1], then per connection greets with "PEER MTU" (MTU: the largest
+# The sink: binds 0.0.0.0:argv[1] (0: any port), prints the port (RootlessKit's readiness, as
+# the probe's listener), then per connection greets with "PEER MTU" (MTU: the largest
 # of the container's interfaces), counts what arrives until the client half-closes (or argv[2]
 # seconds pass) and answers "BYTES SECONDS" (first byte to end of stream).
 SINK = """\
@@ -60,6 +61,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1])))
 s.listen(16)
+print(s.getsockname()[1], flush=True)
 limit = float(sys.argv[2])
 buf = bytearray(1 << 20)
 while True:
@@ -206,8 +208,11 @@ def _transfer(s: socket.socket, seconds: float) -> tuple[int, int, float]:
 class _Host:
     """What every path of one run shares: where the client is and how ports are picked."""
 
-    def __init__(self, paths: HostPaths, source: str, port: int | None) -> None:
+    def __init__(
+        self, paths: HostPaths, source: str, port: int | None, kits: Iterable[RootlessKitFacts]
+    ) -> None:
         self.paths = paths
+        self.kits = tuple(kits)
         self.source = source
         self.port = port
         self.ephemeral = host_system.ephemeral_ports(paths)
@@ -234,10 +239,6 @@ def _measure(
                     f"not started: port {h.port} is in use on this host; pass another --port"
                 )
             stage = "start"
-            cli = host.which(h.paths, spec.engine)
-            if cli is None:
-                raise probe._CouldNotRun(f"{spec.engine} is not installed")
-            env = host.cli_env(h.paths, spec.engine)
             port = h.port or probe.pick_port(h.ephemeral, h.unprivileged)
             r = probe._Run(
                 h.source,
@@ -247,15 +248,12 @@ def _measure(
                 guard,
                 hint=probe._in_range_hint(port, h.ephemeral),
             )
-            extra: tuple[str, ...] = ()
-            if spec.network == tp.BRIDGE_NETWORK:
-                extra = ("--network", _network(cli, r, env))
-            elif spec.network:
-                extra = ("--network", spec.network)
             limit = seconds + tp.DRAIN_BOUND + 5
-            alive = probe.start_container(
-                cli, r, _sink(image, port, limit), image, env, extra=extra
-            )
+            if spec.engine == "rootlesskit":
+                kit = next((k for k in h.kits if k.pid == spec.instance), None)
+                alive = probe.start_in_rootlesskit(r, kit, h.paths, SINK, f"{limit:g}")
+            else:
+                alive = _start_container(spec, r, h.paths, image, limit)
             stage = "connect"
             s, observed, mtu = _connect(r, alive)
             with s:
@@ -282,6 +280,21 @@ def _measure(
         mtu=mtu or None,
     )
     return _with_cleanup(res, t0, undo)
+
+
+def _start_container(
+    spec: tp.PathSpec, r: probe._Run, paths: HostPaths, image: str | None, limit: float
+) -> Callable[[], str | None]:
+    cli = host.which(paths, spec.engine)
+    if cli is None:
+        raise probe._CouldNotRun(f"{spec.engine} is not installed")
+    env = host.cli_env(paths, spec.engine)
+    extra: tuple[str, ...] = ()
+    if spec.network == tp.BRIDGE_NETWORK:
+        extra = ("--network", _network(cli, r, env))
+    elif spec.network:
+        extra = ("--network", spec.network)
+    return probe.start_container(cli, r, _sink(image, r.port, limit), image, env, extra=extra)
 
 
 def _with_cleanup(res: tp.PathResult, t0: float, undo: probe._Undo) -> tp.PathResult:
@@ -314,6 +327,8 @@ def specs(facts: HostFacts, engines: Iterable[str]) -> list[tp.PathSpec]:
             out += tp.podman_paths(facts.podman, facts.tools)
         elif engine == "docker" and facts.docker is not None:
             out.append(tp.docker_path(facts.docker.running))
+        elif engine == "rootlesskit":
+            out += [tp.rootlesskit_path(k) for k in facts.rootlesskits]
     return out
 
 
@@ -328,13 +343,14 @@ def run(
     facts: HostFacts | None = None,
     total: float = tp.TOTAL_BOUND,
 ) -> list[tp.PathResult]:
-    """Measure every path of ``engines`` (podman, docker; others are ignored) one after another.
+    """Measure every path of ``engines`` (podman, docker, rootlesskit: each standalone one) one
+    after another.
 
     ``facts`` of those engines are read when not given. Raises :class:`probe.ProbeInterrupted` on
     SIGINT/SIGTERM after removing what the current path started."""
     t0 = time.monotonic()
     seconds = min(max(seconds, 0.1), tp.MAX_SECONDS)
-    wanted = [e for e in dict.fromkeys(engines) if e in ("podman", "docker")]
+    wanted = [e for e in dict.fromkeys(engines) if e in ("podman", "docker", "rootlesskit")]
     if not wanted:
         return []
     if paths is None:
@@ -346,7 +362,7 @@ def run(
         src = probe.choose_source(source, probe._addresses(source))
     except probe._CouldNotRun as err:
         return [tp.PathResult(spec=s, outcome="failed", error=str(err)) for s in todo]
-    h = _Host(paths, src, port)
+    h = _Host(paths, src, port, facts.rootlesskits)
     deadline = t0 + total
     guard = probe._Guard()
     out: list[tp.PathResult] = []

@@ -154,6 +154,17 @@ def test_docker_path_is_the_running_daemons_drivers() -> None:
     assert tp.docker_path(None).key == "docker:?+?"
 
 
+def test_rootlesskit_path_is_the_instance_as_it_runs() -> None:
+    kit = RootlessKitFacts(pid=4242, network_driver="slirp4netns", port_driver="builtin")
+    spec = tp.rootlesskit_path(kit)
+    assert (spec.key, spec.instance, spec.default) == (
+        "rootlesskit:slirp4netns+builtin",
+        4242,
+        True,
+    )
+    assert spec.label == "rootlesskit pid 4242 (slirp4netns + builtin)"
+
+
 def _res(key: str, gbit: float | None, kept: bool | None, mtu: int | None = None) -> tp.PathResult:
     engine = key.split(":")[0]
     spec = tp.PathSpec(engine=engine, key=key, label=key, how=f"how {key}")

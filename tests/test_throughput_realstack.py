@@ -69,7 +69,9 @@ def marks(u: stack.User) -> set[str]:
     found |= {f"container {n}" for n in ps.stdout.split()}
     nets = stack.podman(u, "network", "ls", "--format", "{{.Name}}").stdout.split()
     found |= {f"network {n}" for n in nets if n.startswith("rd-probe-net")}
-    found |= {f"dir {p}" for p in u.host_path("/tmp").glob("rd-probe-rootfs-*")}
+    found |= {  # the user's own: other sessions on a shared machine probe too
+        f"dir {p}" for p in u.host_path("/tmp").glob("rd-probe-rootfs-*") if p.owner() == u.name
+    }
     return found
 
 
@@ -204,6 +206,29 @@ def test_host_docker_slirp4netns_keeps_at_mtu_1500(host_user: stack.User) -> Non
         assert "`rootless-doctor fix docker --mtu`" in advice, advice
         assert d.docker("ps", "-aq").stdout.split() == []
         assert d.docker("images", "-q", "--no-trunc").stdout.split() == images
+        assert left_after(u, before) == set()
+
+
+def test_host_rootlesskit_slirp4netns(host_user: stack.User) -> None:
+    """A standalone RootlessKit 1.1 with the slirp4netns port driver: the sink runs in its
+    namespace, the port goes through its api.sock and is removed afterwards."""
+    u = host_user
+    with stack.client_netns(), stack.rootlesskit(u, port_driver="slirp4netns") as rk:
+        before = marks(u)
+        _, data = run_json(u, "--engine", "rootlesskit")
+        (p,) = [
+            x
+            for x in data["throughput"]["paths"]
+            if x["label"].startswith(f"rootlesskit pid {rk.pid} ")
+        ]
+        assert p["key"] == "rootlesskit:slirp4netns+slirp4netns", p
+        assert_measured(p, kept=True)
+        (probe_,) = [x for x in data["probes"] if rk.state_dir in x["used"]]
+        assert p["observed"] == probe_["observed"] == SRC
+        ports = stack.run_as(u, ["rootlessctl", "--socket", rk.api_sock, "list-ports", "--json"])
+        assert [json.loads(line)["spec"]["parentPort"] for line in ports.stdout.splitlines()] == [
+            rk.host_port
+        ], "a port the run added is still published"
         assert left_after(u, before) == set()
 
 
