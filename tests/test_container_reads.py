@@ -130,11 +130,7 @@ def test_only_the_containers_a_check_needs_are_read() -> None:
     plain = ContainerFacts(engine="podman", name="web", pid=me)
     gone = replace(dms, name="gone", pid=None)
     podman = PodmanFacts(containers=(dms, plain, gone))
-    cmds = Cmds(run, {}, 5.0)
-    try:
-        filled, _ = hc.fill_interfaces(cmds, podman, None, os.geteuid(), needs_interfaces)
-    finally:
-        cmds.pool.shutdown()
+    filled, _ = hc.fill_interfaces(Cmds(run, {}, 5.0), podman, None, os.geteuid(), needs_interfaces)
     assert filled is not None
     by = {c.name: c for c in filled.containers}
     assert by["dms"].interfaces and by["dms"].interfaces_error == ""

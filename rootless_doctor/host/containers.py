@@ -17,7 +17,7 @@ from .files import parsed
 from .runner import Cmds, Runner, run
 
 if TYPE_CHECKING:
-    import concurrent.futures as cf
+    from .runner import Task
 
 
 def ps_inspect(
@@ -25,7 +25,7 @@ def ps_inspect(
     cli: str,
     env: Mapping[str, str],
     ids: list[str] | None = None,
-    reached: cf.Future[CmdOutput] | None = None,
+    reached: Task[CmdOutput] | None = None,
 ) -> tuple[CmdOutput, CmdOutput | None] | None:
     """``CLI ps -q --no-trunc`` (unless the running ids are known already) then
     ``CLI inspect IDs`` (None when nothing runs). None when ``reached`` (the engine's first

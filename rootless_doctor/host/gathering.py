@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..model import (
     CmdOutput,
@@ -24,7 +23,7 @@ from .identity import SBIN_DIRS, engine_env, locate, runtime_path
 from .podman import conmon_ids, containers_conf_files, podman_facts, read_conf
 from .podman_info import INFO_ARGS, INFO_KEY, RAN, Refused, derive, euid_of, first_query, refusal
 from .rootlesskit import standalone_rootlesskits
-from .runner import PREFETCHED, Cmds, Runner, run
+from .runner import PREFETCHED, Cmds, Runner, Task, run
 from .system import (
     compose_facts,
     engine_owners,
@@ -35,9 +34,6 @@ from .system import (
     systemd_user_state,
     tool_facts,
 )
-
-if TYPE_CHECKING:
-    import concurrent.futures as cf
 
 # Tools whose `--version` is read. podman and docker are found too, but their versions come
 # from `podman info` / `docker version`: one process each fewer on a 2-core machine.
@@ -174,116 +170,111 @@ def gather(
     )
 
     cmds = Cmds(runner, env, timeout)
-    try:
-        fut: dict[str, cf.Future[CmdOutput]] = {}
-        docker_info: cf.Future[CmdOutput | None] | None = None
-        chains: dict[str, cf.Future[tuple[CmdOutput, CmdOutput | None] | None]] = {}
-        podman_cli = cli_paths["podman"] if "podman" in want else None
-        docker_cli = cli_paths["docker"] if "docker" in want else None
-        for key, (argv, qenv) in _engine_queries(paths, env, want, podman_info).items():
-            fut[key] = cmds.cmd(argv, qenv)
-        if docker_cli and "docker version" in fut:
-            # `docker info` only once `docker version` reached the daemon: with no daemon it
-            # would fail the same way, and every Go CLI start costs a core for ~60 ms.
-            info_argv = [docker_cli[1].as_posix(), "info", "--format", "{{json .}}"]
-            docker_info = cmds.submit(
-                _if_answered, cmds, fut["docker version"], info_argv, docker_env
-            )
-        if docker_cli and full and "docker version" in fut:
-            chains["docker"] = cmds.submit(
-                ps_inspect, cmds, docker_cli[1].as_posix(), docker_env, None, fut["docker version"]
-            )
-        for key, argv in _tool_queries(cli_paths, versioned, full).items():
-            fut[key] = cmds.cmd(argv)
-
-        # Files and /proc while the CLIs run.
-        procs = processes(paths) if full or want & {"docker", "rootlesskit"} else []
-        if podman_cli and full:
-            # Every running Podman container has a conmon of its owner whose `-c` names it: no
-            # `podman ps` round trip, and no podman process at all when nothing runs.
-            ids = conmon_ids(procs, paths.uid)
-            chains["podman"] = cmds.submit(ps_inspect, cmds, podman_cli[1].as_posix(), env, ids)
-        host = prerequisites(paths, notes, sources)
-        compose = compose_facts(compose_file, cwd, notes, sources) if full else None
-        conf_files = containers_conf_files(paths) if podman_cli else []
-        units = unit_files(paths, "docker.service") if "docker" in want else []
-
-        def result(key: str) -> CmdOutput | None:
-            return fut[key].result() if key in fut else None
-
-        tools = tool_facts(paths, cli_paths, result, notes)
-
-        systemd_user = (
-            systemd_user_state(result("systemctl"), paths, runtime_dir, notes) if full else None
+    fut: dict[str, Task[CmdOutput]] = {}
+    docker_info: Task[CmdOutput | None] | None = None
+    chains: dict[str, Task[tuple[CmdOutput, CmdOutput | None] | None]] = {}
+    podman_cli = cli_paths["podman"] if "podman" in want else None
+    docker_cli = cli_paths["docker"] if "docker" in want else None
+    for key, (argv, qenv) in _engine_queries(paths, env, want, podman_info).items():
+        fut[key] = cmds.cmd(argv, qenv)
+    if docker_cli and "docker version" in fut:
+        # `docker info` only once `docker version` reached the daemon: with no daemon it
+        # would fail the same way, and every Go CLI start costs a core for ~60 ms.
+        info_argv = [docker_cli[1].as_posix(), "info", "--format", "{{json .}}"]
+        docker_info = cmds.submit(_if_answered, cmds, fut["docker version"], info_argv, docker_env)
+    if docker_cli and full and "docker version" in fut:
+        chains["docker"] = cmds.submit(
+            ps_inspect, cmds, docker_cli[1].as_posix(), docker_env, None, fut["docker version"]
         )
-        booted = systemd_booted(paths) if full else None
-        owners = engine_owners(procs) if full and paths.uid == 0 else ()
-        nft = cli_paths["nft"][0] if cli_paths["nft"] else None
-        firewall = firewall_kind(result("iptables"), nft) if full else None
+    for key, argv in _tool_queries(cli_paths, versioned, full).items():
+        fut[key] = cmds.cmd(argv)
 
-        podman = None
-        if podman_cli:
-            conf_read = read_conf(conf_files, sources)
+    # Files and /proc while the CLIs run.
+    procs = processes(paths) if full or want & {"docker", "rootlesskit"} else []
+    if podman_cli and full:
+        # Every running Podman container has a conmon of its owner whose `-c` names it: no
+        # `podman ps` round trip, and no podman process at all when nothing runs.
+        ids = conmon_ids(procs, paths.uid)
+        chains["podman"] = cmds.submit(ps_inspect, cmds, podman_cli[1].as_posix(), env, ids)
+    host = prerequisites(paths, notes, sources)
+    compose = compose_facts(compose_file, cwd, notes, sources) if full else None
+    conf_files = containers_conf_files(paths) if podman_cli else []
+    units = unit_files(paths, "docker.service") if "docker" in want else []
 
-            def helper_version(p: Path) -> CmdOutput:
-                # the `--version` already running for the tools, when Podman picks the same file
-                for n in ("slirp4netns", "pasta"):
-                    found, key = cli_paths.get(n), f"{n} --version"
-                    if found and found[1] == p and key in fut:
-                        return fut[key].result()
-                return cmds.call([p.as_posix(), "--version"])
+    def result(key: str) -> CmdOutput | None:
+        return fut[key].result() if key in fut else None
 
-            info: CmdOutput | PodmanFacts | None = result(INFO_KEY)
-            if info is None:
-                try:
-                    info, note = derive(
-                        paths, env, fut["podman --version"].result(),
-                        conf_read.merged if conf_read.clean else None, helper_version,
-                    )  # fmt: skip
-                except Refused as e:
-                    note = f"{RAN}: {e}"
-                    info = cmds.call([podman_cli[1].as_posix(), *INFO_ARGS], env)
-            else:
-                why = refusal(podman_cli[1], env, euid_of(paths))
-                note = f"{RAN}: {why or 'its whole answer was asked for'}"
-            notes.append(note)
-            podman = podman_facts(
-                paths, podman_cli[0], info,
-                chains["podman"].result() if "podman" in chains else None,
-                conf_read, procs,
-            )  # fmt: skip
-        if podman is not None and "podman" in tools:
-            tools["podman"] = replace(tools["podman"], version=podman.version)
-        docker = None
-        if "docker" in want:
-            docker = docker_facts(
-                paths, cli_paths, result("docker version"),
-                docker_info.result() if docker_info else None,
-                chains["docker"].result() if "docker" in chains else None,
-                units, procs, runtime_dir, docker_target_note, context, context_host, sources,
-                missing_docker_socket(paths, docker_env) if docker_cli else None,
-            )  # fmt: skip
-        rootlesskits: tuple[RootlessKitFacts, ...] = ()
-        if "rootlesskit" in want:
-            rootlesskits = standalone_rootlesskits(paths, procs, notes, sources)
-        containerd = None
-        if full:
-            nerdctl = locate(paths, "nerdctl")
+    tools = tool_facts(paths, cli_paths, result, notes)
 
-            def run_nerdctl(args: Sequence[str]) -> CmdOutput | None:
-                # only when containerd left a trace: a Go CLI start costs a core for ~60 ms
-                if not nerdctl:
-                    return None
-                return cmds.cmd([nerdctl[1].as_posix(), *args], env).result()
+    systemd_user = (
+        systemd_user_state(result("systemctl"), paths, runtime_dir, notes) if full else None
+    )
+    booted = systemd_booted(paths) if full else None
+    owners = engine_owners(procs) if full and paths.uid == 0 else ()
+    nft = cli_paths["nft"][0] if cli_paths["nft"] else None
+    firewall = firewall_kind(result("iptables"), nft) if full else None
 
-            containerd = containerd_facts(paths, procs, run_nerdctl, notes, sources)
+    podman = None
+    if podman_cli:
+        conf_read = read_conf(conf_files, sources)
 
-        if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
-            owner = paths.uid
-            wanted = None if interfaces is True else interfaces
-            podman, docker = fill_interfaces(cmds, podman, docker, owner, wanted)
-    finally:
-        cmds.pool.shutdown(wait=False, cancel_futures=True)
+        def helper_version(p: Path) -> CmdOutput:
+            # the `--version` already running for the tools, when Podman picks the same file
+            for n in ("slirp4netns", "pasta"):
+                found, key = cli_paths.get(n), f"{n} --version"
+                if found and found[1] == p and key in fut:
+                    return fut[key].result()
+            return cmds.call([p.as_posix(), "--version"])
+
+        info: CmdOutput | PodmanFacts | None = result(INFO_KEY)
+        if info is None:
+            try:
+                info, note = derive(
+                    paths, env, fut["podman --version"].result(),
+                    conf_read.merged if conf_read.clean else None, helper_version,
+                )  # fmt: skip
+            except Refused as e:
+                note = f"{RAN}: {e}"
+                info = cmds.call([podman_cli[1].as_posix(), *INFO_ARGS], env)
+        else:
+            why = refusal(podman_cli[1], env, euid_of(paths))
+            note = f"{RAN}: {why or 'its whole answer was asked for'}"
+        notes.append(note)
+        podman = podman_facts(
+            paths, podman_cli[0], info,
+            chains["podman"].result() if "podman" in chains else None,
+            conf_read, procs,
+        )  # fmt: skip
+    if podman is not None and "podman" in tools:
+        tools["podman"] = replace(tools["podman"], version=podman.version)
+    docker = None
+    if "docker" in want:
+        docker = docker_facts(
+            paths, cli_paths, result("docker version"),
+            docker_info.result() if docker_info else None,
+            chains["docker"].result() if "docker" in chains else None,
+            units, procs, runtime_dir, docker_target_note, context, context_host, sources,
+            missing_docker_socket(paths, docker_env) if docker_cli else None,
+        )  # fmt: skip
+    rootlesskits: tuple[RootlessKitFacts, ...] = ()
+    if "rootlesskit" in want:
+        rootlesskits = standalone_rootlesskits(paths, procs, notes, sources)
+    containerd = None
+    if full:
+        nerdctl = locate(paths, "nerdctl")
+
+        def run_nerdctl(args: Sequence[str]) -> CmdOutput | None:
+            # only when containerd left a trace: a Go CLI start costs a core for ~60 ms
+            if not nerdctl:
+                return None
+            return cmds.cmd([nerdctl[1].as_posix(), *args], env).result()
+
+        containerd = containerd_facts(paths, procs, run_nerdctl, notes, sources)
+
+    if interfaces and paths.root == Path("/"):  # a fake root's PIDs are not real processes
+        owner = paths.uid
+        wanted = None if interfaces is True else interfaces
+        podman, docker = fill_interfaces(cmds, podman, docker, owner, wanted)
 
     sources.extend(" ".join(c.argv) for c in cmds.ran)
     return replace(
@@ -304,7 +295,7 @@ def gather(
 
 
 def _if_answered(
-    cmds: Cmds, first: cf.Future[CmdOutput], argv: list[str], env: Mapping[str, str]
+    cmds: Cmds, first: Task[CmdOutput], argv: list[str], env: Mapping[str, str]
 ) -> CmdOutput | None:
     """Run ``argv`` once ``first`` has succeeded; None when it did not."""
     return cmds.call(argv, env) if first.result().ok else None

@@ -1,6 +1,6 @@
 """The one door for subprocesses: :func:`run` (timeouts, never raises), the engine queries
-started early by :func:`rootless_doctor.host.prefetch`, and :class:`Cmds`, the thread pool
-:func:`~rootless_doctor.host.gather` runs the CLIs in side by side."""
+started early by :func:`rootless_doctor.host.prefetch`, and :class:`Cmds`, which runs the CLIs
+of :func:`~rootless_doctor.host.gather` side by side, each on a thread of its own."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ..model import CmdOutput
-
-if TYPE_CHECKING:
-    import concurrent.futures as cf
 
 T = TypeVar("T")
 
@@ -181,18 +179,41 @@ class Prefetched:
 PREFETCHED = Prefetched()
 
 
+class Task(Generic[T]):
+    """``fn(*args)`` running on a thread of its own; :meth:`result` waits for its value (or
+    raises what it raised). A check runs a dozen of these at most, each mostly waiting on a
+    subprocess: a thread each, not concurrent.futures, whose import (with logging) costs ~5 ms
+    of every live check."""
+
+    def __init__(self, fn: Callable[..., T], *args: object) -> None:
+        self._fn, self._args = fn, args
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="rd-host", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn(*self._args)
+        except BaseException as e:  # handed to whoever asks for the result
+            self._error = e
+        finally:
+            self._done.set()
+
+    def result(self) -> T:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set: the call returned
+
+
 class Cmds:
-    """Runs the CLIs side by side in a thread pool; each result is a future."""
+    """Runs the CLIs side by side, each on a thread of its own (a :class:`Task`)."""
 
     def __init__(self, runner: Runner, env: Mapping[str, str], timeout: float) -> None:
         self.runner = runner
         self.env = dict(env)
         self.timeout = timeout
-        # Imported here: concurrent.futures (and the logging it pulls in) costs ~9 ms at start-up,
-        # which would delay prefetch().
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rd-host")
         self.ran: list[CmdOutput] = []
 
     def call(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> CmdOutput:
@@ -200,10 +221,8 @@ class Cmds:
         self.ran.append(out)
         return out
 
-    def submit(self, fn: Callable[..., T], *args: object) -> cf.Future[T]:
-        return self.pool.submit(fn, *args)
+    def submit(self, fn: Callable[..., T], *args: object) -> Task[T]:
+        return Task(fn, *args)
 
-    def cmd(
-        self, argv: Sequence[str], env: Mapping[str, str] | None = None
-    ) -> cf.Future[CmdOutput]:
-        return self.pool.submit(self.call, argv, env)
+    def cmd(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Task[CmdOutput]:
+        return Task(self.call, argv, env)
