@@ -43,7 +43,7 @@ def stack_host(tmp_path: Path, stack: str, **env: str) -> tuple[FakeHost, Served
     src = SOURCES / stack
     fake = FakeHost(tmp_path, **env)
     for rel in (src / "executables.txt").read_text().split():
-        fake.file(f"/{rel}", "#!/bin/sh\nexit 99\n", 0o755)
+        fake.file(f"/{rel}", "\x7fELF (a stand-in: Served answers its commands)\n", 0o755)
     for part, base in (("root", fake.root), ("home", fake.home)):
         for f in (src / part).rglob("*"):
             if f.is_file():
@@ -125,6 +125,8 @@ REFUSALS = [
     ("CONTAINER_HOST set", {"CONTAINER_HOST": "unix:///run/podman.sock"}, None, "CONTAINER_HOST"),
     ("connection", {"CONTAINER_CONNECTION": "machine"}, None, "remote Podman"),
     ("relative PATH", {"PATH": "/usr/bin:bin"}, None, "relative"),
+    ("missing CONTAINERS_CONF", {"CONTAINERS_CONF": "/etc/nope.conf"}, None, "does not exist"),
+    ("podman is a script", {}, ("/usr/bin/podman", "#!/bin/sh\nexec flatpak-spawn\n"), "script"),
     (
         "remote conf",
         {},
@@ -178,7 +180,8 @@ def test_untrusted_input_runs_podman_info(
     note = source_note(facts)
     assert runner.ran(*INFO) and note.startswith(pi.RAN), note
     assert said in note
-    if case not in ("broken conf", "relative PATH"):  # podman info's answer is used as before
+    if case not in ("broken conf", "relative PATH", "missing CONTAINERS_CONF"):
+        # podman info's answer is used as before
         assert facts.podman is not None and facts.podman.version == "5.8.6"
 
 
@@ -217,7 +220,8 @@ def test_root_and_failed_version_run_podman_info(tmp_path: Path) -> None:
 
 def test_prefetched_commands_are_all_taken_over(tmp_path: Path) -> None:
     """prefetch() starts the first Podman query and the tools' --version as real processes;
-    gather() takes every one of them over (same argv and environment), none is left to end."""
+    gather() takes every one of them over (same argv and environment), none is left to end.
+    (The derived route with real processes: tests/test_podman_info_realstack.py.)"""
     src = SOURCES / "sid"
     fake, _ = stack_host(tmp_path, "sid")
     fake.binary(
@@ -236,6 +240,7 @@ def test_prefetched_commands_are_all_taken_over(tmp_path: Path) -> None:
         assert not PREFETCHED, "a prefetched command was not taken over"
     finally:
         PREFETCHED.end()
-    assert source_note(facts).startswith(pi.DERIVED)
+    # a script podman (as a toolbox wrapper is) gets podman info: asked early, taken over too
+    assert source_note(facts) == f"{pi.RAN}: {fake.root}/usr/bin/podman is a script"
     want = parse.podman_info((src / "podman-info.json").read_text())
     assert fields(facts.podman) == fields(want)

@@ -108,10 +108,15 @@ def refusal(podman: Path, env: Mapping[str, str], euid: int) -> str | None:
         return "PATH has a relative entry"
     try:
         real = podman.resolve()
+        with real.open("rb") as f:
+            magic = f.read(4)
     except (OSError, RuntimeError):
-        return f"{podman} does not resolve"
+        return f"{podman} does not resolve or cannot be read"
     if "remote" in real.name:
         return f"{podman} is {real.name}"
+    if magic.startswith(b"#!"):
+        # a wrapper (toolbox, distrobox: the host's Podman, with the host's files)
+        return f"{podman} is a script"
     return None
 
 
@@ -152,6 +157,9 @@ def derive(
         raise Refused(f"Podman {version}: derived for {PROVEN} only")
     if conf is None:
         raise Refused("containers.conf is unreadable or not TOML")
+    only = env.get("CONTAINERS_CONF")
+    if only and not exists(paths.at(only)):
+        raise Refused(f"CONTAINERS_CONF={only} does not exist (Podman stops there)")
     _check_conf(paths, conf)
     dirs = _helper_dirs(conf)
 
