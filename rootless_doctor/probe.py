@@ -323,7 +323,16 @@ UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 # How long a published port may refuse connections while the listener's container runs before
 # the path counts as closed: pasta's automatic forwarding picks a new port up within a second
 # (passt(1): "derived (every second)"); the others listen before `run` returns.
-REFUSED_GRACE = 3.0
+REFUSED_GRACE = 1.5
+# How long after the listener was started the first answer may take before the probe ends with
+# what the connections got (empty replies: a forwarder that reaches nothing; time-outs: a path
+# that drops the traffic). A healthy path answers within ~50 ms of `run` returning here
+# (bench/probe.py); pasta's port scan takes up to a second more. Both bound a failing probe to
+# well under 3 s of waiting.
+ANSWER_GRACE = 1.5
+# One connection attempt: a local connect and the listener's one-line answer take milliseconds;
+# a dropped SYN or a forwarder that holds the connection open is retried after this.
+ATTEMPT_TIMEOUT = 0.5
 
 
 def _ask(
@@ -333,6 +342,7 @@ def _ask(
     alive: Callable[[], str | None],
     hint: str = "",
     refused_grace: float = REFUSED_GRACE,
+    answer_grace: float = ANSWER_GRACE,
 ) -> str:
     """Connect from ``source`` to ``source:port`` until the reply is a non-empty address.
 
@@ -340,27 +350,29 @@ def _ask(
     empty replies are retried every few ms. ``alive()`` returns why the listener is gone (then
     give up) or None; it is asked at most every 0.5 s, only while no answer came. Refusals for
     ``refused_grace`` seconds in a row while the listener is alive end the probe with the reason
-    (``hint`` says why the port may not be forwarded).
+    (``hint`` says why the port may not be forwarded); so does no answer at all within
+    ``answer_grace`` seconds, named after what the attempts got.
     """
     fam = socket.AF_INET6 if ":" in source else socket.AF_INET
+    where = _hostport(source, port)
     last = "no attempt"
-    next_alive = time.monotonic() + 0.5
+    started = time.monotonic()
+    next_alive = started + 0.5
     refused_since: float | None = None
+    got: set[str] = set()  # what the attempts ended with: refused, empty, timeout, other
     while True:
         now = time.monotonic()
         if now >= deadline:
-            raise _CouldNotRun(f"no reply from {_hostport(source, port)} in time ({last}){hint}")
-        if refused_since is not None and now - refused_since >= refused_grace:
+            raise _CouldNotRun(f"no reply from {where} in time ({last}){hint}")
+        refused_long = refused_since is not None and now - refused_since >= refused_grace
+        if refused_long or now - started >= answer_grace:
             gone = alive()
             if gone:
                 raise _CouldNotRun(f"the listener stopped before answering: {gone}")
-            raise _CouldNotRun(
-                f"{_hostport(source, port)} refused every connection for {refused_grace:g} s "
-                f"while the listener ran: the engine does not forward this port{hint}"
-            )
+            raise _CouldNotRun(_no_answer(where, got, now - started, last, hint, refused_long))
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
-                s.settimeout(max(0.05, min(2.0, deadline - now)))
+                s.settimeout(max(0.05, min(ATTEMPT_TIMEOUT, deadline - now)))
                 s.bind((source, 0))
                 s.connect((source, port))
                 data = b""
@@ -372,21 +384,51 @@ def _ask(
                     return str(ipaddress.ip_address(reply.splitlines()[0].strip()))
                 except ValueError:
                     last = f"unexpected reply {reply[:60]!r}"
+                    got.add("other")
             else:
                 last = "empty reply: the listener inside is not up yet"
+                got.add("empty")
             refused_since = None
         except ConnectionRefusedError as err:
             last = f"{type(err).__name__}: {err}"
             refused_since = now if refused_since is None else refused_since
+            got.add("refused")
+        except TimeoutError:
+            last = f"no answer within {ATTEMPT_TIMEOUT:g} s"
+            refused_since = None
+            got.add("timeout")
         except OSError as err:
             last = f"{type(err).__name__}: {err}"
             refused_since = None
+            got.add("other")
         if time.monotonic() >= next_alive:
             gone = alive()
             if gone:
                 raise _CouldNotRun(f"the listener stopped before answering: {gone}")
             next_alive = time.monotonic() + 0.5
         time.sleep(0.003)
+
+
+def _no_answer(
+    where: str, got: set[str], waited: float, last: str, hint: str, refused_long: bool
+) -> str:
+    """Why the listener's answer never came, from what the connection attempts got."""
+    if refused_long or got == {"refused"}:
+        return (
+            f"{where} refused every connection for {waited:.1f} s while the listener ran: the "
+            f"engine does not forward this port{hint}"
+        )
+    if got == {"timeout"} or (got >= {"timeout"} and "empty" not in got):
+        return (
+            f"connections to {where} got no answer for {waited:.1f} s while the listener ran "
+            f"({last}): something on the path drops the traffic (a firewall rule?){hint}"
+        )
+    if "empty" in got:
+        return (
+            f"{where} accepted connections but closed them without the listener's answer for "
+            f"{waited:.1f} s while it ran: the engine's forwarder does not reach it{hint}"
+        )
+    return f"no answer from {where} in {waited:.1f} s while the listener ran ({last}){hint}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -212,6 +212,46 @@ def test_ask_gives_up_fast_on_a_closed_port_and_says_why() -> None:
         probe._ask("127.0.0.1", closed, t0 + 20, lambda: "container x is exited", refused_grace=0.3)
 
 
+def test_ask_names_a_forwarder_that_reaches_nothing_and_a_path_that_drops() -> None:
+    """No answer within answer_grace ends the probe, named after what the connections got: a
+    port that accepts and closes (a forwarder with nothing behind it) or one that never answers
+    (here a listener that never accepts: the connection waits in its backlog, as a dropped SYN
+    waits), each well before the overall deadline."""
+    import contextlib
+    import socket
+    import threading
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(64)
+        port = srv.getsockname()[1]
+        stop = threading.Event()
+
+        def close_each() -> None:
+            srv.settimeout(0.05)
+            while not stop.is_set():
+                with contextlib.suppress(OSError):
+                    srv.accept()[0].close()
+
+        t = threading.Thread(target=close_each, daemon=True)
+        t.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(probe._CouldNotRun, match="accepted connections but closed them"):
+                probe._ask("127.0.0.1", port, t0 + 20, lambda: None, answer_grace=0.6)
+        finally:
+            stop.set()
+            t.join()
+        assert time.monotonic() - t0 < 2
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        t0 = time.monotonic()
+        with pytest.raises(probe._CouldNotRun, match="drops the traffic"):
+            probe._ask("127.0.0.1", silent.getsockname()[1], t0 + 20, lambda: None, answer_grace=1)
+        assert time.monotonic() - t0 < 2.5
+
+
 def test_pasta_map_guest_addr_counts_as_kept() -> None:
     # Measured on Debian sid (Podman 5.8.6, passt 2026-10-02): a client bound to the host's
     # primary address is seen as 169.254.1.2; one bound to another host address as itself.
