@@ -173,10 +173,10 @@ def cli_ok(cli: list[str], engine: str) -> tuple[float, str]:
 
 
 def worker(spec: dict[str, Any]) -> None:
-    engine, kind, n, cli = spec["engine"], spec["kind"], spec["n"], spec["cli"]
     if spec.get("fail"):
         fail_worker(spec)
         return
+    engine, kind, n, cli = spec["engine"], spec["kind"], spec["n"], spec["cli"]
     times: dict[str, list[float]] = {}
     seen: dict[str, set[str]] = {}
 
@@ -303,8 +303,8 @@ def _hang_image(u: Any, cli: list[str], env: dict[str, str], rootfs: str) -> Non
 def _nft(rule: str) -> Iterator[None]:
     """A rule on this bench's own table (output hook, 10.200.0.1:PORT only), removed after."""
     table = (
-        f"table inet {NFT_TABLE} {{ chain out {{ type filter hook output priority 0; "
-        f"policy accept; {rule} }} }}"
+        f"table inet {NFT_TABLE} {{\n chain out {{\n"
+        f"  type filter hook output priority 0; policy accept;\n  {rule}\n }}\n}}\n"
     )
     subprocess.run(["nft", "-f", "-"], input=table, text=True, check=True)
     try:
@@ -359,7 +359,7 @@ def _not_running_cases(u: Any, py: str, cli: list[str], code_env: dict[str, str]
     stack = _stack()
     out = []
     env = stack.user_env(u, DOCKER_HOST=f"unix://{u.runtime_dir}/docker.sock")
-    kinds = [("docker", "docker")] + ([("rootlesskit", "rootlesskit")] if not root else [])
+    kinds = [("docker", "docker")] + ([("rootlesskit", "rootlesskit")] if root == "host" else [])
     for kind, engine in kinds:
         spec = {"kind": kind, "engine": engine, "env": env, "fail": True, "cli": cli,
                 "cases": [("engine not running", engine, [])]}  # fmt: skip

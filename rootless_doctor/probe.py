@@ -39,15 +39,13 @@ import errno
 import ipaddress
 import json
 import os
-import random
-import secrets
+import re
 import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -191,9 +189,8 @@ def pick_port(
             f"({start}-): pass --port"
         )
     bottom = max(low, top - 16383)
-    pick = random.SystemRandom()
     for _ in range(tries):
-        port = pick.randint(bottom, top)
+        port = bottom + int.from_bytes(os.urandom(4), "big") % (top - bottom + 1)
         if free(port):
             return port
     raise _CouldNotRun(f"no free port between {bottom} and {top}: pass --port")
@@ -245,8 +242,14 @@ def _why(out: CmdOutput, what: str) -> str:
     """One line for a failed command, named short (the full argv holds the listener's code)."""
     if out.error:
         return f"`{what}`: {out.error}"
-    last = (out.stderr.strip().splitlines() or [out.stdout.strip() or "no output"])[-1]
-    return f"`{what}` exited {out.code}: {last.strip()}"
+    # The docker CLI ends its errors with "See 'docker run --help'.": the reason is above it.
+    lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not _HELP_POINTER.match(ln)] or lines
+    last = (lines or [out.stdout.strip() or "no output"])[-1]
+    return f"`{what}` exited {out.code}: {last}"
+
+
+_HELP_POINTER = re.compile(r"(See|Run) '[^']*--help'")
 
 
 def _nothing_there(out: CmdOutput) -> bool:
@@ -370,11 +373,13 @@ def _ask(
             if gone:
                 raise _CouldNotRun(f"the listener stopped before answering: {gone}")
             raise _CouldNotRun(_no_answer(where, got, now - started, last, hint, refused_long))
+        connected = False
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
                 s.settimeout(max(0.05, min(ATTEMPT_TIMEOUT, deadline - now)))
                 s.bind((source, 0))
                 s.connect((source, port))
+                connected = True
                 data = b""
                 while len(data) < 256 and (chunk := s.recv(256)):
                     data += chunk
@@ -394,13 +399,15 @@ def _ask(
             refused_since = now if refused_since is None else refused_since
             got.add("refused")
         except TimeoutError:
-            last = f"no answer within {ATTEMPT_TIMEOUT:g} s"
+            # A connect that times out had its request dropped; one that connected was held
+            # open by a forwarder that reaches nothing (or a listener that does not answer).
+            last = f"{'no answer' if connected else 'connect timed out'} in {ATTEMPT_TIMEOUT:g} s"
             refused_since = None
-            got.add("timeout")
+            got.add("held" if connected else "dropped")
         except OSError as err:
             last = f"{type(err).__name__}: {err}"
             refused_since = None
-            got.add("other")
+            got.add("empty" if connected else "other")
         if time.monotonic() >= next_alive:
             gone = alive()
             if gone:
@@ -418,15 +425,15 @@ def _no_answer(
             f"{where} refused every connection for {waited:.1f} s while the listener ran: the "
             f"engine does not forward this port{hint}"
         )
-    if got == {"timeout"} or (got >= {"timeout"} and "empty" not in got):
+    if "dropped" in got and not got & {"empty", "held"}:
         return (
-            f"connections to {where} got no answer for {waited:.1f} s while the listener ran "
-            f"({last}): something on the path drops the traffic (a firewall rule?){hint}"
+            f"connections to {where} timed out for {waited:.1f} s while the listener ran: "
+            f"something on the path drops the traffic (a firewall rule?){hint}"
         )
-    if "empty" in got:
+    if got & {"empty", "held"}:
         return (
-            f"{where} accepted connections but closed them without the listener's answer for "
-            f"{waited:.1f} s while it ran: the engine's forwarder does not reach it{hint}"
+            f"{where} accepted connections but the listener's answer never came in "
+            f"{waited:.1f} s ({last}): the engine's forwarder does not reach the listener{hint}"
         )
     return f"no answer from {where} in {waited:.1f} s while the listener ran ({last}){hint}"
 
@@ -545,7 +552,7 @@ def start_container(
     """Run ``lst`` in a throwaway container published on ``r.port`` (``extra``: more ``run``
     options, e.g. ``--network``), its removal registered in ``r.undo`` before it starts; a
     function saying why it is gone (None while it runs). Also ``probe --throughput``'s."""
-    name = f"rd-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    name = f"rd-probe-{os.getpid()}-{os.urandom(3).hex()}"
     argv = [cli, "run", "-d", "--rm", "--name", name, "--label", f"{LABEL}=1"]
     # `-p PORT:PORT` on every address, as users publish: with a host IP given, rootless Docker
     # 20.10 with the slirp4netns port driver takes another path (docker-proxy → 172.17.0.1).
@@ -581,13 +588,15 @@ def _tar_rootfs(r: _Run) -> Path:
         os.close(fd)
         tar = Path(tname)
         r.undo.push(f"remove {tar}", lambda: tar.unlink(missing_ok=True))
+    import tarfile  # only here: docker without --image (a few ms of start-up otherwise)
+
     with tarfile.open(tar, "w") as tf:
         tf.add(root, arcname=".")
     return tar
 
 
 def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
-    tag = f"rootless-doctor-probe:{os.getpid()}-{secrets.token_hex(3)}"
+    tag = f"rootless-doctor-probe:{os.getpid()}-{os.urandom(3).hex()}"
     tar = _tar_rootfs(r)
     r.undo.push(
         f"remove image {tag}", lambda: _run([cli, "rmi", "-f", tag], time.monotonic() + 30, env)
