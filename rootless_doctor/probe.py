@@ -323,16 +323,15 @@ def _handling_signals(handler: _Handler) -> Iterator[None]:
 
 
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
-# How long a published port may refuse connections while the listener's container runs before
-# the path counts as closed: pasta's automatic forwarding picks a new port up within a second
-# (passt(1): "derived (every second)"); the others listen before `run` returns.
+# How long a published port may refuse every connection while the listener's container runs
+# before the path counts as closed: pasta's automatic forwarding picks a new port up within a
+# second (passt(1): "derived (every second)"); the others listen before `run` returns.
 REFUSED_GRACE = 1.5
-# How long after the listener was started the first answer may take before the probe ends with
-# what the connections got (empty replies: a forwarder that reaches nothing; time-outs: a path
-# that drops the traffic). A healthy path answers within ~50 ms of `run` returning here
-# (bench/probe.py); pasta's port scan takes up to a second more. Both bound a failing probe to
-# well under 3 s of waiting.
-ANSWER_GRACE = 1.5
+# How long the first answer may take once a connection got further than a refusal (accepted and
+# closed or held: the forwarder is up, the listener inside starts in tens of ms; timed out: the
+# path drops the traffic) before the probe ends with what the connections got. With the engine's
+# start and clean-up, both keep a failing probe under 3 s (bench/probe.py --fail-cases).
+ANSWER_GRACE = 1.0
 # One connection attempt: a local connect and the listener's one-line answer take milliseconds;
 # a dropped SYN or a forwarder that holds the connection open is retried after this.
 ATTEMPT_TIMEOUT = 0.5
@@ -350,9 +349,10 @@ def _ask(
     """Connect from ``source`` to ``source:port`` until the reply is a non-empty address.
 
     A published port accepts (and closes) before the listener inside listens, so refusals and
-    empty replies are retried every few ms. Refusals for ``refused_grace`` seconds in a row end
-    the probe with the reason (``hint`` says why the port may not be forwarded); so does no
-    answer at all within ``answer_grace`` seconds, named after what the attempts got. Only then
+    empty replies are retried every few ms. Nothing but refusals for ``refused_grace`` seconds
+    ends the probe with the reason (``hint`` says why the port may not be forwarded); so does no
+    answer within ``answer_grace`` seconds of the first attempt that got further (accepted, or
+    timed out), named after what the attempts got. Only then
     is ``alive()`` asked why the listener is gone (None: it runs): it is an engine command
     (``podman inspect``, ~100 ms of a core), which while the answer is still coming would hold
     the attempts up and take CPU from the engine starting the listener.
@@ -361,18 +361,21 @@ def _ask(
     where = _hostport(source, port)
     last = "no attempt"
     started = time.monotonic()
-    refused_since: float | None = None
-    got: set[str] = set()  # what the attempts ended with: refused, empty, timeout, other
+    further: float | None = None  # when an attempt first got further than a refusal
+    got: set[str] = set()  # what the attempts ended with: refused, empty, held, dropped, other
     while True:
         now = time.monotonic()
         if now >= deadline:
             raise _CouldNotRun(f"no reply from {where} in time ({last}){hint}")
-        refused_long = refused_since is not None and now - refused_since >= refused_grace
-        if refused_long or now - started >= answer_grace:
+        if further is None and got - {"refused"}:
+            further = now
+        if (further is None and now - started >= refused_grace) or (
+            further is not None and now - further >= answer_grace
+        ):
             gone = alive()
             if gone:
                 raise _CouldNotRun(f"the listener stopped before answering: {gone}")
-            raise _CouldNotRun(_no_answer(where, got, now - started, last, hint, refused_long))
+            raise _CouldNotRun(_no_answer(where, got, now - started, last, hint))
         connected = False
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
@@ -393,29 +396,23 @@ def _ask(
             else:
                 last = "empty reply: the listener inside is not up yet"
                 got.add("empty")
-            refused_since = None
         except ConnectionRefusedError as err:
             last = f"{type(err).__name__}: {err}"
-            refused_since = now if refused_since is None else refused_since
             got.add("refused")
         except TimeoutError:
             # A connect that times out had its request dropped; one that connected was held
             # open by a forwarder that reaches nothing (or a listener that does not answer).
             last = f"{'no answer' if connected else 'connect timed out'} in {ATTEMPT_TIMEOUT:g} s"
-            refused_since = None
             got.add("held" if connected else "dropped")
         except OSError as err:
             last = f"{type(err).__name__}: {err}"
-            refused_since = None
             got.add("empty" if connected else "other")
         time.sleep(0.003)
 
 
-def _no_answer(
-    where: str, got: set[str], waited: float, last: str, hint: str, refused_long: bool
-) -> str:
+def _no_answer(where: str, got: set[str], waited: float, last: str, hint: str) -> str:
     """Why the listener's answer never came, from what the connection attempts got."""
-    if refused_long or got == {"refused"}:
+    if got == {"refused"}:
         return (
             f"{where} refused every connection for {waited:.1f} s while the listener ran: the "
             f"engine does not forward this port{hint}"
