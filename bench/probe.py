@@ -348,7 +348,7 @@ def _fail_cases(u: Any, py: str, cli: list[str], code_env: dict[str, str], spec:
          f"ip daddr {SRC} tcp dport {port} reject with tcp reset")  # fmt: skip
     port = _free_low_port()
     case("path drops traffic", ["--port", str(port)], f"ip daddr {SRC} tcp dport {port} drop")
-    if kind == "docker-pasta":
+    if kind == "docker-pasta" and root == "sid":  # passt 2025-05 (trixie) forwards it
         case("port in ip_local_port_range", ["--port", str(_stack().free_port())])
     return results
 

@@ -332,6 +332,11 @@ REFUSED_GRACE = 1.5
 # path drops the traffic) before the probe ends with what the connections got. With the engine's
 # start and clean-up, both keep a failing probe under 3 s (bench/probe.py --fail-cases).
 ANSWER_GRACE = 1.0
+# The least time given to an answer once the port stopped refusing (pasta forwards it now).
+ANSWER_AFTER_REFUSALS = 0.5
+# How long before the window closes the engine is asked whether the listener still runs (an
+# inspect takes ~100-250 ms here), so that its answer is there when the window closes.
+ALIVE_LEAD = 0.3
 # One connection attempt: a local connect and the listener's one-line answer take milliseconds;
 # a dropped SYN or a forwarder that holds the connection open is retried after this.
 ATTEMPT_TIMEOUT = 0.5
@@ -351,32 +356,42 @@ def _ask(
     A published port accepts (and closes) before the listener inside listens, so refusals and
     empty replies are retried every few ms. Nothing but refusals for ``refused_grace`` seconds
     ends the probe with the reason (``hint`` says why the port may not be forwarded); so does no
-    answer within ``answer_grace`` seconds of the first attempt that got further (accepted, or
-    timed out), named after what the attempts got. Only then
-    is ``alive()`` asked why the listener is gone (None: it runs): it is an engine command
-    (``podman inspect``, ~100 ms of a core), which while the answer is still coming would hold
-    the attempts up and take CPU from the engine starting the listener.
+    answer within ``answer_grace`` seconds (and ANSWER_AFTER_REFUSALS after the first attempt
+    that got further than a refusal), named after what the attempts got. Only near the end of
+    that window is ``alive()`` asked (in a thread, ALIVE_LEAD before it closes) why the listener
+    is gone (None: it runs): it is an engine command (``podman inspect``, ~100 ms of a core),
+    which asked while the answer is still coming would take CPU from the engine starting the
+    listener.
     """
     fam = socket.AF_INET6 if ":" in source else socket.AF_INET
     where = _hostport(source, port)
     last = "no attempt"
     started = time.monotonic()
-    further: float | None = None  # when an attempt first got further than a refusal
+    further: float | None = None  # when the first attempt that got further than a refusal began
+    attempt = started
+    check: _Later | None = None
     got: set[str] = set()  # what the attempts ended with: refused, empty, held, dropped, other
     while True:
         now = time.monotonic()
         if now >= deadline:
             raise _CouldNotRun(f"no reply from {where} in time ({last}){hint}")
         if further is None and got - {"refused"}:
-            further = now
-        if (further is None and now - started >= refused_grace) or (
-            further is not None and now - further >= answer_grace
-        ):
-            gone = alive()
+            further, check = attempt, None  # the window moved: a check started earlier is early
+        # After refusals (pasta picking the port up) the listener has long been up: an answer
+        # comes at once, so the window ends answer_grace after the start, or soon after that.
+        close = (
+            started + refused_grace
+            if further is None
+            else max(started + answer_grace, further + ANSWER_AFTER_REFUSALS)
+        )
+        if check is None and now >= close - ALIVE_LEAD:
+            check = _Later(alive)  # asked meanwhile, the answer is ready when the window closes
+        if now >= close:
+            gone = check.result() if check is not None else alive()
             if gone:
                 raise _CouldNotRun(f"the listener stopped before answering: {gone}")
             raise _CouldNotRun(_no_answer(where, got, now - started, last, hint))
-        connected = False
+        connected, attempt = False, now
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
                 s.settimeout(max(0.05, min(ATTEMPT_TIMEOUT, deadline - now)))
@@ -394,7 +409,7 @@ def _ask(
                     last = f"unexpected reply {reply[:60]!r}"
                     got.add("other")
             else:
-                last = "empty reply: the listener inside is not up yet"
+                last = "closed without an answer"
                 got.add("empty")
         except ConnectionRefusedError as err:
             last = f"{type(err).__name__}: {err}"
@@ -408,6 +423,23 @@ def _ask(
             last = f"{type(err).__name__}: {err}"
             got.add("empty" if connected else "other")
         time.sleep(0.003)
+
+
+class _Later:
+    """``fn()`` run in a daemon thread now, its result taken later."""
+
+    def __init__(self, fn: Callable[[], str | None]) -> None:
+        self._fn = fn
+        self._out: str | None = None
+        self._thread = threading.Thread(target=self._run, name="rd-alive", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._out = self._fn()
+
+    def result(self) -> str | None:
+        self._thread.join()
+        return self._out
 
 
 def _no_answer(where: str, got: set[str], waited: float, last: str, hint: str) -> str:
@@ -563,14 +595,39 @@ def start_container(
         target = ["--pull=never", image]
         what = lst.what
     # Registered before the run, so an interrupted `run` is removed by name as well.
-    rm = [cli, "rm", "-f", *(["-t0"] if cli.endswith("podman") else []), name]
-    r.undo.push(f"remove container {name}", lambda: _run(rm, time.monotonic() + 30, env))
+    r.undo.push(f"remove container {name}", _remover(cli, env, "containers", name))
     with r.guard.critical():  # an interrupted `run` would still create the container
         out = _run([*argv, *target, *lst.argv], r.deadline, env)
     r.used.append(f"{Path(cli).name} run {name}: {what}, published port {r.port}")
     if not out.ok:
         raise _CouldNotRun(_why(out, f"{Path(cli).name} run"))
     return lambda: _container_alive(cli, name, env, r.deadline)
+
+
+def _remover(cli: str, env: Mapping[str, str], kind: str, ref: str) -> Callable[[], CmdOutput]:
+    """The undo step that removes container or image ``ref`` (``kind``: containers, images) by
+    force. Aimed at a Docker daemon's unix socket (DOCKER_HOST, as :func:`host.cli_env` sets it
+    for the rootless daemon) it is one ``DELETE`` on the Engine API, what ``docker rm -f`` /
+    ``docker rmi -f`` send, without a Go CLI's start (~100 ms of a core each, on the probe's
+    critical path); otherwise the CLI."""
+    target = env.get("DOCKER_HOST", "")
+    if cli.endswith("podman") or not target.startswith("unix://"):
+        sub = ["rm", "-f", *(["-t0"] if cli.endswith("podman") else [])]
+        argv = [cli, *(sub if kind == "containers" else ["rmi", "-f"]), ref]
+        return lambda: _run(argv, time.monotonic() + 30, env)
+    sock, url = Path(target[len("unix://") :]), f"/{kind}/{ref}?force=1"
+
+    def delete() -> CmdOutput:
+        status, text, err = host.api_request(sock, "DELETE", url, timeout=30)
+        ok = status // 100 == 2
+        return CmdOutput(
+            argv=("docker API", f"DELETE {url}"),
+            code=0 if ok else (status or None),
+            stderr="" if ok else text.strip()[:300],
+            error=err,
+        )
+
+    return delete
 
 
 def _tar_rootfs(r: _Run) -> Path:
@@ -590,9 +647,7 @@ def _tar_rootfs(r: _Run) -> Path:
 def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
     tag = f"rootless-doctor-probe:{os.getpid()}-{os.urandom(3).hex()}"
     tar = _tar_rootfs(r)
-    r.undo.push(
-        f"remove image {tag}", lambda: _run([cli, "rmi", "-f", tag], time.monotonic() + 30, env)
-    )
+    r.undo.push(f"remove image {tag}", _remover(cli, env, "images", tag))
     with r.guard.critical():
         out = _run([cli, "import", str(tar), tag], r.deadline, env)
     if not out.ok:
