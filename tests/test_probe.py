@@ -502,7 +502,7 @@ def test_real_docker(tool: list[str], port_driver: str, verdict: str, code: int)
         d.run(port)
         independent = stack.ask_bound(SRC, SRC, port)
         d.remove_containers()
-        images_before = d.docker("images", "-q", "--no-trunc").stdout.split()
+        images_before = sorted(d.docker("images", "-q", "--no-trunc").stdout.split())
         before = _processes(u)
         rc, data = run_tool(tool, "--engine", "docker", env=d.env)
         (p,) = _probes(data)
@@ -511,7 +511,7 @@ def test_real_docker(tool: list[str], port_driver: str, verdict: str, code: int)
         assert rc == code
         assert _probe_leftovers(u, before, p["used"]) == []
         assert d.docker("ps", "-aq").stdout.split() == []
-        assert d.docker("images", "-q", "--no-trunc").stdout.split() == images_before
+        assert sorted(d.docker("images", "-q", "--no-trunc").stdout.split()) == images_before
         assert "rootless-doctor-probe" not in d.docker("images").stdout
 
 
@@ -531,7 +531,7 @@ def test_real_docker_with_image(tool: list[str], port_driver: str, verdict: str)
         d.remove_containers()
         image_id = d.docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
         assert image_id, f"the harness did not import {image}"
-        images_before = d.docker("images", "-q", "--no-trunc").stdout.split()
+        images_before = sorted(d.docker("images", "-q", "--no-trunc").stdout.split())
         before = _processes(u)
         rc, data = run_tool(tool, "--engine", "docker", "--image", image, env=d.env)
         (p,) = _probes(data)
@@ -541,7 +541,7 @@ def test_real_docker_with_image(tool: list[str], port_driver: str, verdict: str)
         assert p["expected"] is (verdict == "preserved"), p  # check's verdict was folded in
         assert _probe_leftovers(u, before, p["used"]) == []
         assert d.docker("ps", "-aq").stdout.split() == []
-        assert d.docker("images", "-q", "--no-trunc").stdout.split() == images_before
+        assert sorted(d.docker("images", "-q", "--no-trunc").stdout.split()) == images_before
         after = d.docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
         assert after == image_id, "the probe removed or replaced an image it did not make"
 
