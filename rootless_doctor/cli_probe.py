@@ -217,6 +217,7 @@ def _print_throughput(results: list[PathResult], seconds: float) -> None:
                 f"  * not this host: bench/dataplane.py on Debian stacks, {t.machine}, {t.date}",
             )
         )
+    lines.append(("dim", "  one run per path: a busy host varies; repeat, or raise --seconds"))
     d = tp.decide(results)
     lines.append(("bold green" if d.best else "bold yellow", d.text))
     lines += [("yellow", a) for a in tp.advice(results)]
