@@ -64,14 +64,14 @@ def probe_command(
         ),
     ] = False,
     seconds: Annotated[
-        float,
+        Optional[float],  # noqa: UP045
         typer.Option(
             "--seconds",
             min=0.1,
             max=10.0,
             help="With --throughput: seconds of sending per path (default 2, at most 10).",
         ),
-    ] = 2.0,
+    ] = None,
 ) -> None:
     """Prove with real traffic whether containers see the client's IP address.
 
@@ -93,23 +93,27 @@ def probe_command(
         raise typer.BadParameter(
             f"{engine!r} is not one of {', '.join(ENGINE_CHOICES)}", param_hint="--engine"
         )
+    if seconds is not None and not throughput:
+        raise typer.BadParameter("applies only with --throughput", param_hint="--seconds")
     from .render import Progress
 
+    per_path = seconds or 0.0
     tput = None
     try:
         with Progress("probing with real traffic", enabled=not json_out):
             results, note = probe.run(eng, image=image, port=port, source=source)
         if throughput:
-            from . import throughput_probe
+            from . import throughput, throughput_probe
 
-            what = f"measuring throughput, {seconds:g} s per path"
+            per_path = throughput.SECONDS if seconds is None else seconds
+            what = f"measuring throughput, {per_path:g} s per path"
             with Progress(what, enabled=not json_out, delay=0):
                 tput = throughput_probe.run(
                     [r.engine for r in results],
                     image=image,
                     port=port,
                     source=source,
-                    seconds=seconds,
+                    seconds=per_path,
                 )
     except probe.ProbeInterrupted as stop:
         print(
@@ -126,12 +130,12 @@ def probe_command(
         if tput is not None:
             from . import throughput as tp
 
-            data["throughput"] = tp.to_json(tput, seconds)  # shape: throughput.JsonThroughput
+            data["throughput"] = tp.to_json(tput, per_path)  # shape: throughput.JsonThroughput
         print_json(data)
     else:
         _print(results, note)
         if tput is not None:
-            _print_throughput(tput, seconds)
+            _print_throughput(tput, per_path)
     raise typer.Exit(exit_code(results))
 
 

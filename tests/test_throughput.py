@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,3 +293,29 @@ def test_text_table_names_each_path_its_figure_and_the_decision(
     )
     assert any(x.startswith("  * not this host: bench/dataplane.py") for x in out)
     assert out[-1].startswith("fastest path here that keeps client IPs: podman:slirp4netns+slirp")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--seconds", "1"], "applies only with --throughput"),
+        (["--throughput", "--seconds", "11"], "0.1<=x<=10.0"),
+        (["--throughput", "--seconds", "0"], "0.1<=x<=10.0"),
+    ],
+)
+def test_seconds_is_bounded_and_only_with_throughput(args: list[str], said: str) -> None:
+    """Refused before anything starts (no engine is asked, no container made)."""
+    import subprocess
+    import sys
+
+    cp = subprocess.run(
+        [sys.executable, "-m", "rootless_doctor", "probe", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "PATH": "/nonexistent"},
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    assert said in cp.stderr and "Traceback" not in cp.stderr
