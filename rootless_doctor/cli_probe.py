@@ -103,9 +103,10 @@ def probe_command(
         with Progress("probing with real traffic", enabled=not json_out):
             results, note = probe.run(eng, image=image, port=port, source=source)
         if throughput:
-            from . import throughput, throughput_probe
+            from . import throughput_probe
+            from .throughput import SECONDS
 
-            per_path = throughput.SECONDS if seconds is None else seconds
+            per_path = SECONDS if seconds is None else seconds
             what = f"measuring throughput, {per_path:g} s per path"
             with Progress(what, enabled=not json_out, delay=0):
                 tput = throughput_probe.run(
