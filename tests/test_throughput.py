@@ -319,3 +319,24 @@ def test_seconds_is_bounded_and_only_with_throughput(args: list[str], said: str)
     )
     assert cp.returncode == 2, cp.stdout + cp.stderr
     assert said in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_the_total_bound_leaves_paths_not_started_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No time left: no path starts (nothing is run), each says why; unavailable stays so."""
+    from rootless_doctor import probe, throughput_probe
+    from rootless_doctor.model import HostFacts
+
+    monkeypatch.setattr(probe, "_addresses", lambda source: [("rdv0", "10.200.0.1")])
+    facts = HostFacts(podman=PodmanFacts(version="4.3.1", rootless=True), tools=dict(SLIRP))
+    out = throughput_probe.run(["podman", "nerdctl"], facts=facts, total=0.0, seconds=0.5)
+    assert [(r.spec.key, r.outcome) for r in out] == [
+        ("podman:slirp4netns+rootlessport", "not started"),
+        ("podman:slirp4netns+slirp4netns", "not started"),
+        ("podman:pasta", "unavailable"),
+        ("podman:bridge+rootlessport", "not started"),
+    ]
+    assert out[0].error == "not started: the run's time bound (0 s) was reached"
+    assert all(r.source == "10.200.0.1" for r in out if r.outcome == "not started")
+    assert throughput_probe.run(["nerdctl"], facts=facts) == []
