@@ -1020,6 +1020,52 @@ def podman_default_network(p: PodmanFacts) -> tuple[str | None, str]:
     return ("pasta" if m >= 5 else "slirp4netns"), f"Podman {p.version} default"
 
 
+def podman_conf_netns(p: PodmanFacts) -> str | None:
+    """containers.conf ``[containers] netns`` when it names the network of a plain ``podman run``
+    (bridge, a network, host, none, slirp4netns/pasta with options); None for the default
+    ("private": the rootless network command). containers/podman pkg/specgen namespaces.go
+    ParseNetworkFlag (v4.3.1, v5.4.2) reads it when no --network is given;
+    specgen/generate/container_create.go turns only private/default into
+    default_rootless_network_cmd."""
+    value = conf_str(p.conf, "containers.netns")
+    return None if value in (None, "private", "default") else value
+
+
+def podman_netns_container(p: PodmanFacts) -> ContainerFacts | None:
+    """A plain ``podman run -p`` as a container, when containers.conf's ``netns`` picks its
+    network (on the conf's default_network, if a bridge); None when the rootless network
+    command does (:func:`podman_conf_netns`)."""
+    netns = podman_conf_netns(p)
+    if netns is None:
+        return None
+    base, _ = split_network_mode(netns)
+    default_network = conf_str(p.conf, "network.default_network")
+    joined = (default_network,) if base == "bridge" and default_network else ()
+    return ContainerFacts(
+        engine="podman", name="podman run -p", network_mode=netns, networks=joined
+    )
+
+
+def _podman_netns_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
+    """The engine verdict when containers.conf's ``netns`` picks the network: that of the
+    container :func:`podman_netns_container` stands for."""
+    netns = c.network_mode or ""
+    said = f'containers.conf [containers] netns = "{netns}"'
+    if split_network_mode(netns)[0] in ("ns", "container"):
+        return Verdict(
+            preserved=None,
+            reason=f"{said}: `podman run -p` joins another namespace; check its containers",
+        )
+    v = podman_container_verdict(p, c, fix=False)
+    fix = ""
+    if v.preserved is False:
+        fix = (
+            f'drop netns = "{netns}" from containers.conf [containers] (the default, "private", '
+            f"uses the rootless network command), then `{FIX_PODMAN}`"
+        )
+    return Verdict(preserved=v.preserved, reason=f"{said}: {v.reason}", fix=fix, seen=v.seen)
+
+
 def podman_port_forwarder(p: PodmanFacts) -> str:
     """What forwards ports of rootless bridge networks: rootlessport, or pasta on Podman 6."""
     value = p.rootless_port_forwarder or conf_str(p.conf, "network.rootless_port_forwarder")
@@ -1042,6 +1088,9 @@ def podman_engine_verdict(p: PodmanFacts) -> Verdict:
             reason=f"rootful Podman {_v(p.version)}: netavark DNAT keeps source IPs",
             seen=SEEN_CLIENT,
         )
+    plain = podman_netns_container(p)
+    if plain is not None:
+        return _podman_netns_verdict(p, plain)
     net, learned = podman_default_network(p)
     pv = f"Podman {_v(p.version)}"
     m = major(p.version)

@@ -93,6 +93,7 @@ def podman_report(p: PodmanFacts) -> EngineReport:
     v = kb.podman_engine_verdict(p)
     # Rootful Podman publishes ports with netavark/CNI DNAT: no rootless network command applies.
     net = None if p.rootless is False else kb.podman_default_network(p)[0]
+    plain = None if p.rootless is False else kb.podman_netns_container(p)
     containers = []
     for c in p.containers:
         cv = kb.podman_container_verdict(p, c, fix=False)  # the report shows no remedy
@@ -111,8 +112,9 @@ def podman_report(p: PodmanFacts) -> EngineReport:
         rootless=p.rootless,
         version=p.version,
         rootlesskit_version=None,
-        network_driver=net,
-        port_driver=_podman_handler(p, net),
+        # containers.conf [containers] netns, when set, picks the network instead
+        network_driver=kb.split_network_mode(plain.network_mode)[0] if plain else net,
+        port_driver=kb.podman_port_handler(p, plain) if plain else _podman_handler(p, net),
         source_ip_preserved=v.preserved,
         reason=v.reason,
         seen_address=v.seen,
