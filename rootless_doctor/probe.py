@@ -610,12 +610,12 @@ def _remover(cli: str, env: Mapping[str, str], kind: str, ref: str) -> Callable[
     for the rootless daemon) it is one ``DELETE`` on the Engine API, what ``docker rm -f`` /
     ``docker rmi -f`` send, without a Go CLI's start (~100 ms of a core each, on the probe's
     critical path); otherwise the CLI."""
-    target = env.get("DOCKER_HOST", "")
-    if cli.endswith("podman") or not target.startswith("unix://"):
+    sock = _docker_socket(cli, env)
+    if sock is None:
         sub = ["rm", "-f", *(["-t0"] if cli.endswith("podman") else [])]
         argv = [cli, *(sub if kind == "containers" else ["rmi", "-f"]), ref]
         return lambda: _run(argv, time.monotonic() + 30, env)
-    sock, url = Path(target[len("unix://") :]), f"/{kind}/{ref}?force=1"
+    url = f"/{kind}/{ref}?force=1"
 
     def delete() -> CmdOutput:
         status, text, err = host.api_request(sock, "DELETE", url, timeout=30)
@@ -628,6 +628,14 @@ def _remover(cli: str, env: Mapping[str, str], kind: str, ref: str) -> Callable[
         )
 
     return delete
+
+
+def _docker_socket(cli: str, env: Mapping[str, str]) -> Path | None:
+    """The Docker daemon's unix socket the CLI dials (DOCKER_HOST=unix://...), else None."""
+    target = env.get("DOCKER_HOST", "")
+    if cli.endswith("podman") or not target.startswith("unix://"):
+        return None
+    return Path(target[len("unix://") :])
 
 
 def _tar_rootfs(r: _Run) -> Path:
@@ -645,14 +653,50 @@ def _tar_rootfs(r: _Run) -> Path:
 
 
 def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
-    tag = f"rootless-doctor-probe:{os.getpid()}-{os.urandom(3).hex()}"
-    tar = _tar_rootfs(r)
+    repo, version = "rootless-doctor-probe", f"{os.getpid()}-{os.urandom(3).hex()}"
+    tag = f"{repo}:{version}"
+    sock = _docker_socket(cli, env)
+    if sock is None:
+        tar = _tar_rootfs(r)
+        r.undo.push(f"remove image {tag}", _remover(cli, env, "images", tag))
+        with r.guard.critical():
+            out = _run([cli, "import", str(tar), tag], r.deadline, env)
+        if not out.ok:
+            raise _CouldNotRun(_why(out, f"{Path(cli).name} import"))
+        return tag
+    # What `docker import - TAG` sends (POST /images/create?fromSrc=-, the tar as the body),
+    # without a Go CLI's start on the critical path; the tar is a few KB, made in memory.
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tf:
+        tf.add(_rootfs_dir(r), arcname=".")
     r.undo.push(f"remove image {tag}", _remover(cli, env, "images", tag))
+    url = f"/images/create?fromSrc=-&repo={repo}&tag={version}"
     with r.guard.critical():
-        out = _run([cli, "import", str(tar), tag], r.deadline, env)
-    if not out.ok:
-        raise _CouldNotRun(_why(out, f"{Path(cli).name} import"))
+        status, text, err = host.api_request(
+            sock, "POST", url, timeout=max(0.5, r.deadline - time.monotonic()),
+            raw=data.getvalue(), content_type="application/x-tar",
+        )  # fmt: skip
+    if err:
+        raise _CouldNotRun(f"the Docker daemon does not answer ({err}): is it running?")
+    failed = _stream_error(text) if status // 100 == 2 else text.strip()[:200]
+    if failed:
+        raise _CouldNotRun(f"docker import (Engine API POST {url}) → {status}: {failed}")
     return tag
+
+
+def _stream_error(text: str) -> str:
+    """The first error in a Docker progress stream (one JSON object a line), or ""."""
+    for line in text.splitlines()[:1000]:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(msg, dict) and msg.get("error"):
+            return str(msg["error"])[:200]
+    return ""
 
 
 # ---- rootlesskit

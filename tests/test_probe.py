@@ -283,6 +283,15 @@ def test_why_a_command_failed_is_the_reason_not_the_help_pointer() -> None:
     assert probe._why(podman, "podman run") == "`podman run` exited 125: Error: x: image not known"
 
 
+def test_docker_import_stream_errors() -> None:
+    # POST /images/create?fromSrc=- answers 200 and a progress stream; a failure is a line with
+    # "error" (Docker Engine API, ImageCreate).
+    assert probe._stream_error('{"status":"sha256:3158c9bc"}\n') == ""
+    bad = '{"status":"Importing"}\n{"errorDetail":{"message":"x"},"error":"archive/tar: invalid"}\n'
+    assert probe._stream_error(bad) == "archive/tar: invalid"
+    assert probe._stream_error("not json\n") == ""
+
+
 def test_pasta_map_guest_addr_counts_as_kept() -> None:
     # Measured on Debian sid (Podman 5.8.6, passt 2026-10-02): a client bound to the host's
     # primary address is seen as 169.254.1.2; one bound to another host address as itself.

@@ -178,16 +178,24 @@ def _api_get(
 
 
 def api_request(
-    sock: Path, method: str, url: str, body: object = None, timeout: float = API_TIMEOUT
+    sock: Path,
+    method: str,
+    url: str,
+    body: object = None,
+    timeout: float = API_TIMEOUT,
+    *,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
 ) -> tuple[int, str, str]:
     """One request to RootlessKit's REST API on ``sock`` (HTTP/1.0, host ``rootlesskit``, the API
-    ``rootlessctl`` speaks; ``body`` is sent as JSON): (status, body, error). Never raises."""
+    ``rootlessctl`` speaks; ``body`` is sent as JSON, ``raw`` as it is, e.g. a tar to the Docker
+    Engine API): (status, body, error). Never raises."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dir_fd: int | None = None
-    payload = b"" if body is None else json.dumps(body).encode()
+    payload = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
     head = f"{method} {url} HTTP/1.0\r\nHost: rootlesskit\r\n"
-    if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    if body is not None or raw is not None:
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
     try:
         s.settimeout(timeout)
         target = str(sock)
