@@ -323,10 +323,14 @@ def _handling_signals(handler: _Handler) -> Iterator[None]:
 
 
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
-# How long a published port may refuse every connection while the listener's container runs
-# before the path counts as closed: pasta's automatic forwarding picks a new port up within a
-# second (passt(1): "derived (every second)"); the others listen before `run` returns.
-REFUSED_GRACE = 1.5
+# How long a published port may refuse every connection while the listener's container runs and
+# nothing listens on it here before the path counts as closed: pasta's automatic forwarding
+# (RootlessKit implicit) binds a new port only when its scan finds it (passt(1): "derived
+# (every second)"), measured up to ~1.5 s on a loaded 2-core machine; every other forwarder
+# listens before `run` returns, so a refusal while one listens (a reject rule) ends after
+# ANSWER_GRACE, and so does a port inside ip_local_port_range nothing took (passt >= 2026_05_07
+# never forwards it automatically: the hint says so).
+REFUSED_GRACE = 2.0
 # How long the first answer may take once a connection got further than a refusal (accepted and
 # closed or held: the forwarder is up, the listener inside starts in tens of ms; timed out: the
 # path drops the traffic) before the probe ends with what the connections got. With the engine's
@@ -370,6 +374,10 @@ def _ask(
     further: float | None = None  # when the first attempt that got further than a refusal began
     attempt = started
     check: _Later | None = None
+    # True: a forwarder listens on the port here (a refusal is a reject rule); False: nothing
+    # does and the port is one pasta never forwards (hint); None: not known (yet)
+    bound: bool | None = None
+    looked = False
     got: set[str] = set()  # what the attempts ended with: refused, empty, held, dropped, other
     while True:
         now = time.monotonic()
@@ -377,20 +385,23 @@ def _ask(
             raise _CouldNotRun(f"no reply from {where} in time ({last}){hint}")
         if further is None and got - {"refused"}:
             further, check = attempt, None  # the window moved: a check started earlier is early
-        # After refusals (pasta picking the port up) the listener has long been up: an answer
-        # comes at once, so the window ends answer_grace after the start, or soon after that.
-        close = (
-            started + refused_grace
-            if further is None
-            else max(started + answer_grace, further + ANSWER_AFTER_REFUSALS)
-        )
+        if further is None and not looked and now >= started + answer_grace - ALIVE_LEAD:
+            looked = True
+            bound = True if host.port_listening(port) else (False if hint else None)
+        if further is None:  # only refusals: see REFUSED_GRACE
+            close = started + (answer_grace if bound is not None else refused_grace)
+            close = min(close, started + refused_grace)
+        else:
+            # After refusals (pasta picking the port up) the listener has long been up: an
+            # answer comes at once, so the window ends answer_grace after the start or soon after.
+            close = max(started + answer_grace, further + ANSWER_AFTER_REFUSALS)
         if check is None and now >= close - ALIVE_LEAD:
             check = _Later(alive)  # asked meanwhile, the answer is ready when the window closes
         if now >= close:
             gone = check.result() if check is not None else alive()
             if gone:
                 raise _CouldNotRun(f"the listener stopped before answering: {gone}")
-            raise _CouldNotRun(_no_answer(where, got, now - started, last, hint))
+            raise _CouldNotRun(_no_answer(where, got, now - started, last, hint, bound))
         connected, attempt = False, now
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
@@ -442,8 +453,15 @@ class _Later:
         return self._out
 
 
-def _no_answer(where: str, got: set[str], waited: float, last: str, hint: str) -> str:
+def _no_answer(
+    where: str, got: set[str], waited: float, last: str, hint: str, bound: bool | None = None
+) -> str:
     """Why the listener's answer never came, from what the connection attempts got."""
+    if got == {"refused"} and bound:
+        return (
+            f"{where} refused every connection for {waited:.1f} s although the engine's forwarder "
+            f"listens there: something on the path rejects the traffic (a firewall rule?){hint}"
+        )
     if got == {"refused"}:
         return (
             f"{where} refused every connection for {waited:.1f} s while the listener ran: the "

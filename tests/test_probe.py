@@ -292,6 +292,19 @@ def test_docker_import_stream_errors() -> None:
     assert probe._stream_error("not json\n") == ""
 
 
+def test_port_listening_reads_this_namespace() -> None:
+    import socket
+
+    from rootless_doctor import host
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        assert host.port_listening(port) is False
+        s.listen()
+        assert host.port_listening(port) is True
+
+
 def test_pasta_map_guest_addr_counts_as_kept() -> None:
     # Measured on Debian sid (Podman 5.8.6, passt 2026-10-02): a client bound to the host's
     # primary address is seen as 169.254.1.2; one bound to another host address as itself.

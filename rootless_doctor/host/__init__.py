@@ -49,7 +49,14 @@ if TYPE_CHECKING:
         which,
         working_dir,
     )
-    from .layout import is_local_address, local_addresses, root_layout, static_busybox, usr_python
+    from .layout import (
+        is_local_address,
+        local_addresses,
+        port_listening,
+        root_layout,
+        static_busybox,
+        usr_python,
+    )
     from .podman import containers_conf_files
     from .rootlesskit import api_request, rootlesskit_child_pid
     from .runner import PREFETCHED, Runner, run
@@ -76,6 +83,7 @@ _WHERE = {
     "is_local_address": "layout",
     "is_root": "identity",
     "local_addresses": "layout",
+    "port_listening": "layout",
     "owner_paths": "identity",
     "prefetch": "gathering",
     "read_archive": "files",
@@ -126,6 +134,7 @@ __all__ = [
     "is_root",
     "local_addresses",
     "owner_paths",
+    "port_listening",
     "prefetch",
     "read_archive",
     "read_pasted",

@@ -39,6 +39,26 @@ def is_local_address(addr: str) -> bool:
     return True
 
 
+def port_listening(port: int) -> bool | None:
+    """Whether a TCP socket listens on ``port`` in this network namespace (/proc/net/tcp and
+    tcp6, state 0A), None when neither can be read. A published port's forwarder listens there
+    (rootlessport, RootlessKit, slirp4netns, pasta -t PORT) before ``run`` returns; pasta's
+    automatic forwarding (RootlessKit implicit) binds it only once its scan found the port."""
+    found = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, "rb") as f:
+                rows = f.read(8 << 20).splitlines()[1:]
+        except OSError:
+            continue
+        found = False
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == b"0A" and cols[1].endswith(b":%04X" % port):
+                return True
+    return found
+
+
 def root_layout() -> dict[str, str | None]:
     """The top-level program/library dirs of ``/`` that exist: name → symlink target (merged
     /usr, e.g. ``bin`` → ``usr/bin``), or None for a real directory."""
