@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import parse
 from ..model import CmdOutput, DoctorError, HostPaths, PodmanFacts
@@ -38,8 +38,7 @@ DERIVED = "podman: the answers of `podman info` read from their sources"
 RAN = "podman: `podman info` ran"
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):
     """How ``podman info`` of one version line gets the fields check reads (libpod/info*.go)."""
 
     reports_network_cmd: bool  # host.rootlessNetworkCmd (5.1+)
@@ -59,7 +58,7 @@ _SHAPE_4_3 = Shape(
 _SHAPE_5 = Shape(
     reports_network_cmd=True, reports_pasta=True, slirp_in_helper_dirs=True, cni_by_build=True
 )
-_SHAPE_5_0 = replace(_SHAPE_5, reports_network_cmd=False)
+_SHAPE_5_0 = _SHAPE_5._replace(reports_network_cmd=False)
 PROVEN = "4.3, 5.0 to 5.8"
 
 
