@@ -1,6 +1,7 @@
 """Wall time of `rootless-doctor check` as a whole process, against its baselines.
 
     python3 bench/check.py [--runs 15] [--tool PATH] [--as-user rdtest] [--offline-only]
+                           [--baseline OTHER_TOOL]
     python3 bench/check.py --root sid --as-user rdtest --tool /opt/VENV/bin/rootless-doctor
 
 Times, each as a fresh process, median and min of N runs:
@@ -13,7 +14,8 @@ Times, each as a fresh process, median and min of N runs:
   - `rootless-doctor check --json`          (live; target <= 1.0x podman info)
 With --as-user, every command runs as that user through setpriv (run this as root), which is how
 rootless engines are used. Prints one line per command and the two target ratios. The two live
-rows run interleaved (info, check, info, check, ...: a shared machine's load falls on both alike).
+rows run interleaved (info, check, info, check, ...: a shared machine's load falls on both alike),
+and so do the --from rows (with --baseline: another build's check --from among them).
 With --root (a Debian root of .ci/roots.sh, as --as-user inside it; --tool is a path inside the
 root), only the live rows run, through `.ci/roots.sh user`, whose pivot_root adds the same few ms
 to both rows.
@@ -107,6 +109,9 @@ def main() -> int:
     ap.add_argument("--tool", default=shutil.which("rootless-doctor") or "")
     ap.add_argument("--as-user")
     ap.add_argument("--offline-only", action="store_true", help="only the --from rows")
+    ap.add_argument(
+        "--baseline", help="another build's rootless-doctor: its check --from, interleaved"
+    )
     ap.add_argument("--root", help="live rows only, as --as-user inside this .ci/roots.sh root")
     args = ap.parse_args()
     if not args.tool:
@@ -133,20 +138,23 @@ def main() -> int:
     cwd = "/tmp"
     rows: dict[str, list[float]] = {}
     py = "/usr/bin/python3" if args.as_user else sys.executable
-    rows["python3 -c pass"] = timed([py, "-c", "pass"], args.runs, args.as_user, cwd)
+    # interleaved: on a shared machine a burst of load then hits every row alike
+    offline = {"python3 -c pass": as_user([py, "-c", "pass"], args.as_user)[0]}
     tool_py = shebang_python(args.tool)
     if tool_py:
-        rows["python + typer"] = timed(
-            [tool_py, "-c", "import gc; gc.disable(); import typer"], args.runs, args.as_user, cwd
-        )
+        typer_only = [tool_py, "-c", "import gc; gc.disable(); import typer"]
+        offline["python + typer"] = as_user(typer_only, args.as_user)[0]
     from_args = [a for c in captures for a in ("--from", str(c))]
-    rows["check --from"] = timed(
-        [args.tool, "check", "--json", *from_args], args.runs, args.as_user, cwd
-    )
+    offline["check --from"] = as_user([args.tool, "check", "--json", *from_args], args.as_user)[0]
+    if args.baseline:
+        offline["baseline --from"] = as_user(
+            [args.baseline, "check", "--json", *from_args], args.as_user
+        )[0]
     yaml_args = [a for c in yaml_inputs for a in ("--from", str(c))]
-    rows["check --from YAML"] = timed(
-        [args.tool, "check", "--json", *yaml_args], args.runs, args.as_user, cwd
-    )
+    offline["check --from YAML"] = as_user(
+        [args.tool, "check", "--json", *yaml_args], args.as_user
+    )[0]
+    rows.update(interleaved(offline, args.runs, cwd))
     if shutil.which("podman") and not args.offline_only:
         live = {
             "podman info": as_user(["podman", "info", "--format", "json"], args.as_user)[0],
@@ -168,6 +176,8 @@ def main() -> int:
             f"  of which python + typer {med['python + typer']:.1f} ms, the tool's own "
             f"{med['check --from'] - med['python + typer']:.1f} ms"
         )
+    if "baseline --from" in med:
+        print(f"  the baseline's: {med['baseline --from']:.1f} ms")
 
     live_ratio(med)
     return 0
