@@ -1,7 +1,7 @@
 """Cost of `rootless-doctor check` per running container, against Podman's own queries.
 
     sudo python3 bench/scale.py [--counts 10,50,200] [--runs 7] [--tool PATH [--tool PATH2]]
-                                [--procs 0,1000,3000] [--mailserver-env] [--execs]
+                                [--procs 0,1000,3000] [--mailserver-env] [--execs] [--out FILE]
 
 Run as root; everything runs as the stack user of tests/stack.py (RDSTACK_USER, made by
 `STACK_USER=name .ci/setup-stack.sh`). For each N it brings the user's running rootless Podman
@@ -62,6 +62,14 @@ import stack  # noqa: E402  (tests/stack.py: the real-stack harness)
 
 PREFIX = "rdscale-"
 PORT_BASE = 21000  # below the ephemeral range: pasta's automatic forwarding skips ephemeral ports
+
+
+LINES: list[str] = []  # what the bench printed, for --out
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+    LINES.append(text)
 
 
 def _cpu_children() -> float:
@@ -126,7 +134,7 @@ class Containers:
         with ThreadPoolExecutor(max_workers=2) as pool:  # two at a time: Podman locks anyway
             list(pool.map(lambda a: self._start(*a), todo))
         if todo:
-            print(f"  started {len(todo)} containers in {time.monotonic() - t0:.0f} s", flush=True)
+            say(f"  started {len(todo)} containers in {time.monotonic() - t0:.0f} s")
 
     def close(self) -> None:
         for i in range(0, len(self.names), 50):
@@ -224,7 +232,7 @@ class IdleProcesses:
                     stderr=subprocess.DEVNULL, cwd="/",
                 )
             )  # fmt: skip
-        print(f"  {k} idle processes ({time.monotonic() - t0:.0f} s)", flush=True)
+        say(f"  {k} idle processes ({time.monotonic() - t0:.0f} s)")
 
     @staticmethod
     def _end(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -279,7 +287,7 @@ def print_point(row: dict[str, Any], checks: dict[str, str], label: str) -> None
             f"{own['wall']:6.0f} ms (cpu {own['cpu']:5.0f})"
         )
     line += [f"{name} execs {c}" for name, c in row["execs"].items()]
-    print("  ".join(line), flush=True)
+    say("  ".join(line))
 
 
 def print_slopes(rows: list[dict[str, Any]], checks: dict[str, str], x: str, per: float) -> None:
@@ -303,10 +311,9 @@ def print_slopes(rows: list[dict[str, Any]], checks: dict[str, str], x: str, per
             s_ins = slope(xs, [r["median"]["podman inspect"][what] for r in rows])
             s_inspect = f", podman inspect alone {s_ins:.2f}"
         target = " (target: own <= 0.5)" if x == "container" else ""
-        print(
+        say(
             f"slope ({what}, ms per {unit}): {', '.join(parts)}{target}; "
-            f"podman info + ps {s_base:.2f}{s_inspect}",
-            flush=True,
+            f"podman info + ps {s_base:.2f}{s_inspect}"
         )
 
 
@@ -326,6 +333,7 @@ def main() -> int:
         help="idle processes of the stack user to sweep at the smallest count, e.g. 0,1000,3000",
     )
     ap.add_argument("--mailserver-env", action="store_true")
+    ap.add_argument("--out", type=Path, help="also write the command and what it printed here")
     ap.add_argument("--execs", action="store_true", help="count execve per check (strace)")
     args = ap.parse_args()
     reason = stack.missing()
@@ -349,12 +357,13 @@ def main() -> int:
     pods = Containers(u, args.mailserver_env)
     idle = IdleProcesses(u)
     rows, proc_rows = [], []
-    print(
+    say(
         f"scale: user {u.name}, {', '.join(f'{k} = {v}' for k, v in checks.items())}, "
         f"{args.runs} interleaved rounds per N, "
         f"{'every container with NETWORK_INTERFACE' if args.mailserver_env else 'plain containers'}"
-        f", {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}",
-        flush=True,
+        f", {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}"
+        f", {stack.podman(u, '--version').stdout.strip()}, {os.cpu_count()} cores"
+        f", kernel {os.uname().release}"
     )
     try:
         if sweep:
@@ -382,6 +391,9 @@ def main() -> int:
             print(f"bench: could not remove {left}", file=sys.stderr)
     print_slopes(rows, checks, "container", 1)
     print_slopes(proc_rows, checks, "process", 1000)
+    if args.out:
+        command = " ".join(["python3", "bench/scale.py", *sys.argv[1:]])
+        args.out.write_text(f"    {command}\n\n" + "\n".join(LINES) + "\n")
     return 0
 
 
