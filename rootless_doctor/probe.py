@@ -638,11 +638,11 @@ def _remover(cli: str, env: Mapping[str, str], kind: str, ref: str) -> Callable[
     def delete() -> CmdOutput:
         status, text, err = host.api_request(sock, "DELETE", url, timeout=30)
         ok = status // 100 == 2
+        # A daemon socket that is not there ("No such file") had nothing to remove, as a 404.
         return CmdOutput(
             argv=("docker API", f"DELETE {url}"),
             code=0 if ok else (status or None),
-            stderr="" if ok else text.strip()[:300],
-            error=err,
+            stderr="" if ok else (err or text.strip()[:300]),
         )
 
     return delete

@@ -305,6 +305,19 @@ def test_port_listening_reads_this_namespace() -> None:
         assert host.port_listening(port) is True
 
 
+def test_docker_removal_without_a_daemon_is_nothing_to_undo(tmp_path: Path) -> None:
+    """The undo of a container or image on a daemon whose socket is gone (engine not running)
+    is not a cleanup error; one on a podman CLI stays the CLI."""
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}
+    undo = probe._Undo()
+    undo.push("remove container c", probe._remover("/usr/bin/docker", env, "containers", "c"))
+    undo.push("remove image i", probe._remover("/usr/bin/docker", env, "images", "i:1"))
+    undo.run()
+    assert undo.errors == []
+    assert probe._docker_socket("/usr/bin/podman", env) is None
+    assert probe._docker_socket("/usr/bin/docker", {"DOCKER_HOST": "tcp://h:2375"}) is None
+
+
 def test_pasta_map_guest_addr_counts_as_kept() -> None:
     # Measured on Debian sid (Podman 5.8.6, passt 2026-10-02): a client bound to the host's
     # primary address is seen as 169.254.1.2; one bound to another host address as itself.
