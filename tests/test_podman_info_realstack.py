@@ -51,10 +51,16 @@ def su(request: pytest.FixtureRequest) -> stack.User:
     return roots.user(request.param)
 
 
-def both(u: stack.User) -> dict[str, Any]:
+def tool_python(u: stack.User) -> tuple[str, dict[str, str]]:
+    """The python of the tool under test as ``u`` runs it, and the environment it needs."""
     prefix, extra = rdtool.argv(u)
     # [python, -m, rootless_doctor], or a console script: its venv's python
     py = prefix[0] if prefix[-1] == "rootless_doctor" else str(Path(prefix[0]).parent / "python")
+    return py, extra
+
+
+def both(u: stack.User) -> dict[str, Any]:
+    py, extra = tool_python(u)
     env = stack.user_env(u, PODMAN_IGNORE_CGROUPSV1_WARNING="1", **extra)
     cp = stack.run_as(u, [py, "-c", CODE], env=env, timeout=120)
     assert cp.returncode == 0, cp.stderr[-2000:]
@@ -138,3 +144,30 @@ def test_recorded_backend_is_read_like_podman(su: stack.User) -> None:
         assert got["derived"]["notes"][0].startswith(pi.DERIVED)
         assert got["info"]["fields"]["network_backend"] == "cni"
     assert got["derived"]["fields"] == got["info"]["fields"]
+
+
+# prefetch() as a live check starts it (entry.head_start), then gather(): what is left unclaimed.
+PREFETCH_CODE = """
+import json
+from rootless_doctor import host
+from rootless_doctor.host.runner import PREFETCHED
+p = host.default_paths()
+host.prefetch(p)
+f = host.gather(p, interfaces=False)
+print(json.dumps({"left": bool(PREFETCHED), "names": [c.name for c in f.podman.containers],
+                  "notes": [n for n in f.notes if n.startswith("podman:")]}))
+"""
+
+
+def test_prefetch_starts_the_inspect_gather_takes_over(u: stack.User) -> None:
+    """With a running container, prefetch's process list names it (its conmon) and starts
+    `podman inspect` early; gather() takes that very process over (nothing left unclaimed)."""
+    py, extra = tool_python(u)
+    with stack.podman_container(u, network=None, name="rd-prefetch"):
+        cp = stack.run_as(u, [py, "-c", PREFETCH_CODE], env=stack.user_env(u, **extra))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    got = json.loads(cp.stdout)
+    assert "rd-prefetch" in got["names"], got
+    assert got["left"] is False, got
+    assert got["notes"][0].startswith(pi.DERIVED), got
+    stack.podman_reset(u)

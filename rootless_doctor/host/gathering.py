@@ -14,6 +14,7 @@ from ..model import (
     HostFacts,
     HostPaths,
     PodmanFacts,
+    Proc,
     RootlessKitFacts,
 )
 from .containerd import containerd_facts
@@ -122,12 +123,32 @@ def prefetch(paths: HostPaths) -> None:
     env = engine_env(paths)
     for argv, qenv in _engine_queries(paths, env).values():
         PREFETCHED.start(argv, qenv)
-    for argv in _tool_queries(_cli_paths(paths), VERSIONED_TOOLS, True).values():
+    cli_paths = _cli_paths(paths)
+    for argv in _tool_queries(cli_paths, VERSIONED_TOOLS, True).values():
         PREFETCHED.start(argv, env)
+    podman = cli_paths["podman"]
+    PREFETCHED.begin(
+        ("processes", paths),
+        Task(_processes_then_inspect, paths, podman[1].as_posix() if podman else None, env),
+    )
     if PREFETCHED:
         import atexit
 
         atexit.register(PREFETCHED.end)
+
+
+def _processes_then_inspect(
+    paths: HostPaths, podman: str | None, env: Mapping[str, str]
+) -> list[Proc]:
+    """The process list (on a thread of its own while the CLI is imported), and ``podman
+    inspect`` of the owner's running containers started as soon as their conmon processes name
+    them: with hundreds of containers that inspect is the longest wait of a check. gather()
+    takes both over (the same argv, in process order, as it would run)."""
+    procs = processes(paths)
+    ids = conmon_ids(procs, paths.uid) if podman else []
+    if podman and ids:
+        PREFETCHED.start([podman, "inspect", *ids], env)
+    return procs
 
 
 def gather(
@@ -190,7 +211,10 @@ def gather(
         fut[key] = cmds.cmd(argv)
 
     # Files and /proc while the CLIs run.
-    procs = processes(paths) if full or want & {"docker", "rootlesskit"} else []
+    early: Task[list[Proc]] | None = PREFETCHED.claim(("processes", paths))
+    procs: list[Proc] = []
+    if full or want & {"docker", "rootlesskit"}:
+        procs = early.result() if early is not None else processes(paths)
     if podman_cli and full:
         # Every running Podman container has a conmon of its owner whose `-c` names it: no
         # `podman ps` round trip, and no podman process at all when nothing runs.

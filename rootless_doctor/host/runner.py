@@ -9,8 +9,8 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..model import CmdOutput
 
@@ -148,6 +148,7 @@ class Prefetched:
 
     def __init__(self) -> None:
         self._started: dict[_Key, subprocess.Popen[bytes] | CmdOutput] = {}
+        self._tasks: dict[Hashable, Task[Any]] = {}  # reads started early (the process list)
 
     @staticmethod
     def _key(args: tuple[str, ...], env: Mapping[str, str] | None) -> _Key:
@@ -162,11 +163,23 @@ class Prefetched:
     ) -> subprocess.Popen[bytes] | CmdOutput | None:
         return self._started.pop(self._key(args, env), None) if self._started else None
 
+    def begin(self, key: Hashable, task: Task[Any]) -> None:
+        """Keep ``task`` (a read running on its own thread) for :meth:`claim`."""
+        self._tasks[key] = task
+
+    def claim(self, key: Hashable) -> Task[Any] | None:
+        return self._tasks.pop(key, None) if self._tasks else None
+
     def __bool__(self) -> bool:
-        return bool(self._started)
+        return bool(self._started) or bool(self._tasks)
 
     def end(self) -> None:
-        """End the prefetched commands nobody took over (only ours, by process group)."""
+        """End the prefetched commands nobody took over (only ours, by process group), once the
+        early reads nobody claimed are done (they may start commands too)."""
+        for task in self._tasks.values():
+            with contextlib.suppress(Exception):
+                task.result()
+        self._tasks.clear()
         for started in self._started.values():
             if isinstance(started, subprocess.Popen) and started.poll() is None:
                 with contextlib.suppress(OSError):
