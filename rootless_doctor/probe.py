@@ -156,11 +156,16 @@ def _addresses(source: str | None) -> list[tuple[str, str]]:
     return [("", addr)] if host.is_local_address(addr) else []
 
 
-def port_is_free(port: int) -> bool:
-    """Nothing listens on ``port`` on any address (the engines publish on all of them)."""
+def port_is_free(port: int, *, time_wait_ok: bool = False) -> bool:
+    """Nothing listens on ``port`` on any address (the engines publish on all of them).
+
+    ``time_wait_ok``: connections of a moment ago (TIME_WAIT) do not count, as for the engines'
+    forwarders, which bind with SO_REUSEADDR (a port reused by ``probe --throughput``)."""
     for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
+                if time_wait_ok:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if fam == socket.AF_INET6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 s.bind((addr, port))

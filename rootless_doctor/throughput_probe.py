@@ -273,7 +273,7 @@ def _measure(
     stage = "check"
     try:
         try:
-            if h.port is not None and not probe.port_is_free(h.port):
+            if h.port is not None and not probe.port_is_free(h.port, time_wait_ok=True):
                 # Checked first: Podman 4.3's rootless-netns slirp4netns outlives a bridge
                 # container that failed to publish (seen here), and no run is needed to say it.
                 raise probe._CouldNotRun(

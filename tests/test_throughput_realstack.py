@@ -95,10 +95,12 @@ def host_user() -> stack.User:
 
 
 def test_host_podman_paths(host_user: stack.User) -> None:
+    """Each path on the same ``--port``, one after another (the probe's own run first): the
+    connections of the path before, in TIME_WAIT, do not make it count as taken."""
     u = host_user
     with stack.client_netns():
         before = marks(u)
-        rc, data = run_json(u, "--engine", "podman")
+        rc, data = run_json(u, "--engine", "podman", "--port", str(stack.free_port()))
         (probe_,) = data["probes"]
         got = paths(data)
         assert list(got) == [
