@@ -380,9 +380,10 @@ def _ask(
     attempt = started
     check: _Later | None = None
     # True: a forwarder listens on the port here (a refusal is a reject rule); False: nothing
-    # does and the port is one pasta never forwards (hint); None: not known (yet)
+    # does and the port is one pasta never forwards (hint); None: not known (yet). Looked at
+    # every 0.2 s while only refusals came: pasta's scan may bind the port at any moment.
     bound: bool | None = None
-    looked = False
+    bound_at = next_look = started + answer_grace - ALIVE_LEAD
     got: set[str] = set()  # what the attempts ended with: refused, empty, held, dropped, other
     while True:
         now = time.monotonic()
@@ -390,11 +391,13 @@ def _ask(
             raise _CouldNotRun(f"no reply from {where} in time ({last}){hint}")
         if further is None and got - {"refused"}:
             further, check = attempt, None  # the window moved: a check started earlier is early
-        if further is None and not looked and now >= started + answer_grace - ALIVE_LEAD:
-            looked = True
+        if further is None and not bound and now >= next_look:
+            next_look = now + 0.2
             bound = True if host.port_listening(port) else (False if hint else None)
+            bound_at = max(bound_at, now)
         if further is None:  # only refusals: see REFUSED_GRACE
-            close = started + (answer_grace if bound is not None else refused_grace)
+            # refusals while a forwarder listens (a reject rule): end soon after it was seen
+            close = bound_at + ALIVE_LEAD if bound is not None else started + refused_grace
             close = min(close, started + refused_grace)
         else:
             # After refusals (pasta picking the port up) the listener has long been up: an
