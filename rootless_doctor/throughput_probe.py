@@ -292,6 +292,8 @@ def _measure(
             limit = seconds + tp.DRAIN_BOUND + 5
             if spec.engine == "rootlesskit":
                 kit = next((k for k in h.kits if k.pid == spec.instance), None)
+                if kit is None:  # never let start_in_rootlesskit pick another instance
+                    raise probe._CouldNotRun(f"rootlesskit pid {spec.instance} is not running")
                 alive = probe.start_in_rootlesskit(r, kit, h.paths, SINK, f"{limit:g}")
             else:
                 alive = _start_container(spec, r, h.paths, image, limit)
@@ -305,7 +307,8 @@ def _measure(
     except probe._CouldNotRun as err:
         why = str(err)
         if stage == "start":
-            why = f"container did not start: {why}"
+            what = "the sink" if spec.engine == "rootlesskit" else "container"
+            why = f"{what} did not start: {why}"
         return _with_cleanup(
             tp.PathResult(spec=spec, outcome="failed", source=h.source, error=why), t0, undo
         )

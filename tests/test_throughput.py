@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -340,3 +341,16 @@ def test_the_total_bound_leaves_paths_not_started_with_the_reason(
     assert out[0].error == "not started: the run's time bound (0 s) was reached"
     assert all(r.source == "10.200.0.1" for r in out if r.outcome == "not started")
     assert throughput_probe.run(["nerdctl"], facts=facts) == []
+
+
+def test_a_rootlesskit_gone_since_it_was_found_is_not_replaced_by_another() -> None:
+    from rootless_doctor import host, probe, throughput_probe
+
+    spec = tp.rootlesskit_path(RootlessKitFacts(pid=4242, network_driver="slirp4netns"))
+    other = RootlessKitFacts(pid=4343, network_driver="slirp4netns", state_dir="/nonexistent")
+    h = throughput_probe._Host(host.default_paths(), "10.200.0.1", None, [other])
+    r = throughput_probe._measure(spec, h, None, 0.1, time.monotonic() + 5, probe._Guard())
+    assert (r.outcome, r.error) == (
+        "failed",
+        "the sink did not start: rootlesskit pid 4242 is not running",
+    )
