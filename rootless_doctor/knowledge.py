@@ -53,7 +53,7 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from .model import (
@@ -1020,49 +1020,133 @@ def podman_default_network(p: PodmanFacts) -> tuple[str | None, str]:
     return ("pasta" if m >= 5 else "slirp4netns"), f"Podman {p.version} default"
 
 
-def podman_conf_netns(p: PodmanFacts) -> str | None:
-    """containers.conf ``[containers] netns`` when it names the network of a plain ``podman run``
-    (bridge, a network, host, none, slirp4netns/pasta with options); None for the default
-    ("private": the rootless network command). containers/podman pkg/specgen namespaces.go
-    ParseNetworkFlag (v4.3.1, v5.4.2) reads it when no --network is given;
-    specgen/generate/container_create.go turns only private/default into
-    default_rootless_network_cmd."""
+# containers.conf ``[containers] netns`` is the network of a ``podman run`` without --network
+# (docs/facts.md "[containers] netns"): containers/podman pkg/specgen/namespaces.go
+# ParseNetworkFlag reads it (v4.3.1 .. v5.8.2); only "", "private" and "default" leave the choice
+# to default_rootless_network_cmd (pkg/specgen/generate/container_create.go). Podman keeps only
+# the mode of the value: pkg/specgen/generate/namespaces.go GetDefaultNamespaceMode("net") returns
+# the namespace of ParseNetworkFlag(nil) and drops the options and network names it parsed. So
+# "slirp4netns:port_handler=slirp4netns" runs slirp4netns with [engine] network_cmd_options, and a
+# network name (or "pasta" before Podman 4.4, which has no pasta mode) runs bridge mode on
+# [network] default_network; measured on Podman 4.3.1 (tests/test_podman_netns_realstack.py).
+NETNS_DEFAULTS = ("", "private", "default")
+NETNS_RESET = "private"  # what `fix podman` writes: the rootless network command decides again
+_NETNS_ELSEWHERE = ("ns", "container", "pod")  # joins another namespace: that one decides
+DEFAULT_BRIDGE_NETWORK = "podman"  # containers.conf(5) [network] default_network
+
+
+@dataclass(frozen=True)
+class PodmanNetns:
+    """containers.conf ``[containers] netns`` as Podman applies it to a plain ``podman run``."""
+
+    value: str  # as written
+    origin: str | None  # the file that set it (the last one in load order); None: not known
+    mode: str  # what Podman runs: slirp4netns, pasta, bridge, host, none, ns:PATH, container:ID
+    network: str | None  # bridge: the network joined ([network] default_network)
+    dropped: str  # what of the value Podman ignores ("" when nothing)
+
+
+def podman_netns(p: PodmanFacts) -> PodmanNetns | None:
+    """``[containers] netns`` when it picks the network of a plain ``podman run -p``; None when
+    it is unset or the default (the rootless network command decides)."""
     value = conf_str(p.conf, "containers.netns")
-    return None if value in (None, "private", "default") else value
+    if value is None or value.strip() in NETNS_DEFAULTS:
+        return None
+    value = value.strip()
+    base, opts = split_network_mode(value)
+    dropped = ""
+    if base == "slirp4netns" or (
+        base == "pasta" and version_at_least(p.version, PODMAN_PASTA) is not False
+    ):
+        mode = str(base)
+        if opts:
+            dropped = f'its options "{value.partition(":")[2]}"'
+    elif base in ("host", "none"):
+        mode = str(base)
+    elif base in _NETNS_ELSEWHERE:
+        mode = value
+    else:  # bridge[:opts] or a network name
+        mode = "bridge"
+        if base != "bridge":
+            dropped = f'the network name "{base}"'
+    network = None
+    if mode == "bridge":
+        network = conf_str(p.conf, "network.default_network") or DEFAULT_BRIDGE_NETWORK
+    origin = p.conf_origin.get("containers.netns")
+    return PodmanNetns(value=value, origin=origin, mode=mode, network=network, dropped=dropped)
 
 
 def podman_netns_container(p: PodmanFacts) -> ContainerFacts | None:
     """A plain ``podman run -p`` as a container, when containers.conf's ``netns`` picks its
-    network (on the conf's default_network, if a bridge); None when the rootless network
-    command does (:func:`podman_conf_netns`)."""
-    netns = podman_conf_netns(p)
-    if netns is None:
+    network (:func:`podman_netns`); None when the rootless network command does."""
+    n = podman_netns(p)
+    if n is None:
         return None
-    base, _ = split_network_mode(netns)
-    default_network = conf_str(p.conf, "network.default_network")
-    joined = (default_network,) if base == "bridge" and default_network else ()
     return ContainerFacts(
-        engine="podman", name="podman run -p", network_mode=netns, networks=joined
+        engine="podman",
+        name="podman run -p",
+        network_mode=n.mode,
+        networks=(n.network,) if n.network else (),
     )
 
 
-def _podman_netns_verdict(p: PodmanFacts, c: ContainerFacts) -> Verdict:
+def _system_conf(name: str) -> bool:
+    return "/usr/share/containers/" in name or "/etc/containers/" in name
+
+
+def podman_netns_read_after(n: PodmanNetns, user_conf: str | None = None) -> bool:
+    """The file that set ``netns`` is read after the user's containers.conf (a file in the
+    user's ``containers.conf.d`` or CONTAINERS_CONF_OVERRIDE; docs/facts.md "containers.conf load
+    order"), so a value written in the user's containers.conf does not override it.
+    ``user_conf``: that file's path (`fix podman` knows it); without it, the user's file is
+    the one named ``containers/containers.conf`` outside /etc and /usr/share."""
+    if n.origin is None or _system_conf(n.origin):
+        return False
+    if user_conf is not None:
+        return n.origin != user_conf
+    where = PurePosixPath(n.origin)
+    return where.parent.name == "containers.conf.d" or not (
+        where.name == "containers.conf" and where.parent.name == "containers"
+    )
+
+
+def podman_netns_reset(p: PodmanFacts) -> PodmanNetns | None:
+    """``netns`` to set back to "private": it makes a plain ``podman run -p`` lose client IPs
+    (bridge, a network name, slirp4netns with the rootlesskit handler, slirp4netns on Podman 6);
+    one decision for the check's remedy and `fix podman`'s plan."""
+    n, c = podman_netns(p), podman_netns_container(p)
+    if n is None or c is None or p.rootless is False:
+        return None
+    return n if _podman_netns_verdict(p, n, c).preserved is False else None
+
+
+def podman_netns_remedy(n: PodmanNetns, user_conf: str | None = None) -> str:
+    """What to do about a ``netns`` that loses client IPs."""
+    want = f'[containers] netns = "{NETNS_RESET}"'
+    if podman_netns_read_after(n, user_conf):
+        return (
+            f"set {want} in {n.origin} (Podman reads it after ~/.config/containers/"
+            f"containers.conf), then `{FIX_PODMAN}`"
+        )
+    return f"`{FIX_PODMAN}` (sets {want}: the rootless network command decides again)"
+
+
+def _podman_netns_verdict(p: PodmanFacts, n: PodmanNetns, c: ContainerFacts) -> Verdict:
     """The engine verdict when containers.conf's ``netns`` picks the network: that of the
-    container :func:`podman_netns_container` stands for."""
-    netns = c.network_mode or ""
-    said = f'containers.conf [containers] netns = "{netns}"'
-    if split_network_mode(netns)[0] in ("ns", "container"):
+    container :func:`podman_netns_container` stands for, naming the file and key."""
+    said = f'{n.origin or "containers.conf"}: [containers] netns = "{n.value}"'
+    if n.dropped:
+        said += f" (Podman drops {n.dropped} and runs {n.mode}"
+        said += f' on the "{n.network}" network)' if n.network else ")"
+    elif n.network:
+        said += f' (the "{n.network}" network, [network] default_network)'
+    if n.mode.partition(":")[0] in _NETNS_ELSEWHERE:
         return Verdict(
             preserved=None,
             reason=f"{said}: `podman run -p` joins another namespace; check its containers",
         )
     v = podman_container_verdict(p, c, fix=False)
-    fix = ""
-    if v.preserved is False:
-        fix = (
-            f'drop netns = "{netns}" from containers.conf [containers] (the default, "private", '
-            f"uses the rootless network command), then `{FIX_PODMAN}`"
-        )
+    fix = podman_netns_remedy(n) if v.preserved is False else ""
     return Verdict(preserved=v.preserved, reason=f"{said}: {v.reason}", fix=fix, seen=v.seen)
 
 
@@ -1088,9 +1172,10 @@ def podman_engine_verdict(p: PodmanFacts) -> Verdict:
             reason=f"rootful Podman {_v(p.version)}: netavark DNAT keeps source IPs",
             seen=SEEN_CLIENT,
         )
+    netns = podman_netns(p)
     plain = podman_netns_container(p)
-    if plain is not None:
-        return _podman_netns_verdict(p, plain)
+    if netns is not None and plain is not None:
+        return _podman_netns_verdict(p, netns, plain)
     net, learned = podman_default_network(p)
     pv = f"Podman {_v(p.version)}"
     m = major(p.version)

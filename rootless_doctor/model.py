@@ -249,6 +249,7 @@ class PodmanFacts:
     slirp4netns_version: str | None = None
     conf: dict[str, object] = field(default_factory=dict)  # merged containers.conf, "table.key"
     conf_files: tuple[str, ...] = ()  # files read, in load order
+    conf_origin: dict[str, str] = field(default_factory=dict)  # "table.key" → file that set it
     containers: tuple[ContainerFacts, ...] = ()
     notes: tuple[str, ...] = ()
 

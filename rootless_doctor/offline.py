@@ -765,10 +765,11 @@ def from_texts(
 
     podman = acc.podman
     if acc.confs:
-        conf = parse.containers_conf(acc.confs)
+        origin: dict[str, str] = {}
+        conf = parse.containers_conf(acc.confs, origin)
         podman = merge(
             podman or PodmanFacts(),
-            PodmanFacts(conf=conf, conf_files=tuple(n for n, _ in acc.confs)),
+            PodmanFacts(conf=conf, conf_files=tuple(n for n, _ in acc.confs), conf_origin=origin),
         )
     if podman is not None and podman.version is None:
         podman = _version_from_conf(acc, podman)

@@ -915,9 +915,12 @@ def _merge_conf_value(old: Any, new: Any) -> Any:
 _CONF_COMMENT_LINE = re.compile(r"(?m)^[ \t]*#[^\x00-\x08\x0a-\x1f\x7f]*$")
 
 
-def containers_conf(files: Sequence[tuple[str, str]]) -> dict[str, object]:
+def containers_conf(
+    files: Sequence[tuple[str, str]], origins: dict[str, str] | None = None
+) -> dict[str, object]:
     """Merge containers.conf texts given in load order → {"table.key": value}. Later files win
-    per key, as Podman merges them."""
+    per key, as Podman merges them. ``origins``, when given, gets {"table.key": the name of the
+    last file that set it} (a verdict names the file that decided it)."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # Python 3.10 (Ubuntu 22.04): the same parser, published as tomli
@@ -943,8 +946,12 @@ def containers_conf(files: Sequence[tuple[str, str]]) -> dict[str, object]:
                 for key, value in body.items():
                     k = f"{table}.{key.lower()}"
                     merged[k] = _merge_conf_value(merged.get(k), value)
+                    if origins is not None:
+                        origins[k] = name
             else:
                 merged[table] = _merge_conf_value(merged.get(table), body)
+                if origins is not None:
+                    origins[table] = name
     return merged
 
 

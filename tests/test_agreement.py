@@ -76,6 +76,14 @@ _REMEDY_MODE = re.compile(r"network_mode ([^\s,;)]+)")
 _REMEDY_IFACE = re.compile(r"NETWORK_INTERFACE=([^\s,;)]+)")
 
 
+def _fake_owner(home: Path, monkeypatch: pytest.MonkeyPatch, facts: HostFacts) -> None:
+    """`fix` runs for user 4242 with ``home`` and these facts."""
+    o = apply.Owner(name="t", uid=4242, gid=4242, home=home, via_sudo=False)
+    monkeypatch.setattr(cli_fix, "owner", lambda: o)
+    monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid))
+    monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: facts)
+
+
 def _fix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -85,10 +93,7 @@ def _fix(
     name: str = "compose.yaml",
 ) -> str:
     """``fix compose|quadlet --dry-run`` through the CLI (its own facts → its own decisions)."""
-    o = apply.Owner(name="t", uid=4242, gid=4242, home=tmp_path / "home", via_sudo=False)
-    monkeypatch.setattr(cli_fix, "owner", lambda: o)
-    monkeypatch.setattr(cli_fix, "host_paths", lambda _o: HostPaths(home=o.home, uid=o.uid))
-    monkeypatch.setattr(cli_fix, "gather_facts", lambda _p: facts)
+    _fake_owner(tmp_path / "home", monkeypatch, facts)
     f = tmp_path / name
     f.write_text(text)
     extra = ["--engine", "podman"] if what == "compose" else []
@@ -200,3 +205,62 @@ def test_container_remedy_and_quadlet_fix_agree(
     if iface:
         set_iface = re.search(r"^\+.*NETWORK_INTERFACE=([^\s\"]+)", out, re.M)
         assert set_iface and set_iface.group(1) == iface.group(1), (res.remedy, out)
+
+
+# containers.conf [containers] netns picks a plain `podman run -p`'s network before anything
+# `fix podman` writes: PODMAN-SOURCE-IP's remedy and the fix's plan make the same choice about it.
+NETNS = ["bridge", "rd-net", "slirp4netns", "slirp4netns:port_handler=slirp4netns", "pasta", "host"]
+_SET_NETNS = re.compile(r'^\+netns = "private"$', re.M)
+
+
+@pytest.mark.parametrize("where", ["etc", "user", "override"])
+@pytest.mark.parametrize("netns", NETNS)
+@pytest.mark.parametrize("host", HOSTS, ids=[h[0] for h in HOSTS])
+def test_podman_remedy_and_fix_podman_agree_on_netns(
+    host: tuple[str, PodmanFacts],
+    netns: str,
+    where: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, podman = host
+    home = tmp_path / "home"
+    user_conf = HostPaths(home=home, uid=4242).config_dir / "containers/containers.conf"
+    user_conf.parent.mkdir(parents=True)
+    text = f'[containers]\nnetns = "{netns}"\n'
+    origin = {
+        "etc": "/etc/containers/containers.conf",
+        "user": str(user_conf),
+        "override": str(tmp_path / "override/containers.conf"),  # CONTAINERS_CONF_OVERRIDE
+    }[where]
+    user_conf.write_text(text if where == "user" else "[engine]\n")
+    files = [(str(user_conf), user_conf.read_text())]  # load order: /etc, user, override
+    if where == "etc":
+        files.insert(0, (origin, text))
+    elif where == "override":
+        files.append((origin, text))
+    got: dict[str, str] = {}
+    conf = parse.containers_conf(files, got)
+    podman = replace(podman, conf=conf, conf_files=tuple(n for n, _ in files), conf_origin=got)
+    facts = HostFacts(podman=podman, tools={"pasta": PASTA})
+    [res] = [r for r in all_checks(facts) if r.id == "PODMAN-SOURCE-IP"]
+
+    _fake_owner(home, monkeypatch, facts)
+    r = CliRunner().invoke(cli_fix.fix_app, ["podman", "--dry-run"])
+    if isinstance(r.exception, DoctorError):
+        raise r.exception
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())  # notes are wrapped to the terminal
+
+    said = f'netns = "{netns}"' in res.detail
+    assert said, res.detail  # the verdict names the key ...
+    assert f"{origin}: [containers]" in " ".join(res.detail.split()), res.detail  # ... and file
+    if 'netns = "private"' not in res.remedy:  # check leaves netns alone: so does the fix
+        assert not _SET_NETNS.search(r.output) and f"{origin} sets" not in out, (res, out)
+    elif res.remedy.startswith(f'set [containers] netns = "private" in {origin}'):
+        # read after the user's file: the fix cannot override it there and says where instead
+        assert not _SET_NETNS.search(r.output), r.output
+        assert f'{origin} sets [containers] netns = "{netns}"' in out, out
+    else:
+        assert kb.FIX_PODMAN in res.remedy, res.remedy
+        assert _SET_NETNS.search(r.output), (res.remedy, r.output)

@@ -12,6 +12,11 @@ containers.conf(5)):
   ``rootless_port_forwarder = "pasta"`` (bridge/compose networks keep IPv4 source IPs; needs
   passt with pesto).
 
+Before any of these: ``[containers] netns`` (a plain ``podman run``'s network) set to a mode
+that loses client IPs (bridge, a network name, ...) is set back to ``"private"`` here, or, when
+a file Podman reads after this one sets it, the notes say to change it there
+(``knowledge.podman_netns_reset``, the decision the check's remedy uses).
+
 Never a key the installed version does not know. Values are read with ``parse.containers_conf``
 (the reader ``check`` uses, so both agree on what the file says, case-insensitive tables
 included). A key already in the file gets its new value through tomlkit, in place, whatever its
@@ -88,6 +93,18 @@ def settings_for(podman: PodmanFacts, pasta_installed: bool) -> tuple[list[Setti
 
 def plan(path: Path, text: str | None, podman: PodmanFacts, pasta_installed: bool) -> PodmanPlan:
     settings, notes = settings_for(podman, pasta_installed)
+    reset = knowledge.podman_netns_reset(podman)
+    if reset is not None and knowledge.podman_netns_read_after(reset, str(path)):
+        # Podman reads that file after this one: a value written here would not win.
+        notes.insert(
+            0,
+            f'{reset.origin} sets [containers] netns = "{reset.value}" and Podman reads it after '
+            f'{path}: set it to "{knowledge.NETNS_RESET}" there (or remove it); until then a '
+            "plain `podman run -p` does not use the settings written here",
+        )
+    elif reset is not None:
+        # A plain `podman run -p` uses netns before any of the settings below (knowledge.py).
+        settings.insert(0, Setting(table="containers", key="netns", value=knowledge.NETNS_RESET))
     before = text
     name = str(path)
     doc = _parse(text or "", name)

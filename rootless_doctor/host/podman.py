@@ -73,18 +73,21 @@ class PodmanConf(NamedTuple):
     merged: dict[str, object]
     clean: bool
     notes: tuple[str, ...]
+    origins: dict[str, str]  # "table.key" → the file that set it
 
 
 def read_conf(conf_files: Sequence[Path], sources: list[str]) -> PodmanConf:
     notes: list[str] = []
     texts = read_all(conf_files, notes)
     sources.extend(name for name, _ in texts)
-    conf = parsed(lambda: parse.containers_conf(texts), "containers.conf", notes)
+    origins: dict[str, str] = {}
+    conf = parsed(lambda: parse.containers_conf(texts, origins), "containers.conf", notes)
     return PodmanConf(
         files=tuple(name for name, _ in texts),
         merged=dict(conf or {}),
         clean=conf is not None and len(texts) == len(conf_files),
         notes=tuple(notes),
+        origins=origins if conf is not None else {},
     )
 
 
@@ -117,6 +120,7 @@ def podman_facts(
         cli=cli,
         conf=dict(conf_read.merged),
         conf_files=conf_read.files,
+        conf_origin=dict(conf_read.origins),
         containers=containers,
         notes=(*facts.notes, *notes),
     )
