@@ -526,7 +526,8 @@ def podman_command(
 
     Sets default_rootless_network_cmd, slirp4netns network_cmd_options (port_handler) on Podman
     ≤ 5, or rootless_port_forwarder = "pasta" on Podman 6 (experimental), never a key the
-    installed version does not know. New containers get it; recreate running ones.
+    installed version does not know; [containers] netns back to "private" where it loses client
+    IPs (bridge, a network name). New containers get it; recreate running ones.
     """
     from . import apply
     from .fixes import podman

@@ -11,6 +11,10 @@ Each decision is made here once; checks, fixes and parsers call it:
   write for Docker: ``docker_fix_options`` / ``best_docker_fix``
 - is pasta available: ``pasta_available``; the mode that keeps client IPs on this Podman:
   ``keep_ip_mode`` (``podman_keep_ip_mode``); a mode a fix leaves alone: ``podman_mode_keeps_ip``
+- containers.conf ``[containers] netns`` as Podman applies it to a plain ``podman run -p``
+  (options and network names dropped): ``podman_netns``, its verdict ``podman_netns_verdict``;
+  whether `fix podman` sets it back to "private" and where: ``podman_netns_reset``,
+  ``podman_netns_read_after``, ``podman_netns_remedy``
 - the interface a network mode gives (tap0 / the host's / eth0): ``mode_interface``
 - the lowest port a rootless engine binds: ``port_limit`` (``PRIVILEGED_PORT_LIMIT``)
 - is a service docker-mailserver: ``is_mailserver``
@@ -1131,6 +1135,15 @@ def podman_netns_remedy(n: PodmanNetns, user_conf: str | None = None) -> str:
     return f"`{FIX_PODMAN}` (sets {want}: the rootless network command decides again)"
 
 
+def podman_netns_verdict(p: PodmanFacts) -> Verdict | None:
+    """What a ``podman run -p`` without --network gets when containers.conf's ``netns`` picks
+    its network (the engine verdict, Quadlet units without Network=); None when it does not."""
+    n, c = podman_netns(p), podman_netns_container(p)
+    if n is None or c is None:
+        return None
+    return _podman_netns_verdict(p, n, c)
+
+
 def _podman_netns_verdict(p: PodmanFacts, n: PodmanNetns, c: ContainerFacts) -> Verdict:
     """The engine verdict when containers.conf's ``netns`` picks the network: that of the
     container :func:`podman_netns_container` stands for, naming the file and key."""
@@ -1172,10 +1185,9 @@ def podman_engine_verdict(p: PodmanFacts) -> Verdict:
             reason=f"rootful Podman {_v(p.version)}: netavark DNAT keeps source IPs",
             seen=SEEN_CLIENT,
         )
-    netns = podman_netns(p)
-    plain = podman_netns_container(p)
-    if netns is not None and plain is not None:
-        return _podman_netns_verdict(p, netns, plain)
+    by_netns = podman_netns_verdict(p)
+    if by_netns is not None:
+        return by_netns
     net, learned = podman_default_network(p)
     pv = f"Podman {_v(p.version)}"
     m = major(p.version)

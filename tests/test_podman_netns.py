@@ -6,6 +6,7 @@ Real traffic: tests/test_podman_netns_realstack.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import fromcheck
@@ -14,9 +15,10 @@ from conftest import DATA
 
 from rootless_doctor import knowledge as kb
 from rootless_doctor import parse
-from rootless_doctor.checks import podman_report
+from rootless_doctor.checks import all_checks, podman_report
+from rootless_doctor.checks.quadlet import quadlet_check
 from rootless_doctor.fixes import podman as fix_podman
-from rootless_doctor.model import PodmanFacts
+from rootless_doctor.model import HostFacts, PodmanFacts, PublishedPort, QuadletFacts
 
 
 def podman(version: str, **conf: str) -> PodmanFacts:
@@ -216,3 +218,31 @@ def test_check_from_a_containers_conf_capture(tmp_path: Path) -> None:
     assert podman["source_ip_preserved"] is False, podman
     assert (podman["network_driver"], podman["port_driver"]) == ("bridge", "rootlessport")
     assert f'{conf}: [containers] netns = "bridge"' in podman["reason"], podman["reason"]
+
+
+def test_podman6_netns_slirp4netns_fails_the_podman6_check() -> None:
+    """Podman 6's ParseNetworkFlag refuses slirp4netns ("support has been removed"): a netns
+    naming it stops every plain `podman run`."""
+    text = '[containers]\nnetns = "slirp4netns:port_handler=slirp4netns"\n'
+    p = chain("6.0.0", (USER_CONF, text), cmd="pasta")
+    [r] = [r for r in all_checks(HostFacts(podman=p)) if r.id == "PODMAN6-SLIRP4NETNS"]
+    assert r.status == "fail" and f"{USER_CONF}: [containers] netns" in r.detail, r
+    v = kb.podman_engine_verdict(p)
+    assert v.preserved is False and "will not start" in v.reason and "netns" in v.fix
+    p5 = chain("5.4.2", (USER_CONF, '[containers]\nnetns = "slirp4netns"\n'), cmd="pasta")
+    [r5] = [r for r in all_checks(HostFacts(podman=p5)) if r.id == "PODMAN6-SLIRP4NETNS"]
+    assert r5.status == "ok" and "Podman 6 removes it" in r5.detail, r5
+
+
+def test_quadlet_without_network_follows_netns() -> None:
+    """Quadlet passes no --network without Network= (pkg/systemd/quadlet addNetworks), so
+    netns decides; a unit with Network= does not care."""
+    p = chain("5.4.2", (USER_CONF, '[containers]\nnetns = "bridge"\n'), cmd="pasta")
+    plain = QuadletFacts(
+        name="mail.container", ports=(PublishedPort(host_port=25, container_port=25),)
+    )
+    r = quadlet_check(plain, p)
+    assert r.status == "fail" and f'{USER_CONF}: [containers] netns = "bridge"' in r.detail, r
+    assert kb.FIX_PODMAN in r.remedy and "Network=pasta" in r.remedy, r.remedy
+    assert quadlet_check(replace(plain, network="pasta"), p).status == "ok"
+    assert quadlet_check(plain, chain("5.4.2", cmd="pasta")).status == "ok"

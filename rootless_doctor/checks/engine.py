@@ -328,8 +328,10 @@ def podman6_slirp4netns(p: PodmanFacts) -> CheckResult:
     m = kb.major(p.version)
     if m is None:
         return res("unknown", "Podman version unknown: run `podman version`")
+    netns = kb.podman_netns(p)  # containers.conf [containers] netns picks a plain run's network
     if m < 6:
-        if users or kb.podman_default_network(p)[0] == "slirp4netns":
+        plain = kb.podman_default_network(p)[0] if netns is None else netns.mode
+        if users or plain == "slirp4netns":
             what = ", ".join(users) if users else "the default network"
             return res(
                 "ok",
@@ -342,6 +344,9 @@ def podman6_slirp4netns(p: PodmanFacts) -> CheckResult:
         fails.append(f"containers on slirp4netns will not start: {', '.join(users)}")
     if conf_cmd == "slirp4netns":
         fails.append('containers.conf default_rootless_network_cmd = "slirp4netns"')
+    if netns is not None and netns.mode == "slirp4netns":
+        where = netns.origin or "containers.conf"
+        fails.append(f'{where}: [containers] netns = "{netns.value}" (podman run fails)')
     if fails:
         return res(
             "fail",

@@ -3,6 +3,7 @@ the Podman given, or, with no Podman version known, on each of 4.x, 5.x and 6.x?
 
 ID: QUADLET-NETWORK. The verdict is knowledge.podman_container_verdict's (Quadlet's ``Network=``
 takes what ``podman run --network`` takes; podman-systemd.unit(5)); no ``Network=`` line means
+containers.conf's ``[containers] netns`` where set (``knowledge.podman_netns_verdict``), else
 the version's default rootless network (4.x slirp4netns with rootlessport, 5.0+ pasta); Podman 6
 removed slirp4netns, so a unit still on it does not start.
 """
@@ -29,6 +30,15 @@ MAJORS = (("4.x", "4.9.0"), ("5.x", "5.8.0"), ("6.x", "6.0.0"))
 
 def verdict(q: QuadletFacts, p: PodmanFacts) -> Verdict:
     p = replace(p, rootless=True if p.rootless is None else p.rootless)
+    # Without Network= Quadlet passes no --network (podman pkg/systemd/quadlet addNetworks):
+    # containers.conf [containers] netns, when set, picks the network.
+    by_netns = None if q.network else kb.podman_netns_verdict(p)
+    if by_netns is not None:
+        if not by_netns.fix:
+            return by_netns
+        keep = kb.keep_ip_mode(p, None)
+        fix = f"{by_netns.fix}; or `{kb.FIX_QUADLET}` (Network={keep} in this unit)"
+        return replace(by_netns, fix=fix)
     mode = q.network or kb.podman_default_network(p)[0]
     c = ContainerFacts(engine="podman", name=q.name, network_mode=mode, ports=q.ports)
     return kb.podman_container_verdict(p, c)
