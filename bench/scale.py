@@ -20,6 +20,8 @@ running container, `podman info` while it still runs it: the Podman subcommands 
 `podman ps -q --no-trunc`), and "own" = check minus those (wall: an upper bound of what check
 adds, as its own work overlaps the queries; CPU: its Python, the namespace reader and the tool
 `--version` execs). The issue's target, own cost <= 0.5 ms per container, reads the own slope.
+A Python tool is run through a small wrapper that also prints the CPU time of check's own
+process (all threads, no children: no subtraction, so steadier), shown as "own process cpu".
 
 --procs 0,1000,3000 sweeps the number of processes on the host, at the smallest count of
 containers (check reads /proc of every process): before the containers grow, it starts that
@@ -77,8 +79,9 @@ def _cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(u: stack.User, argv: Sequence[str]) -> tuple[float, float, str]:
-    """(wall ms, CPU ms, stdout) of one whole process run as ``u``."""
+def timed(u: stack.User, argv: Sequence[str]) -> tuple[float, float, str, float | None]:
+    """(wall ms, CPU ms, stdout, the process's own CPU ms) of one whole process run as ``u``;
+    the last from a :data:`SELF_WRAP` run, else None."""
     c0 = _cpu_children()
     t0 = time.perf_counter()
     cp = stack.run_as(u, argv, timeout=300)
@@ -86,7 +89,38 @@ def timed(u: stack.User, argv: Sequence[str]) -> tuple[float, float, str]:
     cpu = (_cpu_children() - c0) * 1000
     if cp.returncode not in (0, 1):  # check exits 1 when a check fails: still a full run
         raise stack.StackError(f"{argv[0]} exited {cp.returncode}: {cp.stderr.strip()[:500]}")
-    return wall, cpu, cp.stdout
+    own = re.search(r"^RDSCALE-SELF ([0-9.]+)$", cp.stderr, re.M)
+    return wall, cpu, cp.stdout, float(own.group(1)) if own else None
+
+
+# Runs the tool's entry point in its own interpreter (-I: not a checkout in the working
+# directory) and, as it leaves through os._exit, prints the CPU time of its own process (every
+# thread, user + sys; RUSAGE_SELF has none of the children: podman, the namespace reader, the
+# tools' --version). No subtraction: the steadier figure of check's own cost.
+SELF_WRAP = """import os, resource, sys
+_exit = os._exit
+def _report(code):
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    os.write(2, b"\\nRDSCALE-SELF %.1f\\n" % ((r.ru_utime + r.ru_stime) * 1000))
+    _exit(code)
+os._exit = _report
+sys.argv = ["rootless-doctor", *sys.argv[1:]]
+from rootless_doctor.entry import main
+main()
+"""
+
+
+def check_argv(tool: str) -> list[str]:
+    """``tool check --json``, through :data:`SELF_WRAP` when the tool is a Python console
+    script (its first line names the interpreter)."""
+    try:
+        with open(tool, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        first = b""
+    if first.startswith(b"#!") and b"python" in first and len(first.split()) == 1:
+        return [first[2:].decode().strip(), "-I", "-c", SELF_WRAP, "check", "--json"]
+    return [tool, "check", "--json"]
 
 
 def _port_free(port: int) -> bool:
@@ -179,7 +213,7 @@ def measure(
     u: stack.User, tools: list[str], n: int, runs: int
 ) -> dict[str, dict[str, list[float]]]:
     """Wall and CPU ms of each command, ``runs`` rounds, each round in a rotated order."""
-    cmds = {name: [tool, "check", "--json"] for name, tool in _checks(tools).items()}
+    cmds = {name: check_argv(tool) for name, tool in _checks(tools).items()}
     cmds["podman info"] = ["podman", "info", "--format", "json"]
     cmds["podman ps"] = ["podman", "ps", "--format", "json"]
     ids = stack.podman(u, "ps", "-q", "--no-trunc").stdout.split()
@@ -188,7 +222,7 @@ def measure(
     res: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in cmds}
     names = list(cmds)
     for name in names:  # warm caches, and check that check sees the N containers
-        _, _, out = timed(u, cmds[name])
+        _, _, out, _ = timed(u, cmds[name])
         if name.startswith("check"):
             seen = sum(
                 len(e.get("containers", []))
@@ -200,9 +234,11 @@ def measure(
     for r in range(runs):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            wall, cpu, _ = timed(u, cmds[name])
+            wall, cpu, _, own = timed(u, cmds[name])
             res[name]["wall"].append(wall)
             res[name]["cpu"].append(cpu)
+            if own is not None:
+                res[name].setdefault("self", []).append(own)
     return res
 
 
@@ -286,6 +322,9 @@ def print_point(row: dict[str, Any], checks: dict[str, str], label: str) -> None
             f"{name} own (minus {' + '.join(own['queries']) or 'nothing'}) "
             f"{own['wall']:6.0f} ms (cpu {own['cpu']:5.0f})"
         )
+    line += [
+        f"{name} own process cpu {med[name]['self']:5.0f}" for name in checks if "self" in med[name]
+    ]
     line += [f"{name} execs {c}" for name, c in row["execs"].items()]
     say("  ".join(line))
 
@@ -314,6 +353,16 @@ def print_slopes(rows: list[dict[str, Any]], checks: dict[str, str], x: str, per
         say(
             f"slope ({what}, ms per {unit}): {', '.join(parts)}{target}; "
             f"podman info + ps {s_base:.2f}{s_inspect}"
+        )
+    own_process = [
+        f"{name} {slope(xs, [r['median'][name]['self'] for r in rows]):.2f}"
+        for name in checks
+        if all("self" in r["median"][name] for r in rows)
+    ]
+    if own_process:
+        say(
+            f"slope (cpu of check's own process: every thread, no child; ms per {unit}): "
+            f"{', '.join(own_process)}"
         )
 
 
