@@ -117,38 +117,31 @@ def _tool_queries(
 def prefetch(paths: HostPaths) -> None:
     """Start the commands of a live check now, before the CLI framework and the checks are
     imported: the engine queries (``podman --version``, or ``podman info``, ~300 ms; ``docker
-    version``) and the tools' (``slirp4netns --version``, ...). :func:`gather` later takes them
-    over through :func:`run`, so Python's start-up runs while they answer. Unclaimed ones are
-    ended at exit (they are ours: we started them, in their own process group)."""
+    version``), the tools' (``slirp4netns --version``, ...) and, once the process list is read,
+    ``podman inspect`` of the owner's running containers. :func:`gather` later takes them over
+    through :func:`run` (and the process list through ``PREFETCHED.claim``), so Python's
+    start-up runs while they answer. Unclaimed ones are ended at exit (they are ours: we started
+    them, in their own process group)."""
     env = engine_env(paths)
     for argv, qenv in _engine_queries(paths, env).values():
         PREFETCHED.start(argv, qenv)
     cli_paths = _cli_paths(paths)
     for argv in _tool_queries(cli_paths, VERSIONED_TOOLS, True).values():
         PREFETCHED.start(argv, env)
+    # The process list now, on this thread: podman inspect of the owner's running containers
+    # can then start before the imports (with hundreds of containers it is the longest wait).
+    # Not on a thread of its own: while the imports hold the GIL, its thousands of short /proc
+    # reads each waited for a switch interval (measured: a 40 ms scan took 300-650 ms).
     podman = cli_paths["podman"]
-    PREFETCHED.begin(
-        ("processes", paths),
-        Task(_processes_then_inspect, paths, podman[1].as_posix() if podman else None, env),
-    )
+    procs = processes(paths)
+    ids = conmon_ids(procs, paths.uid) if podman else []
+    if podman and ids:
+        PREFETCHED.start([podman[1].as_posix(), "inspect", *ids], env)
+    PREFETCHED.keep(("processes", paths), procs)
     if PREFETCHED:
         import atexit
 
         atexit.register(PREFETCHED.end)
-
-
-def _processes_then_inspect(
-    paths: HostPaths, podman: str | None, env: Mapping[str, str]
-) -> list[Proc]:
-    """The process list (on a thread of its own while the CLI is imported), and ``podman
-    inspect`` of the owner's running containers started as soon as their conmon processes name
-    them: with hundreds of containers that inspect is the longest wait of a check. gather()
-    takes both over (the same argv, in process order, as it would run)."""
-    procs = processes(paths)
-    ids = conmon_ids(procs, paths.uid) if podman else []
-    if podman and ids:
-        PREFETCHED.start([podman, "inspect", *ids], env)
-    return procs
 
 
 def gather(
@@ -211,10 +204,10 @@ def gather(
         fut[key] = cmds.cmd(argv)
 
     # Files and /proc while the CLIs run.
-    early: Task[list[Proc]] | None = PREFETCHED.claim(("processes", paths))
+    early: list[Proc] | None = PREFETCHED.claim(("processes", paths))
     procs: list[Proc] = []
     if full or want & {"docker", "rootlesskit"}:
-        procs = early.result() if early is not None else processes(paths)
+        procs = early if early is not None else processes(paths)
     if podman_cli and full:
         # Every running Podman container has a conmon of its owner whose `-c` names it: no
         # `podman ps` round trip, and no podman process at all when nothing runs.

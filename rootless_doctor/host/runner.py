@@ -148,7 +148,7 @@ class Prefetched:
 
     def __init__(self) -> None:
         self._started: dict[_Key, subprocess.Popen[bytes] | CmdOutput] = {}
-        self._tasks: dict[Hashable, Task[Any]] = {}  # reads started early (the process list)
+        self._kept: dict[Hashable, Any] = {}  # reads made early (the process list)
 
     @staticmethod
     def _key(args: tuple[str, ...], env: Mapping[str, str] | None) -> _Key:
@@ -163,23 +163,20 @@ class Prefetched:
     ) -> subprocess.Popen[bytes] | CmdOutput | None:
         return self._started.pop(self._key(args, env), None) if self._started else None
 
-    def begin(self, key: Hashable, task: Task[Any]) -> None:
-        """Keep ``task`` (a read running on its own thread) for :meth:`claim`."""
-        self._tasks[key] = task
+    def keep(self, key: Hashable, value: object) -> None:
+        """Keep ``value`` (a read made early: the process list) for :meth:`claim`."""
+        self._kept[key] = value
 
-    def claim(self, key: Hashable) -> Task[Any] | None:
-        return self._tasks.pop(key, None) if self._tasks else None
+    def claim(self, key: Hashable) -> Any:
+        """The value kept under ``key`` (once), or None."""
+        return self._kept.pop(key, None) if self._kept else None
 
     def __bool__(self) -> bool:
-        return bool(self._started) or bool(self._tasks)
+        return bool(self._started) or bool(self._kept)
 
     def end(self) -> None:
-        """End the prefetched commands nobody took over (only ours, by process group), once the
-        early reads nobody claimed are done (they may start commands too)."""
-        for task in self._tasks.values():
-            with contextlib.suppress(Exception):
-                task.result()
-        self._tasks.clear()
+        """End the prefetched commands nobody took over (only ours, by process group)."""
+        self._kept.clear()
         for started in self._started.values():
             if isinstance(started, subprocess.Popen) and started.poll() is None:
                 with contextlib.suppress(OSError):
