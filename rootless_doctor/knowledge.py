@@ -1103,7 +1103,10 @@ def podman_netns_read_after(n: PodmanNetns, user_conf: str | None = None) -> boo
     user's ``containers.conf.d`` or CONTAINERS_CONF_OVERRIDE; docs/facts.md "containers.conf load
     order"), so a value written in the user's containers.conf does not override it.
     ``user_conf``: that file's path (`fix podman` knows it); without it, the user's file is
-    the one named ``containers/containers.conf`` outside /etc and /usr/share."""
+    the one named ``containers/containers.conf`` outside /etc and /usr/share: on a live host
+    every other file of the chain outside those is read after it (containers.conf.d, the
+    override) or replaces the chain (CONTAINERS_CONF). A ``--from`` capture's name is what the
+    user saved it as: changing the value where it is set is right there too."""
     if n.origin is None or _system_conf(n.origin):
         return False
     if user_conf is not None:
@@ -1129,8 +1132,8 @@ def podman_netns_remedy(n: PodmanNetns, user_conf: str | None = None) -> str:
     want = f'[containers] netns = "{NETNS_RESET}"'
     if podman_netns_read_after(n, user_conf):
         return (
-            f"set {want} in {n.origin} (Podman reads it after ~/.config/containers/"
-            f"containers.conf), then `{FIX_PODMAN}`"
+            f"set {want} in {n.origin} (or remove it there: a value in ~/.config/containers/"
+            f"containers.conf does not override that file), then `{FIX_PODMAN}`"
         )
     return f"`{FIX_PODMAN}` (sets {want}: the rootless network command decides again)"
 

@@ -218,6 +218,8 @@ def test_check_from_a_containers_conf_capture(tmp_path: Path) -> None:
     assert podman["source_ip_preserved"] is False, podman
     assert (podman["network_driver"], podman["port_driver"]) == ("bridge", "rootlessport")
     assert f'{conf}: [containers] netns = "bridge"' in podman["reason"], podman["reason"]
+    [r] = [r for r in data["checks"] if r["id"] == "PODMAN-SOURCE-IP"]
+    assert r["remedy"].startswith(f"`{kb.FIX_PODMAN}` (sets [containers] netns"), r
 
 
 def test_podman6_netns_slirp4netns_fails_the_podman6_check() -> None:
@@ -246,3 +248,13 @@ def test_quadlet_without_network_follows_netns() -> None:
     assert kb.FIX_PODMAN in r.remedy and "Network=pasta" in r.remedy, r.remedy
     assert quadlet_check(replace(plain, network="pasta"), p).status == "ok"
     assert quadlet_check(plain, chain("5.4.2", cmd="pasta")).status == "ok"
+
+
+def test_an_override_without_a_users_file_is_named_by_check_and_fix_alike() -> None:
+    override = "/tmp/rd-x/containers.conf"  # CONTAINERS_CONF_OVERRIDE; no ~/.config file yet
+    p = chain("5.4.2", (override, '[containers]\nnetns = "bridge"\n'), cmd="pasta")
+    assert kb.podman_engine_verdict(p).fix.startswith(
+        f'set [containers] netns = "private" in {override}'
+    )
+    pp = fix_podman.plan(Path(USER_CONF), None, p, pasta_installed=True)
+    assert "netns" not in pp.plan.after and pp.notes[0].startswith(f"{override} sets"), pp
