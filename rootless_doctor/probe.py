@@ -342,7 +342,7 @@ REFUSED_GRACE = 2.0
 # start and clean-up, both keep a failing probe under 3 s (bench/probe.py --fail-cases).
 ANSWER_GRACE = 1.0
 # The least time given to an answer once the port stopped refusing (pasta forwards it now).
-ANSWER_AFTER_REFUSALS = 0.5
+ANSWER_AFTER_REFUSALS = 0.3
 # How long before the window closes the engine is asked whether the listener still runs (an
 # inspect takes ~100-250 ms here), so that its answer is there when the window closes.
 ALIVE_LEAD = 0.3
@@ -393,8 +393,10 @@ def _ask(
             further, check = attempt, None  # the window moved: a check started earlier is early
         if further is None and not bound and now >= next_look:
             next_look = now + 0.2
-            bound = True if host.port_listening(port) else (False if hint else None)
-            bound_at = max(bound_at, now)
+            if host.port_listening(port):
+                bound, bound_at = True, max(bound_at, now)
+            elif hint:
+                bound = False
         if further is None:  # only refusals: see REFUSED_GRACE
             # refusals while a forwarder listens (a reject rule): end soon after it was seen
             close = bound_at + ALIVE_LEAD if bound is not None else started + refused_grace
@@ -413,7 +415,9 @@ def _ask(
         connected, attempt = False, now
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
-                s.settimeout(max(0.05, min(ATTEMPT_TIMEOUT, deadline - now)))
+                # no longer than up to the next step: the alive check's start, the window's end
+                wake = close - ALIVE_LEAD if check is None else close
+                s.settimeout(max(0.05, min(ATTEMPT_TIMEOUT, deadline - now, wake - now)))
                 s.bind((source, 0))
                 s.connect((source, port))
                 connected = True
