@@ -9,11 +9,12 @@ it becomes ``None`` plus a note saying why.
 
 One module per subject (a question → its file):
 
-- ``runner``: the subprocess runner (timeouts, never raises), prefetched queries, thread pool
+- ``runner``: the subprocess runner (timeouts, never raises), prefetched queries, gather's tasks
 - ``files``: bounded file reads on a (fake) root
 - ``identity``: whose host: user, home, runtime/config dirs, environment, PATH lookups;
   the owner a fix writes for (SUDO_USER under sudo), is this process root
-- ``gathering``: :func:`gather`, the top level, and the engine queries :func:`prefetch` starts early
+- ``early``: :func:`prefetch`, what a live check starts before the CLI loads (the first Podman
+  query first, from the few modules it needs); ``gathering``: :func:`gather`, the top level
 - ``system``: prerequisites, tool versions, user manager, firewall, compose file, processes
 - ``composefiles``: a compose file's ``.env`` and ``env_file:`` files (bounded reads)
 - ``podman`` / ``docker`` / ``rootlesskit``: each engine's files, CLI output and processes
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
     from .composefiles import compose_env
     from .containers import container_interfaces
     from .daemon import docker_launch
+    from .early import prefetch
     from .files import read_archive, read_pasted
-    from .gathering import ENGINES, cli_env, gather, prefetch
+    from .gathering import ENGINES, cli_env, gather
     from .identity import (
         default_paths,
         environment,
@@ -85,7 +87,7 @@ _WHERE = {
     "local_addresses": "layout",
     "port_listening": "layout",
     "owner_paths": "identity",
-    "prefetch": "gathering",
+    "prefetch": "early",
     "read_archive": "files",
     "read_pasted": "files",
     "root_layout": "layout",

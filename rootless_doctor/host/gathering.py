@@ -68,7 +68,8 @@ def _engine_queries(
 ) -> dict[str, tuple[list[str], dict[str, str]]]:
     """The engine commands a check always starts, with their environments: ``podman --version``
     (or ``podman info`` where its answers cannot be read from their sources, or ``podman_info``
-    asks for it), ``docker version``. One list for :func:`gather` and :func:`prefetch`."""
+    asks for it), ``docker version``. One list for :func:`gather` and the prefetch
+    (:mod:`.early`, :func:`prefetch_rest`)."""
     out: dict[str, tuple[list[str], dict[str, str]]] = {}
     podman = locate(paths, "podman") if "podman" in engines else None
     if podman:
@@ -114,16 +115,13 @@ def _tool_queries(
     return out
 
 
-def prefetch(paths: HostPaths) -> None:
-    """Start the commands of a live check now, before the CLI framework and the checks are
-    imported: the engine queries (``podman --version``, or ``podman info``, ~300 ms; ``docker
-    version``), the tools' (``slirp4netns --version``, ...) and, once the process list is read,
-    ``podman inspect`` of the owner's running containers. :func:`gather` later takes them over
-    through :func:`run` (and the process list through ``PREFETCHED.claim``), so Python's
-    start-up runs while they answer. Unclaimed ones are ended at exit (they are ours: we started
-    them, in their own process group)."""
-    env = engine_env(paths)
-    for argv, qenv in _engine_queries(paths, env).values():
+def prefetch_rest(paths: HostPaths, env: Mapping[str, str]) -> None:
+    """:func:`rootless_doctor.host.early.prefetch` after the first Podman query: ``docker
+    version``, the tools' commands (``slirp4netns --version``, ...) and, once the process list is
+    read, ``podman inspect`` of the owner's running containers. :func:`gather` later takes them
+    over through :func:`run` (the process list through ``PREFETCHED.claim``). Unclaimed ones are
+    ended at exit (they are ours: we started them, in their own process group)."""
+    for argv, qenv in _engine_queries(paths, env, ("docker",)).values():
         PREFETCHED.start(argv, qenv)
     cli_paths = _cli_paths(paths)
     for argv in _tool_queries(cli_paths, VERSIONED_TOOLS, True).values():
@@ -138,10 +136,6 @@ def prefetch(paths: HostPaths) -> None:
     if podman and ids:
         PREFETCHED.start([podman[1].as_posix(), "inspect", *ids], env)
     PREFETCHED.keep(("processes", paths), procs)
-    if PREFETCHED:
-        import atexit
-
-        atexit.register(PREFETCHED.end)
 
 
 def gather(

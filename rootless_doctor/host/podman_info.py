@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import parse
 from ..model import CmdOutput, DoctorError, HostPaths, PodmanFacts
 from .files import exists, is_dir, is_file, read
 
@@ -254,6 +253,8 @@ def _graphroot(paths: HostPaths, env: Mapping[str, str]) -> Path:
     """The rootless store, where no storage.conf moves it (containers/storage types/options.go:
     ``rootless_storage_path`` of the system storage.conf, the user's storage.conf, else
     ``$XDG_DATA_HOME`` or ``~/.local/share``, then ``containers/storage``)."""
+    from .. import parse  # here, not at the top: prefetch() imports this module early
+
     config_home = env.get("XDG_CONFIG_HOME")
     user_conf = (paths.at(config_home) if config_home else paths.home / ".config") / "containers"
     if exists(user_conf / "storage.conf"):
@@ -305,6 +306,8 @@ def _executable(p: Path) -> bool:
 def _version_of(name: str, path: Path | None, run: Callable[[Path], CmdOutput]) -> str | None:
     """What ``podman info`` reports: ``PATH --version``'s stdout minus one final newline, empty
     when it fails (containers/common pkg/version Program; podman v4.3.1 libpod/util.go)."""
+    from .. import parse  # here, not at the top: prefetch() imports this module early
+
     if path is None:
         return None
     out = run(path)
