@@ -100,7 +100,7 @@ class ProbeInterrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-class _CouldNotRun(Exception):
+class CouldNotRun(Exception):
     """The probe cannot give a verdict; the message says why and what to do."""
 
 
@@ -117,7 +117,7 @@ def _usable(addr: str) -> bool:
 
 
 def choose_source(source: str | None, addresses: list[tuple[str, str]]) -> str:
-    """The address the client binds to and connects to; raises _CouldNotRun when there is none.
+    """The address the client binds to and connects to; raises CouldNotRun when there is none.
 
     Without ``source``: the first IPv4, else IPv6, non-loopback non-link-local address. The kernel
     uses that address as the source of a local connection to it, unprivileged.
@@ -126,26 +126,26 @@ def choose_source(source: str | None, addresses: list[tuple[str, str]]) -> str:
         try:
             ip = ipaddress.ip_address(source)
         except ValueError:
-            raise _CouldNotRun(f"--source {source!r} is not an IP address") from None
+            raise CouldNotRun(f"--source {source!r} is not an IP address") from None
         if ip.is_loopback:
-            raise _CouldNotRun(
+            raise CouldNotRun(
                 f"--source {source} is a loopback address: slirp4netns shows loopback clients as "
                 "10.0.2.2, so it cannot tell; give a non-loopback address of this host"
             )
         if str(ip) not in {a for _, a in addresses}:
-            raise _CouldNotRun(f"--source {source} is not an address of this host")
+            raise CouldNotRun(f"--source {source} is not an address of this host")
         return str(ip)
     usable = [a for _, a in addresses if _usable(a)]
     v4 = [a for a in usable if ":" not in a]
     if not (v4 or usable):
-        raise _CouldNotRun(
+        raise CouldNotRun(
             "no non-loopback address: a loopback client cannot tell (slirp4netns shows it as "
             "10.0.2.2); add an address or pass --source"
         )
     return (v4 or usable)[0]
 
 
-def _addresses(source: str | None) -> list[tuple[str, str]]:
+def source_addresses(source: str | None) -> list[tuple[str, str]]:
     """What :func:`choose_source` needs: with ``--source`` only whether it is local."""
     if source is None:
         return host.local_addresses()
@@ -189,7 +189,7 @@ def pick_port(
     low = max(kb.PRIVILEGED_PORT_LIMIT, unprivileged_start or 0)
     top = start - 1
     if top < low:
-        raise _CouldNotRun(
+        raise CouldNotRun(
             f"no port between ip_unprivileged_port_start ({low}) and the ephemeral range "
             f"({start}-): pass --port"
         )
@@ -198,10 +198,12 @@ def pick_port(
         port = bottom + int.from_bytes(os.urandom(4), "big") % (top - bottom + 1)
         if free(port):
             return port
-    raise _CouldNotRun(f"no free port between {bottom} and {top}: pass --port")
+    raise CouldNotRun(f"no free port between {bottom} and {top}: pass --port")
 
 
-def _in_range_hint(port: int, ephemeral: tuple[int, int] | None) -> str:
+def in_range_hint(port: int, ephemeral: tuple[int, int] | None) -> str:
+    """Empty, or a message tail saying why ``port`` may not be forwarded (inside the ephemeral range
+    pasta's automatic forwarding skips)."""
     first, last = ephemeral or kb.LINUX_EPHEMERAL
     if not first <= port <= last:
         return ""
@@ -212,7 +214,8 @@ def _in_range_hint(port: int, ephemeral: tuple[int, int] | None) -> str:
     )
 
 
-def _hostport(source: str, port: int) -> str:
+def hostport(source: str, port: int) -> str:
+    """``source:port`` as a message names it (IPv6 in brackets)."""
     return f"[{source}]:{port}" if ":" in source else f"{source}:{port}"
 
 
@@ -221,7 +224,7 @@ def _hostport(source: str, port: int) -> str:
 
 
 @dataclass
-class _Undo:
+class Undo:
     """Undo actions, run last-in first-out exactly once, with SIGINT/SIGTERM ignored meanwhile."""
 
     steps: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
@@ -240,10 +243,10 @@ class _Undo:
                     self.errors.append(f"{what}: {err}")
                     continue
                 if isinstance(res, CmdOutput) and not res.ok and not _nothing_there(res):
-                    self.errors.append(f"{what}: {_why(res, ' '.join(res.argv[:2]))}")
+                    self.errors.append(f"{what}: {failure_line(res, ' '.join(res.argv[:2]))}")
 
 
-def _why(out: CmdOutput, what: str) -> str:
+def failure_line(out: CmdOutput, what: str) -> str:
     """One line for a failed command, named short (the full argv holds the listener's code)."""
     if out.error:
         return f"`{what}`: {out.error}"
@@ -271,7 +274,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-class _Guard:
+class Guard:
     """SIGINT/SIGTERM → :class:`ProbeInterrupted`, held back inside :meth:`critical` sections.
 
     A critical section starts something and registers its undo step; a signal arriving in it is
@@ -373,7 +376,7 @@ def _ask(
     listener.
     """
     fam = socket.AF_INET6 if ":" in source else socket.AF_INET
-    where = _hostport(source, port)
+    where = hostport(source, port)
     last = "no attempt"
     started = time.monotonic()
     further: float | None = None  # when the first attempt that got further than a refusal began
@@ -388,7 +391,7 @@ def _ask(
     while True:
         now = time.monotonic()
         if now >= deadline:
-            raise _CouldNotRun(f"no reply from {where} in time ({last}){hint}")
+            raise CouldNotRun(f"no reply from {where} in time ({last}){hint}")
         if further is None and got - {"refused"}:
             further, check = attempt, None  # the window moved: a check started earlier is early
         if further is None and not bound and now >= next_look:
@@ -410,8 +413,8 @@ def _ask(
         if now >= close:
             gone = check.result() if check is not None else alive()
             if gone:
-                raise _CouldNotRun(f"the listener stopped before answering: {gone}")
-            raise _CouldNotRun(_no_answer(where, got, now - started, last, hint, bound))
+                raise CouldNotRun(f"the listener stopped before answering: {gone}")
+            raise CouldNotRun(_no_answer(where, got, now - started, last, hint, bound))
         connected, attempt = False, now
         try:
             with socket.socket(fam, socket.SOCK_STREAM) as s:
@@ -496,22 +499,27 @@ def _no_answer(
 # what runs the listener in a container
 
 
-def _run(argv: list[str], deadline: float, env: Mapping[str, str]) -> CmdOutput:
+def run_bounded(argv: list[str], deadline: float, env: Mapping[str, str]) -> CmdOutput:
+    """``argv`` through host.run, its timeout what is left before ``deadline`` (at least 0.5 s, so
+    an undo step still runs after the deadline); never raises: a failure is in the CmdOutput."""
     return host.run(argv, timeout=max(0.5, deadline - time.monotonic()), env=env)
 
 
 @dataclass(frozen=True)
-class _Listener:
+class Listener:
+    """What runs in the container: its -v mounts, its command, and how ProbeResult.used names it.
+    Shared with throughput_probe.py (the sink is a Listener too)."""
+
     mounts: tuple[str, ...]  # -v values
     argv: tuple[str, ...]  # command run in the container
     what: str  # for ProbeResult.used
 
 
-def _rootfs_dir(r: _Run) -> Path:
+def _rootfs_dir(r: Run) -> Path:
     """A throwaway rootfs: empty dirs plus the host's top-level merged-/usr symlinks.
 
     The container mounts the host's /usr read-only over ``usr``; a top-level dir that is not a
-    symlink on the host (no merged /usr) is mounted read-only as well (see ``_rootfs_mounts``).
+    symlink on the host (no merged /usr) is mounted read-only as well (see ``rootfs_mounts``).
     """
     with r.guard.critical():  # a signal between mkdtemp and push would leave it behind
         d = Path(tempfile.mkdtemp(prefix="rd-probe-rootfs-"))
@@ -529,18 +537,21 @@ def _rootfs_dir(r: _Run) -> Path:
     return d
 
 
-def _rootfs_mounts() -> tuple[str, ...]:
+def rootfs_mounts() -> tuple[str, ...]:
+    """The read-only -v mounts a Listener without --image needs over the throwaway rootfs that
+    start_container makes (podman --rootfs, docker import): the host's /usr and its top-level
+    dirs that are not merged-/usr symlinks."""
     real_dirs = [name for name, link in host.root_layout().items() if link is None]
     return ("/usr:/usr:ro", *(f"/{name}:/{name}:ro" for name in real_dirs))
 
 
-def _listener(image: str | None, port: int) -> _Listener:
+def _listener(image: str | None, port: int) -> Listener:
     if image is None:
         py = host.usr_python()
         if py is None:
-            raise _CouldNotRun("no python3 under /usr on this host for the listener; pass --image")
-        return _Listener(
-            _rootfs_mounts(),
+            raise CouldNotRun("no python3 under /usr on this host for the listener; pass --image")
+        return Listener(
+            rootfs_mounts(),
             (py, "-I", "-S", "-c", LISTENER, str(port)),
             f"throwaway rootfs + host /usr ({Path(py).name} listener)",
         )
@@ -554,12 +565,12 @@ def _listener(image: str | None, port: int) -> _Listener:
             f'exec {box} netstat -tn | {box} awk \'$6 == "ESTABLISHED" && $4 ~ /:{port}$/ '
             '{ a = $5; sub(/:[0-9]+$/, "", a); sub(/^::ffff:/, "", a); print a; exit }\''
         )
-        return _Listener(
+        return Listener(
             (f"{bb}:{box}:ro",),
             (box, "nc", "-ll", "-p", str(port), "-e", box, "sh", "-c", peer),
             f"image {image} + host static busybox (nc listener)",
         )
-    return _Listener(
+    return Listener(
         (), ("python3", "-c", LISTENER, str(port)), f"image {image} (its own python3 listener)"
     )
 
@@ -569,20 +580,20 @@ def _listener(image: str | None, port: int) -> _Listener:
 
 
 @dataclass
-class _Run:
+class Run:
     """What one engine run produced (filled in as it goes)."""
 
     source: str
     port: int
     deadline: float
-    undo: _Undo
-    guard: _Guard
+    undo: Undo
+    guard: Guard
     used: list[str] = field(default_factory=list)
     hint: str = ""  # why the port may not be forwarded (inside the ephemeral range), or ""
 
 
 def _container_alive(cli: str, name: str, env: Mapping[str, str], deadline: float) -> str | None:
-    out = _run([cli, "inspect", "--format", "{{.State.Status}}", name], deadline, env)
+    out = run_bounded([cli, "inspect", "--format", "{{.State.Status}}", name], deadline, env)
     if out.ok and out.stdout.strip() == "running":
         return None
     if out.ok:
@@ -590,15 +601,15 @@ def _container_alive(cli: str, name: str, env: Mapping[str, str], deadline: floa
     return f"container {name} is gone (it exited; run it without --rm to see its output)"
 
 
-def _probe_container(cli: str, r: _Run, image: str | None, env: Mapping[str, str]) -> str:
+def _probe_container(cli: str, r: Run, image: str | None, env: Mapping[str, str]) -> str:
     alive = start_container(cli, r, _listener(image, r.port), image, env)
     return _ask(r.source, r.port, r.deadline, alive, r.hint)
 
 
 def start_container(
     cli: str,
-    r: _Run,
-    lst: _Listener,
+    r: Run,
+    lst: Listener,
     image: str | None,
     env: Mapping[str, str],
     extra: tuple[str, ...] = (),
@@ -627,10 +638,10 @@ def start_container(
     # Registered before the run, so an interrupted `run` is removed by name as well.
     r.undo.push(f"remove container {name}", _remover(cli, env, "containers", name))
     with r.guard.critical():  # an interrupted `run` would still create the container
-        out = _run([*argv, *target, *lst.argv], r.deadline, env)
+        out = run_bounded([*argv, *target, *lst.argv], r.deadline, env)
     r.used.append(f"{Path(cli).name} run {name}: {what}, published port {r.port}")
     if not out.ok:
-        raise _CouldNotRun(_why(out, f"{Path(cli).name} run"))
+        raise CouldNotRun(failure_line(out, f"{Path(cli).name} run"))
     return lambda: _container_alive(cli, name, env, r.deadline)
 
 
@@ -644,7 +655,7 @@ def _remover(cli: str, env: Mapping[str, str], kind: str, ref: str) -> Callable[
     if sock is None:
         sub = ["rm", "-f", *(["-t0"] if cli.endswith("podman") else [])]
         argv = [cli, *(sub if kind == "containers" else ["rmi", "-f"]), ref]
-        return lambda: _run(argv, time.monotonic() + 30, env)
+        return lambda: run_bounded(argv, time.monotonic() + 30, env)
     url = f"/{kind}/{ref}?force=1"
 
     def delete() -> CmdOutput:
@@ -668,7 +679,7 @@ def _docker_socket(cli: str, env: Mapping[str, str]) -> Path | None:
     return Path(target[len("unix://") :])
 
 
-def _tar_rootfs(r: _Run) -> Path:
+def _tar_rootfs(r: Run) -> Path:
     root = _rootfs_dir(r)
     with r.guard.critical():
         fd, tname = tempfile.mkstemp(prefix="rd-probe-rootfs-", suffix=".tar")
@@ -682,7 +693,7 @@ def _tar_rootfs(r: _Run) -> Path:
     return tar
 
 
-def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
+def _docker_image(cli: str, r: Run, env: Mapping[str, str]) -> str:
     repo, version = "rootless-doctor-probe", f"{os.getpid()}-{os.urandom(3).hex()}"
     tag = f"{repo}:{version}"
     sock = _docker_socket(cli, env)
@@ -690,9 +701,9 @@ def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
         tar = _tar_rootfs(r)
         r.undo.push(f"remove image {tag}", _remover(cli, env, "images", tag))
         with r.guard.critical():
-            out = _run([cli, "import", str(tar), tag], r.deadline, env)
+            out = run_bounded([cli, "import", str(tar), tag], r.deadline, env)
         if not out.ok:
-            raise _CouldNotRun(_why(out, f"{Path(cli).name} import"))
+            raise CouldNotRun(failure_line(out, f"{Path(cli).name} import"))
         return tag
     # What `docker import - TAG` sends (POST /images/create?fromSrc=-, the tar as the body),
     # without a Go CLI's start on the critical path; the tar is a few KB, made in memory.
@@ -710,10 +721,10 @@ def _docker_image(cli: str, r: _Run, env: Mapping[str, str]) -> str:
             raw=data.getvalue(), content_type="application/x-tar",
         )  # fmt: skip
     if err:
-        raise _CouldNotRun(f"the Docker daemon does not answer ({err}): is it running?")
+        raise CouldNotRun(f"the Docker daemon does not answer ({err}): is it running?")
     failed = _stream_error(text) if status // 100 == 2 else text.strip()[:200]
     if failed:
-        raise _CouldNotRun(f"docker import (Engine API POST {url}) → {status}: {failed}")
+        raise CouldNotRun(f"docker import (Engine API POST {url}) → {status}: {failed}")
     return tag
 
 
@@ -733,26 +744,26 @@ def _stream_error(text: str) -> str:
 
 
 def _api(sock: str, method: str, path: str, body: object, deadline: float) -> object:
-    """One request to RootlessKit's REST API; its JSON answer (raises _CouldNotRun)."""
+    """One request to RootlessKit's REST API; its JSON answer (raises CouldNotRun)."""
     timeout = max(0.5, deadline - time.monotonic())
     status, text, err = host.api_request(Path(sock), method, path, body, timeout=timeout)
     if err:
-        raise _CouldNotRun(err)
+        raise CouldNotRun(err)
     if status // 100 != 2:
-        raise _CouldNotRun(f"{sock}: {method} {path} → {status}: {text.strip()[:200]}")
+        raise CouldNotRun(f"{sock}: {method} {path} → {status}: {text.strip()[:200]}")
     try:
         return json.loads(text) if text.strip() else None
     except ValueError:
-        raise _CouldNotRun(f"{sock}: {method} {path}: not JSON: {text.strip()[:200]!r}") from None
+        raise CouldNotRun(f"{sock}: {method} {path}: not JSON: {text.strip()[:200]!r}") from None
 
 
-def _probe_rootlesskit(r: _Run, kit: RootlessKitFacts | None, paths: HostPaths) -> str:
+def _probe_rootlesskit(r: Run, kit: RootlessKitFacts | None, paths: HostPaths) -> str:
     alive = start_in_rootlesskit(r, kit, paths, LISTENER)
     return _ask(r.source, r.port, r.deadline, alive, r.hint)
 
 
 def start_in_rootlesskit(
-    r: _Run, kit: RootlessKitFacts | None, paths: HostPaths, code: str, *args: str
+    r: Run, kit: RootlessKitFacts | None, paths: HostPaths, code: str, *args: str
 ) -> Callable[[], str | None]:
     """Run the Python ``code`` (argv: "0" then ``args``; it prints the port it listens on first)
     in ``kit``'s user+net namespace and publish ``r.port`` to that port through its api.sock,
@@ -761,19 +772,19 @@ def start_in_rootlesskit(
     if kit is None:
         kits = host.gather(paths, interfaces=False, engines=("rootlesskit",)).rootlesskits
         if not kits:
-            raise _CouldNotRun("no standalone RootlessKit of this user is running")
+            raise CouldNotRun("no standalone RootlessKit of this user is running")
         kit = kits[0]
     if not kit.state_dir:
-        raise _CouldNotRun(
+        raise CouldNotRun(
             f"rootlesskit pid {kit.pid}: state dir not found (start it with --state-dir)"
         )
     sock = str(Path(kit.state_dir, "api.sock"))
     child, why = host.rootlesskit_child_pid(kit.state_dir)
     if child is None:
-        raise _CouldNotRun(f"rootlesskit pid {kit.pid}: its child's PID: {why}")
+        raise CouldNotRun(f"rootlesskit pid {kit.pid}: its child's PID: {why}")
     nsenter = host.which(paths, "nsenter")
     if nsenter is None:
-        raise _CouldNotRun("nsenter (util-linux) is not installed")
+        raise CouldNotRun("nsenter (util-linux) is not installed")
     py = sys.executable or host.which(paths, "python3") or "python3"
     argv = [nsenter, "-U", "-n", "--preserve-credentials", "-t", str(child)]
     argv += [py, "-I", "-S", "-c", code, "0", *args]
@@ -815,14 +826,14 @@ def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
     while b"\n" not in buf:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _CouldNotRun("the listener in the namespace did not start in time")
+            raise CouldNotRun("the listener in the namespace did not start in time")
         ready, _, _ = select.select([proc.stdout], [], [], left)
         if ready:
             chunk = os.read(proc.stdout.fileno(), 64)
             if not chunk:
                 err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
                 proc.wait()
-                raise _CouldNotRun(
+                raise CouldNotRun(
                     f"could not start the listener in the namespace (exit {proc.returncode}): "
                     f"{err.splitlines()[-1] if err else 'no output'}"
                 )
@@ -831,7 +842,7 @@ def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
     try:
         return int(first)
     except ValueError:
-        raise _CouldNotRun(
+        raise CouldNotRun(
             f"the listener in the namespace printed {first[:60]!r}, not its port"
         ) from None
 
@@ -876,22 +887,22 @@ def probe(
         raise ValueError(f"unknown engine {engine!r}")
     eng: EngineName = engine
     base = ProbeResult(engine=eng, ran=False, expected=expected)
-    undo = _Undo()
-    r: _Run | None = None
+    undo = Undo()
+    r: Run | None = None
     try:
         if addresses is None:
-            addresses = _addresses(source)
+            addresses = source_addresses(source)
         src = choose_source(source, addresses)
         base = ProbeResult(engine=eng, ran=False, source=src, expected=expected)
         if image is not None and engine == "rootlesskit":
-            raise _CouldNotRun(
+            raise CouldNotRun(
                 "--image does not apply to rootlesskit (the listener runs in its namespace)"
             )
-        guard = _Guard()
+        guard = Guard()
         ephemeral = host_system.ephemeral_ports(paths)
         unprivileged = host_files.read_int(paths.at(UNPRIVILEGED_PORT_START))
         chosen = port or pick_port(ephemeral, unprivileged)
-        r = _Run(src, chosen, t0 + timeout, undo, guard, hint=_in_range_hint(chosen, ephemeral))
+        r = Run(src, chosen, t0 + timeout, undo, guard, hint=in_range_hint(chosen, ephemeral))
         with guard.installed():
             try:
                 if engine == "rootlesskit":
@@ -899,11 +910,11 @@ def probe(
                 else:
                     cli = host.which(paths, engine)
                     if cli is None:
-                        raise _CouldNotRun(f"{engine} is not installed")
+                        raise CouldNotRun(f"{engine} is not installed")
                     observed = _probe_container(cli, r, image, host.cli_env(paths, engine))
             finally:
                 undo.run()
-    except _CouldNotRun as err:
+    except CouldNotRun as err:
         return _finish(base, t0, r, undo, error=str(err))
     return _finish(
         ProbeResult(
@@ -920,9 +931,7 @@ def probe(
     )
 
 
-def _finish(
-    res: ProbeResult, t0: float, r: _Run | None, undo: _Undo, error: str = ""
-) -> ProbeResult:
+def _finish(res: ProbeResult, t0: float, r: Run | None, undo: Undo, error: str = "") -> ProbeResult:
     used = "; ".join(r.used) if r else ""
     if undo.errors:
         error = "; ".join([*([error] if error else []), "cleanup: " + "; ".join(undo.errors)])

@@ -97,18 +97,18 @@ while True:
 CHUNK = 4 << 20  # zeros per sendfile() call (a memfd); per send() call without one
 
 
-def _sink(image: str | None, port: int, limit: float) -> probe._Listener:
+def _sink(image: str | None, port: int, limit: float) -> probe.Listener:
     """The sink as the probe's listener is run: the host's /usr python3 in a throwaway rootfs,
     or with ``--image`` the image's own python3."""
     args = ("-c", SINK, str(port), f"{limit:g}")
     if image is None:
         py = host.usr_python()
         if py is None:
-            raise probe._CouldNotRun("no python3 under /usr on this host for the sink: --image")
-        return probe._Listener(
-            probe._rootfs_mounts(), (py, "-I", "-S", *args), "throwaway rootfs + host /usr"
+            raise probe.CouldNotRun("no python3 under /usr on this host for the sink: --image")
+        return probe.Listener(
+            probe.rootfs_mounts(), (py, "-I", "-S", *args), "throwaway rootfs + host /usr"
         )
-    return probe._Listener((), ("python3", *args), f"image {image} (its own python3)")
+    return probe.Listener((), ("python3", *args), f"image {image} (its own python3)")
 
 
 def _readline(s: socket.socket, deadline: float) -> bytes:
@@ -126,24 +126,24 @@ def _readline(s: socket.socket, deadline: float) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
-def _connect(r: probe._Run, alive: Callable[[], str | None]) -> tuple[socket.socket, str, int]:
+def _connect(r: probe.Run, alive: Callable[[], str | None]) -> tuple[socket.socket, str, int]:
     """A connection from ``r.source`` to the published port that the sink greeted: (socket,
-    the address the sink saw, its MTU). Retries as the probe does (probe._ask): a published port
-    accepts and closes before the sink listens; refusals for REFUSED_GRACE s end it."""
+    the address the sink saw, its MTU). Retries as probe.py's _ask does: a published port accepts
+    and closes before the sink listens; refusals for REFUSED_GRACE s end it."""
     fam = socket.AF_INET6 if ":" in r.source else socket.AF_INET
-    where = probe._hostport(r.source, r.port)
+    where = probe.hostport(r.source, r.port)
     last = "no attempt"
     refused_since: float | None = None
     next_alive = time.monotonic() + 0.5
     while True:
         now = time.monotonic()
         if now >= r.deadline:
-            raise probe._CouldNotRun(f"timed out: no greeting from {where} ({last}){r.hint}")
+            raise probe.CouldNotRun(f"timed out: no greeting from {where} ({last}){r.hint}")
         if refused_since is not None and now - refused_since >= probe.REFUSED_GRACE:
             gone = alive()
             if gone:
-                raise probe._CouldNotRun(f"the sink stopped before answering: {gone}")
-            raise probe._CouldNotRun(
+                raise probe.CouldNotRun(f"the sink stopped before answering: {gone}")
+            raise probe.CouldNotRun(
                 f"refused: {where} refused every connection for {probe.REFUSED_GRACE:g} s while "
                 f"the container ran{r.hint}"
             )
@@ -174,7 +174,7 @@ def _connect(r: probe._Run, alive: Callable[[], str | None]) -> tuple[socket.soc
         if time.monotonic() >= next_alive:
             gone = alive()
             if gone:
-                raise probe._CouldNotRun(f"the sink stopped before answering: {gone}")
+                raise probe.CouldNotRun(f"the sink stopped before answering: {gone}")
             next_alive = time.monotonic() + 0.5
         time.sleep(0.003)
 
@@ -212,7 +212,7 @@ def _send_for(s: socket.socket, seconds: float) -> int:
                 continue
             except OSError as err:
                 why = f"the connection broke after {sent} bytes sent: {err}"
-                raise probe._CouldNotRun(why) from None
+                raise probe.CouldNotRun(why) from None
     finally:
         if zeros is not None:
             os.close(zeros)
@@ -226,23 +226,23 @@ def _transfer(s: socket.socket, seconds: float) -> tuple[int, int, float]:
     try:
         s.shutdown(socket.SHUT_WR)
     except OSError as err:
-        raise probe._CouldNotRun(f"the connection broke after {sent} bytes sent: {err}") from None
+        raise probe.CouldNotRun(f"the connection broke after {sent} bytes sent: {err}") from None
     try:
         line = _readline(s, time.monotonic() + tp.DRAIN_BOUND).decode(errors="replace")
     except TimeoutError:
-        raise probe._CouldNotRun(
+        raise probe.CouldNotRun(
             f"timed out: the sink's count did not come within {tp.DRAIN_BOUND:g} s after "
             f"sending stopped ({sent} bytes sent)"
         ) from None
     except OSError as err:
-        raise probe._CouldNotRun(f"the connection broke before the sink's count: {err}") from None
+        raise probe.CouldNotRun(f"the connection broke before the sink's count: {err}") from None
     words = line.split()
     try:
         received, secs = int(words[0]), float(words[1])
     except (IndexError, ValueError):
-        raise probe._CouldNotRun(f"the sink answered {line[:60]!r}, not its count") from None
+        raise probe.CouldNotRun(f"the sink answered {line[:60]!r}, not its count") from None
     if received <= 0:
-        raise probe._CouldNotRun(f"nothing arrived at the sink ({sent} bytes sent)")
+        raise probe.CouldNotRun(f"nothing arrived at the sink ({sent} bytes sent)")
     return sent, received, secs
 
 
@@ -266,34 +266,34 @@ def _measure(
     image: str | None,
     seconds: float,
     deadline: float,
-    guard: probe._Guard,
+    guard: probe.Guard,
 ) -> tp.PathResult:
     t0 = time.monotonic()
-    undo = probe._Undo()
+    undo = probe.Undo()
     stage = "check"
     try:
         try:
             if h.port is not None and not probe.port_is_free(h.port, time_wait_ok=True):
                 # Checked first: Podman 4.3's rootless-netns slirp4netns outlives a bridge
                 # container that failed to publish (seen here), and no run is needed to say it.
-                raise probe._CouldNotRun(
+                raise probe.CouldNotRun(
                     f"not started: port {h.port} is in use on this host; pass another --port"
                 )
             stage = "start"
             port = h.port or probe.pick_port(h.ephemeral, h.unprivileged)
-            r = probe._Run(
+            r = probe.Run(
                 h.source,
                 port,
                 min(deadline, t0 + tp.START_BOUND),
                 undo,
                 guard,
-                hint=probe._in_range_hint(port, h.ephemeral),
+                hint=probe.in_range_hint(port, h.ephemeral),
             )
             limit = seconds + tp.DRAIN_BOUND + 5
             if spec.engine == "rootlesskit":
                 kit = next((k for k in h.kits if k.pid == spec.instance), None)
                 if kit is None:  # never let start_in_rootlesskit pick another instance
-                    raise probe._CouldNotRun(f"rootlesskit pid {spec.instance} is not running")
+                    raise probe.CouldNotRun(f"rootlesskit pid {spec.instance} is not running")
                 alive = probe.start_in_rootlesskit(r, kit, h.paths, SINK, f"{limit:g}")
             else:
                 alive = _start_container(spec, r, h.paths, image, limit)
@@ -304,7 +304,7 @@ def _measure(
                 sent, received, secs = _transfer(s, seconds)
         finally:
             undo.run()
-    except probe._CouldNotRun as err:
+    except probe.CouldNotRun as err:
         why = str(err)
         if stage == "start":
             what = "the sink" if spec.engine == "rootlesskit" else "container"
@@ -327,11 +327,11 @@ def _measure(
 
 
 def _start_container(
-    spec: tp.PathSpec, r: probe._Run, paths: HostPaths, image: str | None, limit: float
+    spec: tp.PathSpec, r: probe.Run, paths: HostPaths, image: str | None, limit: float
 ) -> Callable[[], str | None]:
     cli = host.which(paths, spec.engine)
     if cli is None:
-        raise probe._CouldNotRun(f"{spec.engine} is not installed")
+        raise probe.CouldNotRun(f"{spec.engine} is not installed")
     env = host.cli_env(paths, spec.engine)
     extra: tuple[str, ...] = ()
     if spec.network == tp.BRIDGE_NETWORK:
@@ -341,7 +341,7 @@ def _start_container(
     return probe.start_container(cli, r, _sink(image, r.port, limit), image, env, extra=extra)
 
 
-def _with_cleanup(res: tp.PathResult, t0: float, undo: probe._Undo) -> tp.PathResult:
+def _with_cleanup(res: tp.PathResult, t0: float, undo: probe.Undo) -> tp.PathResult:
     from dataclasses import replace
 
     error = res.error
@@ -350,16 +350,16 @@ def _with_cleanup(res: tp.PathResult, t0: float, undo: probe._Undo) -> tp.PathRe
     return replace(res, error=error, elapsed_ms=(time.monotonic() - t0) * 1000)
 
 
-def _network(cli: str, r: probe._Run, env: Mapping[str, str]) -> str:
+def _network(cli: str, r: probe.Run, env: Mapping[str, str]) -> str:
     """A throwaway user-defined network (removal registered first), as compose makes one but
     without its DNS (which plays no part in forwarding a published port)."""
     name = f"{tp.BRIDGE_NETWORK}-{os.getpid()}-{secrets.token_hex(3)}"
     rm = [cli, "network", "rm", "-f", name]
-    r.undo.push(f"remove network {name}", lambda: probe._run(rm, time.monotonic() + 30, env))
+    r.undo.push(f"remove network {name}", lambda: probe.run_bounded(rm, time.monotonic() + 30, env))
     with r.guard.critical():  # no DNS: aardvark-dns would be one more process to outlive it
-        out = probe._run([cli, "network", "create", "--disable-dns", name], r.deadline, env)
+        out = probe.run_bounded([cli, "network", "create", "--disable-dns", name], r.deadline, env)
     if not out.ok:
-        raise probe._CouldNotRun(probe._why(out, f"{Path(cli).name} network create"))
+        raise probe.CouldNotRun(probe.failure_line(out, f"{Path(cli).name} network create"))
     return name
 
 
@@ -403,12 +403,12 @@ def run(
         facts = host.gather(paths, interfaces=False, engines=wanted)
     todo = specs(facts, wanted)
     try:
-        src = probe.choose_source(source, probe._addresses(source))
-    except probe._CouldNotRun as err:
+        src = probe.choose_source(source, probe.source_addresses(source))
+    except probe.CouldNotRun as err:
         return [tp.PathResult(spec=s, outcome="failed", error=str(err)) for s in todo]
     h = _Host(paths, src, port, facts.rootlesskits)
     deadline = t0 + total
-    guard = probe._Guard()
+    guard = probe.Guard()
     out: list[tp.PathResult] = []
     with guard.installed():
         for spec in todo:

@@ -146,13 +146,13 @@ def test_choose_source() -> None:
     assert probe.choose_source(None, HOST) == "10.200.0.1"  # IPv4 first, never link-local
     assert probe.choose_source(None, [*LO, ("eth0", "2001:db8::5")]) == "2001:db8::5"
     assert probe.choose_source("10.200.0.1", HOST) == "10.200.0.1"
-    with pytest.raises(probe._CouldNotRun, match="no non-loopback address"):
+    with pytest.raises(probe.CouldNotRun, match="no non-loopback address"):
         probe.choose_source(None, [*LO, ("eth0", "fe80::1")])
-    with pytest.raises(probe._CouldNotRun, match="loopback"):
+    with pytest.raises(probe.CouldNotRun, match="loopback"):
         probe.choose_source("127.0.0.1", HOST)
-    with pytest.raises(probe._CouldNotRun, match="not an address of this host"):
+    with pytest.raises(probe.CouldNotRun, match="not an address of this host"):
         probe.choose_source("10.9.9.9", HOST)
-    with pytest.raises(probe._CouldNotRun, match="not an IP address"):
+    with pytest.raises(probe.CouldNotRun, match="not an IP address"):
         probe.choose_source("eth0", HOST)
 
 
@@ -177,9 +177,9 @@ def test_pick_port_stays_below_the_ephemeral_range() -> None:
     taken = {31000}
     port = probe.pick_port((31001, 60999), 30998, free=lambda p: p not in taken, tries=500)
     assert port in (30998, 30999)
-    with pytest.raises(probe._CouldNotRun, match="pass --port"):
+    with pytest.raises(probe.CouldNotRun, match="pass --port"):
         probe.pick_port((1024, 60999), 1024)
-    with pytest.raises(probe._CouldNotRun, match="no free port"):
+    with pytest.raises(probe.CouldNotRun, match="no free port"):
         probe.pick_port(None, None, free=lambda p: False, tries=5)
 
 
@@ -200,15 +200,15 @@ def test_ask_gives_up_fast_on_a_closed_port_and_says_why() -> None:
     with socket.socket() as s:  # a port nobody listens on: connections are refused
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    hint = probe._in_range_hint(55377, (32768, 60999))
+    hint = probe.in_range_hint(55377, (32768, 60999))
     assert "ip_local_port_range (32768-60999)" in hint and "below 32768" in hint
-    assert probe._in_range_hint(29149, (32768, 60999)) == ""
+    assert probe.in_range_hint(29149, (32768, 60999)) == ""
     t0 = time.monotonic()
-    with pytest.raises(probe._CouldNotRun, match=r"refused every connection for 0\.5 s") as err:
+    with pytest.raises(probe.CouldNotRun, match=r"refused every connection for 0\.5 s") as err:
         probe._ask("127.0.0.1", closed, t0 + 20, lambda: None, hint, refused_grace=0.5)
     assert time.monotonic() - t0 < 5 and "ip_local_port_range" in str(err.value)
     # A listener that went away is named as such, not as a closed path.
-    with pytest.raises(probe._CouldNotRun, match="listener stopped"):
+    with pytest.raises(probe.CouldNotRun, match="listener stopped"):
         probe._ask("127.0.0.1", closed, t0 + 20, lambda: "container x is exited", refused_grace=0.3)
 
 
@@ -223,7 +223,7 @@ def test_ask_names_a_forwarder_that_reaches_nothing_and_a_path_that_drops() -> N
 
     def ask(port: int) -> str:
         t0 = time.monotonic()
-        with pytest.raises(probe._CouldNotRun) as err:
+        with pytest.raises(probe.CouldNotRun) as err:
             probe._ask("127.0.0.1", port, t0 + 20, lambda: None, answer_grace=1)
         assert time.monotonic() - t0 < 2.5
         return str(err.value)
@@ -275,12 +275,15 @@ def test_why_a_command_failed_is_the_reason_not_the_help_pointer() -> None:
         "See 'docker run --help'.\n"
     )
     out = CmdOutput(argv=("docker", "run"), code=125, stderr=err)
-    assert probe._why(out, "docker run") == (
+    assert probe.failure_line(out, "docker run") == (
         "`docker run` exited 125: docker: Error response from daemon: No such image: "
         "localhost/rd-bench-no-such-image:latest."
     )
     podman = CmdOutput(argv=("podman", "run"), code=125, stderr="Error: x: image not known\n")
-    assert probe._why(podman, "podman run") == "`podman run` exited 125: Error: x: image not known"
+    assert (
+        probe.failure_line(podman, "podman run")
+        == "`podman run` exited 125: Error: x: image not known"
+    )
 
 
 def test_docker_import_stream_errors() -> None:
@@ -309,7 +312,7 @@ def test_docker_removal_without_a_daemon_is_nothing_to_undo(tmp_path: Path) -> N
     """The undo of a container or image on a daemon whose socket is gone (engine not running)
     is not a cleanup error; one on a podman CLI stays the CLI."""
     env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}
-    undo = probe._Undo()
+    undo = probe.Undo()
     undo.push("remove container c", probe._remover("/usr/bin/docker", env, "containers", "c"))
     undo.push("remove image i", probe._remover("/usr/bin/docker", env, "images", "i:1"))
     undo.run()

@@ -329,7 +329,7 @@ def test_the_total_bound_leaves_paths_not_started_with_the_reason(
     from rootless_doctor import probe, throughput_probe
     from rootless_doctor.model import HostFacts
 
-    monkeypatch.setattr(probe, "_addresses", lambda source: [("rdv0", "10.200.0.1")])
+    monkeypatch.setattr(probe, "source_addresses", lambda source: [("rdv0", "10.200.0.1")])
     facts = HostFacts(podman=PodmanFacts(version="4.3.1", rootless=True), tools=dict(SLIRP))
     out = throughput_probe.run(["podman", "nerdctl"], facts=facts, total=0.0, seconds=0.5)
     assert [(r.spec.key, r.outcome) for r in out] == [
@@ -349,7 +349,7 @@ def test_a_rootlesskit_gone_since_it_was_found_is_not_replaced_by_another() -> N
     spec = tp.rootlesskit_path(RootlessKitFacts(pid=4242, network_driver="slirp4netns"))
     other = RootlessKitFacts(pid=4343, network_driver="slirp4netns", state_dir="/nonexistent")
     h = throughput_probe._Host(host.default_paths(), "10.200.0.1", None, [other])
-    r = throughput_probe._measure(spec, h, None, 0.1, time.monotonic() + 5, probe._Guard())
+    r = throughput_probe._measure(spec, h, None, 0.1, time.monotonic() + 5, probe.Guard())
     assert (r.outcome, r.error) == (
         "failed",
         "the sink did not start: rootlesskit pid 4242 is not running",
