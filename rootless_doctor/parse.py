@@ -1096,7 +1096,7 @@ def _compose_ports(spec: Any) -> tuple[PublishedPort, ...]:
             ip = _str(_get(p, "host_ip")) or ""
             if target is None:
                 continue
-            for hp, cp in _port_range(str(published) if published is not None else "", str(target)):
+            for hp, cp in port_range(str(published) if published is not None else "", str(target)):
                 out.append(
                     PublishedPort(host_port=hp, container_port=cp, protocol=proto, host_ip=ip)
                 )
@@ -1118,13 +1118,16 @@ def _compose_ports(spec: Any) -> tuple[PublishedPort, ...]:
             host, cont = "", parts[0]
         else:
             continue
-        for hp, cp in _port_range(host, cont):
+        for hp, cp in port_range(host, cont):
             out.append(PublishedPort(host_port=hp, container_port=cp, protocol=proto, host_ip=ip))
     return tuple(out)
 
 
-def _port_range(host: str, cont: str) -> list[tuple[int, int]]:
-    """Host/container port specs → pairs; host 0 = an ephemeral port the engine picks."""
+def port_range(host: str, cont: str) -> list[tuple[int, int]]:
+    """Host/container port specs ("8000-8010", "80-90"; host "" = none) → (host, container)
+    pairs; host 0: an ephemeral port the engine picks. A range counts at most 1025 ports; ranges
+    of different lengths give [] (unless the container side is one port), as does a spec that is
+    not numeric. Shared by compose's ports and nerdctl ps's Ports column (parse_containerd.py)."""
 
     def rng(s: str) -> list[int] | None:
         s = s.strip()

@@ -25,8 +25,8 @@ from .parse import (
     _json,
     _kit_from_component,
     _kit_from_text,
-    _port_range,
     _str,
+    port_range,
 )
 
 Owner = Literal["docker", "containerd"]
@@ -242,7 +242,7 @@ _PS_PORT = re.compile(
     r"(?:\[?(?P<ip>[0-9A-Fa-f.:]*)\]?:)?(?P<host>\d{1,5}(?:-\d{1,5})?)->"
     r"(?P<ctr>\d{1,5}(?:-\d{1,5})?)/(?P<proto>[a-z]{1,8})"
 )
-MAX_PORTS = 4096  # of one container's Ports column (each range is capped by parse._port_range)
+MAX_PORTS = 4096  # of one container's Ports column (each range is capped by parse.port_range)
 
 
 def _labels(c: Any) -> Mapping[str, Any]:
@@ -324,12 +324,12 @@ def is_nerdctl_ps(text: str) -> bool:
 
 def _ps_ports(value: str) -> tuple[PublishedPort, ...]:
     """nerdctl ps's Ports column, "0.0.0.0:8080->80/tcp, :::8080->80/tcp"; a range is every
-    port of it, as parse.py reads compose's (``_port_range``)."""
+    port of it, as parse.py reads compose's (``port_range``)."""
     out: list[PublishedPort] = []
     for m in _PS_PORT.finditer(value[:10000]):
         out.extend(
             PublishedPort(host_port=h, container_port=c, protocol=m["proto"], host_ip=m["ip"] or "")
-            for h, c in _port_range(m["host"], m["ctr"])
+            for h, c in port_range(m["host"], m["ctr"])
             if 0 < h < 65536 and 0 < c < 65536
         )
         if len(out) >= MAX_PORTS:
