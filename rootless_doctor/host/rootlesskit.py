@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -189,7 +190,8 @@ def api_request(
 ) -> tuple[int, str, str]:
     """One request to RootlessKit's REST API on ``sock`` (HTTP/1.0, host ``rootlesskit``, the API
     ``rootlessctl`` speaks; ``body`` is sent as JSON, ``raw`` as it is, e.g. a tar to the Docker
-    Engine API): (status, body, error). Never raises."""
+    Engine API): (status, body, error). Never raises. ``timeout`` bounds the whole exchange, not
+    each read: an answer that trickles in is cut off (at most 1 MiB is read)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dir_fd: int | None = None
     payload = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
@@ -197,6 +199,7 @@ def api_request(
     if body is not None or raw is not None:
         head += f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
     try:
+        deadline = time.monotonic() + timeout
         s.settimeout(timeout)
         target = str(sock)
         if len(target.encode()) > 100:  # sun_path holds 108 bytes: reach it through an O_PATH fd
@@ -206,10 +209,16 @@ def api_request(
         s.sendall(head.encode() + b"\r\n" + payload)
         data = b""
         while len(data) < 1 << 20:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            s.settimeout(left)
             chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
+    except TimeoutError:  # connect, send or the answer (socket.timeout is TimeoutError)
+        return 0, "", f"{sock}: no complete answer within {timeout:g} s"
     except OSError as e:
         return 0, "", f"{sock}: {e.strerror or e}"
     finally:
