@@ -21,6 +21,7 @@ keys). Values that both need (the environment) come from parse.py.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,13 +246,19 @@ def plan(
             before=text,
             after=after,
             what=what,
-            next_steps=(f"{compose_cmd} -f {path} up -d --force-recreate {svc_name}",),
+            next_steps=(f"{compose_cmd} -f {_sh(path)} up -d --force-recreate {_sh(svc_name)}",),
         ),
         service=svc_name,
         mode=mode,
         advice="; ".join(notes),
         env_plan=env_plan,
     )
+
+
+def _sh(word: object) -> str:
+    """A path or name as one shell word: a next step is shown to copy and split with shlex by
+    ``fix --restart`` (a space or quote in a project's path must not split or break it)."""
+    return shlex.quote(str(word))
 
 
 def _splice(lines: list[str], edits: list[tuple[int, int, list[str]]]) -> str:
@@ -549,6 +556,6 @@ def _network_mtu_plan(path: Path, text: str, data: Any, svc_name: str, advice: s
     if any(str(((got.get(n) or {}).get("driver_opts") or {}).get(MTU_OPT)) != want for n in done):
         # a splice bug must never reach the disk
         raise DoctorError(f"{name}: could not set the network MTU safely; edit it by hand")
-    steps = (f"docker compose -f {path} down", f"docker compose -f {path} up -d")
+    steps = (f"docker compose -f {_sh(path)} down", f"docker compose -f {_sh(path)} up -d")
     fp = FilePlan(path=path, before=text, after=after, what=what, next_steps=steps)
     return ComposePlan(plan=fp, service=svc_name, advice="; ".join(notes))

@@ -10,6 +10,7 @@ refused (a network mode cannot be combined with networks). docker-mailserver uni
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from .. import knowledge
@@ -116,7 +117,10 @@ def plan(
             before=text,
             after=after,
             what=what,
-            next_steps=("systemctl --user daemon-reload", f"systemctl --user restart {service}"),
+            next_steps=(
+                "systemctl --user daemon-reload",
+                f"systemctl --user restart {shlex.quote(service)}",
+            ),
         ),
         service=service,
         mode=mode,
