@@ -185,7 +185,11 @@ def _zeros() -> int | None:
         fd = os.memfd_create("rd-probe-zeros", os.MFD_CLOEXEC)
     except (AttributeError, OSError):
         return None
-    os.ftruncate(fd, CHUNK)
+    try:
+        os.ftruncate(fd, CHUNK)
+    except OSError:  # no room for it (a memory limit): send() from a buffer instead
+        os.close(fd)
+        return None
     return fd
 
 

@@ -354,3 +354,42 @@ def test_a_rootlesskit_gone_since_it_was_found_is_not_replaced_by_another() -> N
         "failed",
         "the sink did not start: rootlesskit pid 4242 is not running",
     )
+
+
+def test_the_sender_falls_back_to_send_when_its_memfd_cannot_be_sized(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A memfd that cannot be sized (a memory limit) is closed and the zeros are sent from a
+    buffer: what the peer reads is what the sender counted, and no traceback."""
+    import socket
+    import threading
+
+    from rootless_doctor import throughput_probe
+
+    closed: list[int] = []
+    real_close = os.close
+
+    def no_room(fd: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    def close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(os, "ftruncate", no_room)
+    monkeypatch.setattr(os, "close", close)
+    assert throughput_probe._zeros() is None and len(closed) == 1
+    a, b = socket.socketpair()
+    got = [0]
+
+    def drain() -> None:
+        while chunk := b.recv(1 << 20):
+            got[0] += len(chunk)
+
+    t = threading.Thread(target=drain)
+    t.start()
+    with a, b:
+        sent = throughput_probe._send_for(a, 0.2)
+        a.shutdown(socket.SHUT_WR)
+        t.join(10)
+    assert sent > 0 and got[0] == sent
