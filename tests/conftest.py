@@ -16,6 +16,22 @@ import stack
 
 DATA = Path(__file__).parent / "data"
 
+
+def read_terminal(leader: int) -> bytes:
+    """All a child wrote to the pseudo-terminal whose ``leader`` end this is, until it closed
+    its side (the read then fails with EIO, or gives nothing)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 _skipped: list[str] = []
 
 

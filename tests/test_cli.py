@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA
+from conftest import DATA, read_terminal
 
 import rootless_doctor
 
@@ -298,18 +298,10 @@ def _on_a_terminal(*args: str, env: dict[str, str]) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "rootless_doctor", *args], stdout=follower,
                             stderr=subprocess.DEVNULL, env=e, cwd=REPO)  # fmt: skip
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    out = read_terminal(leader)
     proc.wait(timeout=60)
     os.close(leader)
-    return b"".join(chunks).decode(errors="replace")
+    return out.decode(errors="replace")
 
 
 def test_colours_on_a_terminal_and_never_with_no_color() -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, read_terminal
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,15 +90,7 @@ def imported(
         with subprocess.Popen(argv, stdout=follower, stderr=subprocess.PIPE, text=True, env=env,
                               cwd=REPO) as proc:  # fmt: skip
             os.close(follower)
-            out = b""
-            while True:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out = read_terminal(leader)
             err = proc.stderr.read() if proc.stderr else ""
             code = proc.wait(timeout=60)
         os.close(leader)
