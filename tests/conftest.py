@@ -12,9 +12,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import roots
 import stack
 
 DATA = Path(__file__).parent / "data"
+
+
+def stack_user(where: str) -> stack.User:
+    """The stack user of ``where``: "host" (this machine's) or a Debian root of roots.ROOTS;
+    fails (CI) or skips when it is not set up."""
+    if where == "host":
+        stack.require()
+        return stack.user()
+    roots.require(where)
+    return roots.user(where)
 
 
 def read_terminal(leader: int) -> bytes:

@@ -28,6 +28,7 @@ import pytest
 import rdtool
 import roots
 import stack
+from conftest import stack_user
 
 from rootless_doctor.checks.interfaces import best_interface, needs_interfaces
 from rootless_doctor.host import containers as hc
@@ -147,11 +148,7 @@ def _stacks() -> list[str]:
 
 @pytest.fixture(params=_stacks())
 def su(request: pytest.FixtureRequest) -> stack.User:
-    if request.param == "host":
-        stack.require()
-        return stack.user()
-    roots.require(request.param)
-    return roots.user(request.param)
+    return stack_user(request.param)
 
 
 @contextmanager

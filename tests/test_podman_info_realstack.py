@@ -22,6 +22,7 @@ import pytest
 import rdtool
 import roots
 import stack
+from conftest import stack_user
 
 from rootless_doctor.host import podman_info as pi
 
@@ -44,11 +45,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module", params=("host", *roots.ROOTS))
 def su(request: pytest.FixtureRequest) -> stack.User:
-    if request.param == "host":
-        stack.require()
-        return stack.user()
-    roots.require(request.param)
-    return roots.user(request.param)
+    return stack_user(request.param)
 
 
 def tool_python(u: stack.User) -> tuple[str, dict[str, str]]:
