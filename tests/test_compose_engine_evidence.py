@@ -105,3 +105,17 @@ def test_fix_compose_writes_for_the_podman_compose_service(
     r = CliRunner().invoke(cli_fix.fix_app, ["compose", str(f), "--dry-run"])
     assert r.exit_code == 0 and "with rootless Docker" in r.output
     assert f.read_text() == COMPOSE
+
+
+def test_check_reads_a_relative_compose_name_as_fix_compose_does(
+    project: tuple[Path, dict[str, HostFacts]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check --compose compose.yaml` in the project directory: the file is named absolute, as
+    `fix compose compose.yaml` names it, so the podman-compose labels are evidence for both."""
+    from rootless_doctor.host import system
+
+    f, state = project
+    monkeypatch.chdir(f.parent)
+    read = system.compose_facts(Path("compose.yaml"), None, [], [])
+    assert read is not None and read.path == str(f)
+    assert compose_engine(replace(state["facts"], compose=read)).name == "podman"

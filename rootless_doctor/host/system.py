@@ -212,6 +212,11 @@ def compose_facts(
         compose_file = find_compose(cwd or Path.cwd())
         if compose_file is None:
             return None
+    else:
+        # named as `fix compose` names it: the compose labels of the containers made from it
+        # name absolute files (knowledge.compose_file_container), so `check --compose x.yml`
+        # judges the same engine as `fix compose x.yml`
+        compose_file = compose_file.absolute()
     text = read(compose_file)
     try:
         if text is None:
