@@ -178,7 +178,8 @@ class PathResult:
 def _podman_default_key(network: str | None, handler: str | None) -> str:
     if network == "pasta":
         return "podman:pasta"
-    return f"podman:slirp4netns+{handler or 'rootlessport'}"
+    # port_handler=rootlesskit (slirp4netns's default handler, spelled out) is rootlessport
+    return f"podman:slirp4netns+{'slirp4netns' if handler == 'slirp4netns' else 'rootlessport'}"
 
 
 PODMAN_LABELS = {
@@ -192,17 +193,36 @@ def podman_paths(p: PodmanFacts, tools: Mapping[str, Tool] | None) -> list[PathS
     """The published-port paths ``podman run -p`` offers here without changing any setting: the
     default, and per container ``--network slirp4netns:port_handler=slirp4netns``, ``--network
     pasta`` and a user-defined (bridge) network."""
-    default_net, _ = kb.podman_default_network(p)
+    forwarder = kb.podman_port_forwarder(p)
+    bridge_key = f"podman:bridge+{forwarder}"
+    # containers.conf [containers] netns, when set, is what `run -p` without --network gets
+    # (knowledge.podman_netns, as check's verdict says)
+    netns = kb.podman_netns(p) if p.rootless is not False else None
+    default_net = netns.mode if netns else kb.podman_default_network(p)[0]
     handler = kb.podman_conf_port_handler(p) if default_net == "slirp4netns" else None
-    default_key = _podman_default_key(default_net, handler)
+    how = "podman run -p HOST:CONTAINER (no --network"
+    if netns:
+        how += f'; {netns.origin or "containers.conf"}: [containers] netns = "{netns.value}"'
+    how += ")"
+    if default_net == "bridge":
+        default_key = bridge_key
+        what = f'the "{netns.network if netns else "podman"}" network, {forwarder}'
+        unavailable = ""
+    elif default_net in ("pasta", "slirp4netns", None):
+        default_key = _podman_default_key(default_net, handler)
+        what, unavailable = PODMAN_LABELS[default_key], ""
+    else:  # host, none, another namespace: no published-port path of its own
+        default_key, what = f"podman:{default_net}", str(default_net)
+        unavailable = f"a plain podman run -p joins {default_net}: no published-port path"
     m = kb.major(p.version) or 0
     out = [
         PathSpec(
             engine="podman",
             key=default_key,
-            label=f"podman default ({PODMAN_LABELS[default_key]})",
-            how="podman run -p HOST:CONTAINER (no --network)",
+            label=f"podman default ({what})",
+            how=how,
             default=True,
+            unavailable=unavailable,
         )
     ]
     slirp = ""
@@ -237,16 +257,17 @@ def podman_paths(p: PodmanFacts, tools: Mapping[str, Tool] | None) -> list[PathS
                 unavailable=pasta,
             )
         )
-    forwarder = kb.podman_port_forwarder(p)
-    out.append(
-        PathSpec(
-            engine="podman",
-            key=f"podman:bridge+{forwarder}",
-            label=f"podman user-defined network ({forwarder})",
-            how="podman network create NET; podman run --network NET -p ... (compose's default)",
-            network=BRIDGE_NETWORK,
+    if default_key != bridge_key:
+        out.append(
+            PathSpec(
+                engine="podman",
+                key=bridge_key,
+                label=f"podman user-defined network ({forwarder})",
+                how="podman network create NET; podman run --network NET -p ... (compose's "
+                "default)",
+                network=BRIDGE_NETWORK,
+            )
         )
-    )
     return out
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,47 @@ def test_podman_5_default_pasta_once_and_podman_6_without_slirp4netns() -> None:
         "podman:slirp4netns+slirp4netns": "Podman 6.0.1 has no slirp4netns",
         "podman:bridge+pasta": "",
     }
+
+
+def test_podman_default_follows_containers_conf_netns() -> None:
+    """[containers] netns picks what `run -p` without --network gets (check says so too): the
+    default path is that one, and the path it replaced (pasta here) is measured on its own."""
+    conf = "/home/u/.config/containers/containers.conf"
+    p5 = PodmanFacts(
+        version="5.4.2",
+        rootless=True,
+        rootless_network_cmd="pasta",
+        conf={"containers.netns": "bridge"},
+        conf_origin={"containers.netns": conf},
+    )
+    specs = tp.podman_paths(p5, {**SLIRP, **PASTA})
+    assert _keys(specs) == {
+        "podman:bridge+rootlessport": "",
+        "podman:slirp4netns+slirp4netns": "",
+        "podman:pasta": "",
+    }
+    assert specs[0].default and specs[0].network is None
+    assert specs[0].label == 'podman default (the "podman" network, rootlessport)'
+    assert specs[0].how == (
+        f'podman run -p HOST:CONTAINER (no --network; {conf}: [containers] netns = "bridge")'
+    )
+    host = replace(p5, conf={"containers.netns": "host"})
+    default = tp.podman_paths(host, {**SLIRP, **PASTA})[0]
+    assert (default.key, default.default) == ("podman:host", True)
+    assert default.unavailable == "a plain podman run -p joins host: no published-port path"
+
+
+def test_podman_4_port_handler_rootlesskit_spelled_out_is_rootlessport() -> None:
+    """port_handler=rootlesskit is slirp4netns's default handler written down (was: a key with no
+    label, a KeyError)."""
+    p = PodmanFacts(
+        version="4.3.1",
+        rootless=True,
+        conf={"engine.network_cmd_options": ["port_handler=rootlesskit"]},
+    )
+    specs = tp.podman_paths(p, SLIRP)
+    assert specs[0].key == "podman:slirp4netns+rootlessport" and specs[0].default
+    assert specs[0].label == "podman default (slirp4netns + rootlessport)"
 
 
 def test_docker_path_is_the_running_daemons_drivers() -> None:
