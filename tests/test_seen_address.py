@@ -223,7 +223,9 @@ def test_podman_6_captures_seen() -> None:
     from rootless_doctor.offline import from_texts
 
     info = (DATA / "podman-info/podman-6.1.1-remote-macos-machine-rootless.yaml").read_text()
-    conf = (DATA / "containers-conf" / "containers.conf-common-v0.68.0-podman-6.0.0-rc1.conf").read_text()  # noqa: E501
+    conf = (
+        DATA / "containers-conf" / "containers.conf-common-v0.68.0-podman-6.0.0-rc1.conf"
+    ).read_text()
     facts = from_texts([("info.yaml", info), ("containers.conf", conf)])
     (eng,) = [e for e in diagnose(facts).engines if e.engine == "podman"]
     assert eng.source_ip_preserved is True and eng.seen_address == kb.SEEN_PODMAN_PASTA
