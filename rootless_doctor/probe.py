@@ -802,22 +802,47 @@ def start_in_rootlesskit(
         f"(port driver {kit.port_driver}, {sock})"
     )
     cport = _read_port(proc, r.deadline)
-    any_ip = "::" if ":" in r.source else "0.0.0.0"  # every address, as Docker publishes
-    spec = {"proto": "tcp", "parentIP": any_ip, "parentPort": r.port, "childPort": cport}
-    with r.guard.critical():
-        status = _api(sock, "POST", "/v1/ports", spec, r.deadline)
-        pid_ = status.get("id") if isinstance(status, dict) else None
-        if isinstance(pid_, int):
-            r.undo.push(
-                f"remove port {pid_} from {sock}",
-                lambda: _api(sock, "DELETE", f"/v1/ports/{pid_}", None, time.monotonic() + 10),
-            )
+    _publish(r, sock, cport)
     r.used.append(f"published port {r.port} → child port {cport} via api.sock")
 
     def alive() -> str | None:
         return None if proc.poll() is None else f"listener exited {proc.returncode}"
 
     return alive
+
+
+def _publish(r: Run, sock: str, cport: int) -> None:
+    """Publish ``r.port`` to the child's ``cport`` through RootlessKit's api.sock, its removal
+    registered before the request: an answer lost to the deadline may come after RootlessKit
+    added the port, which is then found among its ports (parent and child port: the child port
+    is our listener's own, no one else's)."""
+    any_ip = "::" if ":" in r.source else "0.0.0.0"  # every address, as Docker publishes
+    spec = {"proto": "tcp", "parentIP": any_ip, "parentPort": r.port, "childPort": cport}
+    added: list[int] = []
+
+    def unpublish() -> None:
+        deadline = time.monotonic() + 10
+        ids = list(added)
+        if not ids:  # the POST failed or its answer was lost
+            if not Path(sock).exists():
+                return  # RootlessKit is gone, and its ports with it
+            ports = _api(sock, "GET", "/v1/ports", None, deadline)
+            for p in ports if isinstance(ports, list) else []:
+                got = p.get("spec") if isinstance(p, dict) else None
+                where = (
+                    (got.get("parentPort"), got.get("childPort")) if isinstance(got, dict) else ()
+                )
+                if where == (r.port, cport) and isinstance(p.get("id"), int):
+                    ids.append(p["id"])
+        for i in ids:
+            _api(sock, "DELETE", f"/v1/ports/{i}", None, deadline)
+
+    with r.guard.critical():
+        r.undo.push(f"remove port {r.port} from {sock}", unpublish)
+        status = _api(sock, "POST", "/v1/ports", spec, r.deadline)
+        pid_ = status.get("id") if isinstance(status, dict) else None
+        if isinstance(pid_, int):
+            added.append(pid_)
 
 
 def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:

@@ -4,13 +4,33 @@ whole (it bounds the exchange, not each read)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from rootless_doctor.host.rootlesskit import api_request
+
+
+@contextmanager
+def _serving(
+    srv: socket.socket, stop: threading.Event, serve: Callable[[], None]
+) -> Iterator[None]:
+    """``serve`` on a thread while the block runs; then stopped, joined and the socket closed."""
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
 
 
 @contextmanager
@@ -38,14 +58,8 @@ def _server(path: Path, answer: bytes, gap: float) -> Iterator[list[bytes]]:
             except OSError:  # the client gave up and closed
                 return
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
+    with _serving(srv, stop, serve):
         yield got
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
 
 
 def test_a_whole_answer(tmp_path: Path) -> None:
@@ -72,3 +86,81 @@ def test_a_missing_socket_is_one_line(tmp_path: Path) -> None:
     status, body, err = api_request(tmp_path / "gone.sock", "GET", "/v1/info", timeout=0.5)
     assert (status, body) == (0, "")
     assert err.startswith(f"{tmp_path / 'gone.sock'}: ") and "\n" not in err
+
+
+@contextmanager
+def _rootlesskit_api(path: Path, post_delay: float, post_answer: bytes) -> Iterator[list[str]]:
+    """A stand-in for RootlessKit's api.sock (the requests probe.py sends): POST /v1/ports
+    answers ``post_answer`` after ``post_delay`` s; GET /v1/ports lists port 7 (parent 18080,
+    child 40001) and port 8 (another parent port); DELETE answers 200. Yields the request lines."""
+    import json
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(8)
+    srv.settimeout(0.1)
+    seen: list[str] = []
+    stop = threading.Event()
+    ports = [
+        {"id": 7, "spec": {"proto": "tcp", "parentPort": 18080, "childPort": 40001}},
+        {"id": 8, "spec": {"proto": "tcp", "parentPort": 18081, "childPort": 40001}},
+    ]
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                line = conn.recv(65536).split(b"\r\n", 1)[0].decode()
+                seen.append(line)
+                body = b""
+                if line.startswith("POST"):
+                    if stop.wait(post_delay):
+                        return
+                    body = post_answer
+                elif line.startswith("GET"):
+                    body = json.dumps(ports).encode()
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + body)
+
+    with _serving(srv, stop, serve):
+        yield seen
+
+
+def _run_for(port: int) -> Any:
+    from rootless_doctor import probe
+
+    return probe.Run("10.0.0.1", port, time.monotonic() + 0.5, probe.Undo(), probe.Guard())
+
+
+def test_a_port_whose_answer_was_lost_is_still_removed(tmp_path: Path) -> None:
+    """RootlessKit added the port but its answer came after the deadline: the undo finds it by
+    its parent and child port and removes that one only."""
+    from rootless_doctor import probe
+
+    sock = tmp_path / "api.sock"
+    with _rootlesskit_api(sock, 1.5, b'{"id": 7}') as seen:
+        r = _run_for(18080)
+        with pytest.raises(probe.CouldNotRun, match="no complete answer"):
+            probe._publish(r, str(sock), 40001)
+        r.undo.run()
+    assert r.undo.errors == []
+    assert seen == [
+        "POST /v1/ports HTTP/1.0",
+        "GET /v1/ports HTTP/1.0",
+        "DELETE /v1/ports/7 HTTP/1.0",
+    ]
+
+
+def test_a_port_added_is_removed_by_its_id(tmp_path: Path) -> None:
+    from rootless_doctor import probe
+
+    sock = tmp_path / "api.sock"
+    with _rootlesskit_api(sock, 0, b'{"id": 9}') as seen:
+        r = _run_for(18080)
+        probe._publish(r, str(sock), 40001)
+        r.undo.run()
+    assert r.undo.errors == []
+    assert seen == ["POST /v1/ports HTTP/1.0", "DELETE /v1/ports/9 HTTP/1.0"]
