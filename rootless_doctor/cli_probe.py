@@ -60,7 +60,8 @@ def probe_command(
             "--throughput",
             help="Also measure Gbit/s and the client IP through each published-port path this "
             "host offers (Podman's default and its --network choices, Docker and standalone "
-            "RootlessKits as they run), one throwaway sink each; at most 120 s in all.",
+            "RootlessKits as they run), one throwaway sink each; no new path starts after "
+            "120 s (the last one still ends within its own bound).",
         ),
     ] = False,
     seconds: Annotated[

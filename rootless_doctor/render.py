@@ -461,7 +461,14 @@ _SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "ma
         "cyan": "36"}  # fmt: skip
 # Kept from what a terminal receives, as Rich did: BEL, BS, VT, FF and CR (a CR in a pasted value
 # would let it overwrite the start of its line).
-_TERMINAL_CONTROLS = dict.fromkeys((7, 8, 11, 12, 13))
+_TERMINAL_CONTROLS: dict[int, str | None] = dict.fromkeys((7, 8, 11, 12, 13))
+# The other controls a terminal acts on (ESC above all: a pasted value must not set the title,
+# move the cursor or recolour the report) are shown, not sent: C0 and DEL in caret notation,
+# C1 as \x9b. Tab is expanded and a line holds no newline.
+_TERMINAL_CONTROLS.update(
+    {c: "^" + chr(c + 64) for c in range(32) if c not in (7, 8, 9, 10, 11, 12, 13)}
+)
+_TERMINAL_CONTROLS.update({127: "^?", **{c: f"\\x{c:02x}" for c in range(128, 160)}})
 
 
 def styled(style: str, text: str) -> str:

@@ -799,3 +799,26 @@ def test_every_public_name_comes_from_its_module() -> None:
         assert getattr(host, name) is getattr(module, name), name
     with pytest.raises(AttributeError):
         _ = host.no_such_name
+
+
+def test_conmon_ids_once_each_and_full_ids_only() -> None:
+    """A `podman exec` session's second conmon (same -c ID) does not list its container twice;
+    a value that is not a full container id (e.g. one starting with '-') is not taken."""
+    from rootless_doctor.host.podman import conmon_ids
+    from rootless_doctor.model import Proc
+
+    a, b = "a" * 64, "0123456789abcdef" * 4
+
+    def conmon(pid: int, cid: str, *extra: str, uid: int = 1000) -> Proc:
+        argv = ("/usr/bin/conmon", "--api-version", "1", "-c", cid, *extra)
+        return Proc(pid=pid, ppid=1, uid=uid, cmdline=argv)
+
+    procs = [
+        conmon(10, a, "-u", a),
+        conmon(11, b, "-u", b),
+        conmon(12, a, "-u", "f" * 64, "--exec"),  # podman exec into container a
+        conmon(13, "--help"),
+        conmon(14, "abc"),
+        conmon(15, "c" * 64, uid=1001),  # another user's
+    ]
+    assert conmon_ids(procs, 1000) == [a, b]

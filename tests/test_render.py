@@ -219,3 +219,16 @@ def test_progress_only_on_a_terminal_only_when_slow_and_erased(
     with render.Progress("x", delay=0.0, enabled=False):
         time.sleep(0.05)
     assert json_run.getvalue() == ""
+
+
+def test_escape_sequences_in_a_value_are_shown_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pasted value with an OSC title sequence, a cursor move and a C1 CSI reaches the terminal
+    as visible text: no ESC, no C1 byte, the rest of the value kept."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    out = _Tty()
+    render.print_lines([("dim", "a\x1b]0;owned\x07b\x1b[2Jc\x9b31md\x7fe\x00f")], out)
+    text = out.getvalue()
+    body = text.removeprefix("\x1b[2m").removesuffix("\x1b[0m\n")
+    assert "\x1b" not in body and "\x9b" not in body and "\x00" not in body, repr(text)
+    assert body == "a^[]0;ownedb^[[2Jc\\x9b31md^?e^@f", repr(body)

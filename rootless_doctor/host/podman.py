@@ -17,12 +17,17 @@ from .system import netns_ino
 
 
 def conmon_ids(procs: Sequence[Proc], uid: int) -> list[str]:
-    """Container ids of ``uid``'s running Podman containers, from their conmon command lines."""
-    ids = []
+    """Container ids of ``uid``'s running Podman containers, from their conmon command lines,
+    each once: a ``podman exec`` session runs a second conmon with the same ``-c ID`` (inspect
+    would then list, and check judge, that container twice). Only a full 64-hex id is taken, so
+    nothing from a command line can reach ``podman inspect`` as an option."""
+    ids: dict[str, None] = {}
     for p in procs:
         if p.exe_name == "conmon" and p.uid in (uid, None) and "-c" in p.cmdline[:-1]:
-            ids.append(p.cmdline[p.cmdline.index("-c") + 1])
-    return ids
+            cid = p.cmdline[p.cmdline.index("-c") + 1]
+            if _CONTAINER_ID.fullmatch(cid):
+                ids[cid] = None
+    return list(ids)
 
 
 def _conf_dir_files(d: Path) -> list[Path]:
