@@ -3,7 +3,9 @@ developer machine without the stack, fail in CI (CI=true), so they always run th
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,9 +53,52 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped.append(report.nodeid)
 
 
+# The stack users (host and roots) as the session found them: was podman's pause process running,
+# did the tool's state directory exist. What the session's tests started or made beyond that is
+# ended or removed when it finishes (a test's own podman calls leave the pause process running by
+# Podman's design; a fix undone leaves an empty manifest).
+_found: list[tuple[stack.User, bool, bool]] = []
+STATE_DIR = ".local/state/rootless-doctor"
+
+
+def _stack_users() -> list[stack.User]:
+    users = []
+    if os.geteuid() == 0 and stack.missing() is None:
+        users.append(stack.user())
+        users += [roots.user(r) for r in roots.ROOTS if roots.missing(r) is None]
+    return users
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for u in _stack_users():
+        state = u.host_path(u.home) / STATE_DIR
+        _found.append((u, stack.podman_pause_running(u), state.exists()))
+
+
+def _tidy_stack_users() -> None:
+    for u, pause_was_running, state_existed in _found:
+        started = stack.podman_pause_running(u) and not pause_was_running
+        if started and not stack.podman(u, "ps", "-aq").stdout.strip():  # no container needs it
+            stack.podman(u, "system", "migrate")  # ends the pause process
+        state = u.host_path(u.home) / STATE_DIR
+        if state.is_dir() and not state_existed and _manifest_is_empty(state):
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def _manifest_is_empty(state: Path) -> bool:
+    """True when the state dir records no backup (a fix was undone), so nothing is lost."""
+    try:
+        manifest = json.loads((state / "manifest.json").read_text())
+    except (OSError, ValueError):  # unreadable: keep it, whatever it holds
+        return False
+    return isinstance(manifest, dict) and not manifest.get("files")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """In CI the real stack is set up by .ci/run, so no test may skip: a skip there means a
-    test silently stopped proving anything."""
+    """Ends what the session's tests left of the stack users (above). In CI the real stack is set
+    up by .ci/run, so no test may skip: a skip there means a test silently stopped proving
+    anything."""
+    _tidy_stack_users()
     if os.environ.get("CI") == "true" and _skipped:
         print(f"\nCI=true: {len(_skipped)} test(s) skipped; skips are failures in CI:")
         for nodeid in _skipped:

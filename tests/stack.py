@@ -559,7 +559,7 @@ def podman_container(
     """
     host_port = host_port or free_port()
     # Any podman command starts the pause process (it holds the user namespace): look first.
-    pause_was_running = _podman_pause_running(u)
+    pause_was_running = podman_pause_running(u)
     podman(u, "rm", "-f", "-t0", name)  # a stale one from an interrupted run
     argv = [
         "run", "-d", "--name", name, *(["--network", network] if network else []),
@@ -577,7 +577,7 @@ def podman_container(
             podman(u, "system", "migrate")
 
 
-def _podman_pause_running(u: User) -> bool:
+def podman_pause_running(u: User) -> bool:
     try:
         pid = int(u.host_path(f"{u.runtime_dir}/libpod/tmp/pause.pid").read_text().strip())
     except (OSError, ValueError):

@@ -155,7 +155,7 @@ def su(request: pytest.FixtureRequest) -> stack.User:
 def _containers(u: stack.User, specs: list[tuple[str, list[str], str]]) -> Iterator[None]:
     """``podman run -d`` each (name, --network args, NETWORK_INTERFACE or "") with a published
     port (busybox httpd; no registry); all removed after, and the pause process when idle."""
-    pause_was_running = stack._podman_pause_running(u)
+    pause_was_running = stack.podman_pause_running(u)
     names = [n for n, _, _ in specs]
     try:
         if any("--network" in a and NETWORK in a for _, a, _ in specs):
