@@ -23,6 +23,11 @@ adds, as its own work overlaps the queries; CPU: its Python, the namespace reade
 A Python tool is run through a small wrapper that also prints the CPU time of check's own
 process (all threads, no children: no subtraction, so steadier), shown as "own process cpu".
 
+The kernel's key quota limits N: runc gives each container a session keyring, and a user may
+own kernel.keys.maxkeys keys (200 by default, /proc/key-users shows what the user holds already),
+so 200 containers fail with "unable to create session key: disk quota exceeded" once the user
+has a login keyring of its own; use --counts 10,50,190 then (the slope needs no round numbers).
+
 --procs 0,1000,3000 sweeps the number of processes on the host, at the smallest count of
 containers (check reads /proc of every process): before the containers grow, it starts that
 many idle `sleep` processes owned by the stack user, times the same commands, and ends them by
@@ -141,7 +146,7 @@ class Containers:
         self.names: list[str] = []
         self.next_port = PORT_BASE
         self.rootfs = stack.rootfs(u)
-        self.pause_was_running = stack._podman_pause_running(u)
+        self.pause_was_running = stack.podman_pause_running(u)
 
     def _port(self) -> int:
         while not _port_free(self.next_port):
