@@ -688,7 +688,7 @@ def test_container_interfaces_real_podman_slirp4netns() -> None:
     u = stack.user()
     with stack.podman_container(u, network="slirp4netns", name="rdhost-ifaces") as c:
         pid = int(stack.podman(u, "inspect", "-f", "{{.State.Pid}}", c.id).stdout.strip())
-        # as root: pyroute2 NetNS
+        # as root: host/netns_dump.py enters the netns directly (no user namespace to join)
         ifaces, why = host.container_interfaces(pid)
         assert why == "" and ifaces is not None
         by_name = {i.name: i.addresses for i in ifaces}
