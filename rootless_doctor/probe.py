@@ -824,7 +824,7 @@ def _publish(r: Run, sock: str, cport: int) -> None:
         deadline = time.monotonic() + 10
         ids = list(added)
         if not ids:  # the POST failed or its answer was lost
-            if not Path(sock).exists():
+            if not host.is_socket(Path(sock)):
                 return  # RootlessKit is gone, and its ports with it
             ports = _api(sock, "GET", "/v1/ports", None, deadline)
             for p in ports if isinstance(ports, list) else []:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .containers import container_interfaces
     from .daemon import docker_launch
     from .early import prefetch
-    from .files import read_archive, read_pasted
+    from .files import is_socket, read_archive, read_pasted
     from .gathering import ENGINES, cli_env, gather
     from .identity import (
         default_paths,
@@ -83,6 +83,7 @@ _WHERE = {
     "given_compose": "system",
     "hostname": "identity",
     "is_local_address": "layout",
+    "is_socket": "files",
     "is_root": "identity",
     "local_addresses": "layout",
     "port_listening": "layout",
@@ -134,6 +135,7 @@ __all__ = [
     "hostname",
     "is_local_address",
     "is_root",
+    "is_socket",
     "local_addresses",
     "owner_paths",
     "port_listening",
